@@ -1,0 +1,1 @@
+"""Beanie documents and the MongoDB connection they live on."""

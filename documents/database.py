@@ -1,0 +1,150 @@
+"""The app's one MongoDB client, and what happens when MongoDB is away.
+
+The gateway starts and answers without MongoDB: `start()` never raises for an
+unreachable server, it keeps retrying in the background. Operations run inside
+`guard()`, which turns a lost connection into DatabaseUnavailable (fast, no stack
+trace for the client) and sets the reconnect loop going again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from beanie import Document, init_beanie
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError
+
+from documents.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def is_unavailable_error(exc: BaseException) -> bool:
+    """Errors meaning "cannot reach MongoDB in time", as opposed to a bad query."""
+    if isinstance(exc, ConnectionFailure | ExecutionTimeout):
+        return True
+    return isinstance(exc, PyMongoError) and bool(getattr(exc, "timeout", False))
+
+
+class Database:
+    def __init__(
+        self,
+        uri: str,
+        *,
+        db_name: str,
+        document_models: Sequence[type[Document]],
+        connect_timeout_ms: int = 2000,
+        operation_timeout_ms: int = 5000,
+        retry_seconds: float = 2.0,
+    ) -> None:
+        self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            uri,
+            serverSelectionTimeoutMS=connect_timeout_ms,
+            connectTimeoutMS=connect_timeout_ms,
+            timeoutMS=operation_timeout_ms,
+            appname="aipasta",
+            tz_aware=True,
+        )
+        self._db: AsyncDatabase[dict[str, Any]] = self._client.get_default_database(default=db_name)
+        self._models = list(document_models)
+        self._ping_timeout = connect_timeout_ms / 1000
+        self._retry_seconds = retry_seconds
+        self._available = False
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+
+    @property
+    def available(self) -> bool:
+        return self._available
+
+    @property
+    def name(self) -> str:
+        return self._db.name
+
+    @property
+    def db(self) -> AsyncDatabase[dict[str, Any]]:
+        return self._db
+
+    async def start(self) -> None:
+        """Connect now if MongoDB answers; otherwise keep trying in the background."""
+        try:
+            await self._connect()
+        except PyMongoError as exc:
+            log.warning("database unreachable at start (%s); retrying in the background", _why(exc))
+            self._schedule_reconnect()
+
+    async def wait_connected(self, within: float) -> bool:
+        try:
+            await asyncio.wait_for(self._connected.wait(), within)
+        except TimeoutError:
+            return False
+        return True
+
+    async def ping(self) -> bool:
+        """True when MongoDB answers now. Cheap when it is known to be down."""
+        if not self._available:
+            return False
+        try:
+            await asyncio.wait_for(self._db.command("ping"), self._ping_timeout)
+        except (PyMongoError, TimeoutError) as exc:
+            self.mark_down(exc)
+            return False
+        return True
+
+    def mark_down(self, exc: BaseException) -> None:
+        if self._available:
+            log.warning("database connection lost (%s); reconnecting in the background", _why(exc))
+        self._available = False
+        self._connected.clear()
+        self._schedule_reconnect()
+
+    @contextlib.asynccontextmanager
+    async def guard(self) -> AsyncIterator[None]:
+        """Run database work; an unreachable MongoDB becomes DatabaseUnavailable."""
+        if not self._available:
+            raise DatabaseUnavailable()
+        try:
+            yield
+        except PyMongoError as exc:
+            if not is_unavailable_error(exc):
+                raise
+            self.mark_down(exc)
+            raise DatabaseUnavailable() from None
+
+    async def close(self) -> None:
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnect_task
+        await self._client.close()
+
+    async def _connect(self) -> None:
+        await self._db.command("ping")
+        await init_beanie(database=self._db, document_models=self._models)
+        self._available = True
+        self._connected.set()
+        log.info("database connected (%s)", self._db.name)
+
+    def _schedule_reconnect(self) -> None:
+        if self._reconnect_task is None or self._reconnect_task.done():
+            self._reconnect_task = asyncio.create_task(
+                self._reconnect_loop(), name="database-reconnect"
+            )
+
+    async def _reconnect_loop(self) -> None:
+        while not self._available:
+            await asyncio.sleep(self._retry_seconds)
+            try:
+                await self._connect()
+            except PyMongoError as exc:
+                log.debug("database still unreachable: %s", _why(exc))
+
+
+def _why(exc: BaseException) -> str:
+    # pymongo's messages can carry the full topology description; the class is enough.
+    return type(exc).__name__

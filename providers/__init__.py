@@ -1,0 +1,1 @@
+"""Clients of the upstream AI providers: HTTP, SSE decoding, catalog parsing and pricing."""

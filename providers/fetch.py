@@ -1,0 +1,121 @@
+"""GET a JSON document from an upstream, with bounded retries.
+
+Used for catalog listings, where a retry is always safe. Chat requests are not
+retried here: whether they may be depends on what was already streamed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from providers.errors import (
+    ProviderError,
+    ProviderProtocolError,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from providers.status import error_from_response
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: `retries` extra attempts after the first, exponential backoff."""
+
+    retries: int = 2
+    backoff: float = 0.5
+    max_retry_after: float = 10.0
+    timeout: float = 30.0
+    connect_timeout: float = 10.0
+    sleep: Sleep = field(default=asyncio.sleep, compare=False)
+
+    def delay(self, attempt: int, error: ProviderError) -> float:
+        if error.retry_after is not None:
+            return min(error.retry_after, self.max_retry_after)
+        return float(self.backoff * (2**attempt))
+
+
+def _retryable(error: ProviderError) -> bool:
+    return isinstance(
+        error, ProviderTimeout | ProviderRateLimited | ProviderUnavailable | ProviderProtocolError
+    )
+
+
+async def get_json(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    provider: str,
+    headers: Mapping[str, str],
+    policy: RetryPolicy,
+) -> object:
+    attempt = 0
+    while True:
+        try:
+            return await _get_once(session, url, provider=provider, headers=headers, policy=policy)
+        except ProviderError as error:
+            if attempt >= policy.retries or not _retryable(error):
+                raise
+            delay = policy.delay(attempt, error)
+            log.warning(
+                "%s: attempt %d failed (%s), retrying in %.1fs",
+                provider,
+                attempt + 1,
+                error.message,
+                delay,
+            )
+            attempt += 1
+            await policy.sleep(delay)
+
+
+async def _get_once(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    provider: str,
+    headers: Mapping[str, str],
+    policy: RetryPolicy,
+) -> object:
+    timeout = aiohttp.ClientTimeout(total=policy.timeout, sock_connect=policy.connect_timeout)
+    try:
+        async with session.get(url, headers=dict(headers), timeout=timeout) as response:
+            body = await _read_capped(response, provider)
+            if response.status >= 400:
+                raise error_from_response(provider, response.status, body, response.headers)
+    except TimeoutError:
+        raise ProviderTimeout(f"no answer within {policy.timeout:g}s", provider=provider) from None
+    except aiohttp.ClientError as exc:
+        raise ProviderUnavailable(
+            f"connection failed ({type(exc).__name__})", provider=provider
+        ) from None
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise ProviderProtocolError(
+            "answered with a body that is not JSON", provider=provider, status=response.status
+        ) from None
+
+
+async def _read_capped(response: aiohttp.ClientResponse, provider: str) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(256 * 1024):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ProviderProtocolError(
+                f"answer larger than {MAX_BODY_BYTES} bytes", provider=provider
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)

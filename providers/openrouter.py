@@ -1,0 +1,115 @@
+"""OpenRouter: model listing and the headers it asks clients to send."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+from pydantic import SecretStr
+
+from providers.catalog_json import (
+    as_mapping,
+    as_positive_int,
+    as_strings,
+    as_text,
+    data_list,
+    modalities,
+)
+from providers.errors import ProviderProtocolError
+from providers.fetch import RetryPolicy, get_json
+from providers.model import ModelInfo, Pricing
+from providers.pricing import parse_amount, per_token_to_per_million
+
+log = logging.getLogger(__name__)
+
+NAME = "openrouter"
+FREE_SUFFIX = ":free"
+
+
+def openrouter_headers(
+    api_key: SecretStr | None, *, app_url: str, app_title: str
+) -> dict[str, str]:
+    # OpenRouter attributes traffic to the app through these two headers.
+    headers = {"HTTP-Referer": app_url, "X-Title": app_title, "Accept": "application/json"}
+    if api_key is not None and api_key.get_secret_value():
+        headers["Authorization"] = f"Bearer {api_key.get_secret_value()}"
+    return headers
+
+
+class OpenRouterModels:
+    """OpenRouter's `GET /models`; it answers without an API key too."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        base_url: str,
+        api_key: SecretStr | None,
+        headers: Mapping[str, str],
+        policy: RetryPolicy,
+    ) -> None:
+        self._session = session
+        self._url = f"{base_url.rstrip('/')}/models"
+        self._headers = dict(headers)
+        self._policy = policy
+        self.configured = api_key is not None and bool(api_key.get_secret_value())
+
+    async def list_models(self) -> list[ModelInfo]:
+        payload = await get_json(
+            self._session, self._url, provider=NAME, headers=self._headers, policy=self._policy
+        )
+        return parse_openrouter_models(payload)
+
+
+def parse_openrouter_models(payload: object) -> list[ModelInfo]:
+    data = data_list(payload)
+    if data is None:
+        raise ProviderProtocolError("model list has no `data` array", provider=NAME)
+    models: dict[str, ModelInfo] = {}
+    skipped = 0
+    for entry in data:
+        model = _parse_model(as_mapping(entry))
+        if model is None:
+            skipped += 1
+        else:
+            models.setdefault(model.upstream_id, model)
+    if skipped:
+        log.warning("openrouter: skipped %d malformed model entries", skipped)
+    return list(models.values())
+
+
+def _parse_model(entry: Mapping[str, Any]) -> ModelInfo | None:
+    upstream_id = as_text(entry.get("id"), limit=300)
+    if upstream_id is None:
+        return None
+    architecture = as_mapping(entry.get("architecture"))
+    return ModelInfo(
+        provider=NAME,
+        upstream_id=upstream_id,
+        name=as_text(entry.get("name"), limit=300) or upstream_id,
+        description=as_text(entry.get("description")),
+        context_length=as_positive_int(entry.get("context_length"))
+        or as_positive_int(as_mapping(entry.get("top_provider")).get("context_length")),
+        input_modalities=modalities(architecture, "input_modalities"),
+        output_modalities=modalities(architecture, "output_modalities"),
+        pricing=_pricing(as_mapping(entry.get("pricing"))),
+        supported_parameters=as_strings(entry.get("supported_parameters")),
+        free_tier=upstream_id.endswith(FREE_SUFFIX),
+    )
+
+
+def _pricing(pricing: Mapping[str, Any]) -> Pricing:
+    prompt = per_token_to_per_million(pricing.get("prompt"))
+    completion = per_token_to_per_million(pricing.get("completion"))
+    if prompt is None or completion is None:
+        return Pricing()
+    return Pricing(
+        prompt_per_million=prompt,
+        completion_per_million=completion,
+        per_request=parse_amount(pricing.get("request", "0")),
+        per_image=parse_amount(pricing.get("image", "0")),
+    )

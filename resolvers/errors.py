@@ -1,0 +1,116 @@
+"""Errors the API reports to clients, each with its public `ErrorCode`.
+
+    GatewayError                 (extensions.code = its code)
+    ├── BadUserInput             BAD_USER_INPUT, names the offending field
+    ├── Unauthenticated          UNAUTHENTICATED
+    ├── Forbidden                FORBIDDEN
+    ├── NotFound                 NOT_FOUND
+    ├── ModelNotFound            MODEL_NOT_FOUND
+    ├── NotImplementedYet        NOT_IMPLEMENTED
+    └── UpstreamFailure          one of the PROVIDER_* codes (from a ProviderError)
+
+Lower layers raise their own errors (providers.errors, documents.errors);
+`to_gateway_error` translates them. graphql-core copies an exception's `extensions`
+onto the GraphQL error, which is how the code reaches the client.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from documents.errors import DatabaseUnavailable
+from providers.errors import ProviderError
+
+
+class ErrorCode(Enum):
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    RATE_LIMITED = "RATE_LIMITED"
+    MODEL_NOT_FOUND = "MODEL_NOT_FOUND"
+    PROVIDER_ERROR = "PROVIDER_ERROR"
+    PROVIDER_UNAVAILABLE = "PROVIDER_UNAVAILABLE"
+    PROVIDER_TIMEOUT = "PROVIDER_TIMEOUT"
+    PROVIDER_RATE_LIMITED = "PROVIDER_RATE_LIMITED"
+    INSUFFICIENT_CREDITS = "INSUFFICIENT_CREDITS"
+    CONTENT_FILTERED = "CONTENT_FILTERED"
+    DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+    INTERNAL = "INTERNAL"
+    NOT_IMPLEMENTED = "NOT_IMPLEMENTED"
+
+
+class GatewayError(Exception):
+    code = ErrorCode.INTERNAL
+    retryable = False
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        self.retry_after: float | None = None
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        extensions: dict[str, Any] = {"code": self.code.value}
+        if self.details:
+            extensions["details"] = self.details
+        if self.retry_after is not None:
+            extensions["retryAfter"] = self.retry_after
+        return extensions
+
+
+class BadUserInput(GatewayError):
+    code = ErrorCode.BAD_USER_INPUT
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message, details={"field": field} if field else None)
+
+
+class Unauthenticated(GatewayError):
+    code = ErrorCode.UNAUTHENTICATED
+
+
+class Forbidden(GatewayError):
+    code = ErrorCode.FORBIDDEN
+
+
+class NotFound(GatewayError):
+    code = ErrorCode.NOT_FOUND
+
+
+class ModelNotFound(GatewayError):
+    code = ErrorCode.MODEL_NOT_FOUND
+
+
+class NotImplementedYet(GatewayError):
+    code = ErrorCode.NOT_IMPLEMENTED
+
+    def __init__(self, feature: str) -> None:
+        super().__init__(f"{feature} is not implemented yet")
+
+
+class DatabaseUnavailableError(GatewayError):
+    code = ErrorCode.DATABASE_UNAVAILABLE
+    retryable = True
+
+
+class UpstreamFailure(GatewayError):
+    def __init__(self, error: ProviderError) -> None:
+        super().__init__(str(error))
+        self.code = ErrorCode(error.code)
+        self.retryable = error.retryable
+        self.retry_after = error.retry_after
+        self.provider = error.provider
+
+
+def to_gateway_error(exc: BaseException) -> GatewayError | None:
+    """The public form of a known error; None for anything that must be masked."""
+    if isinstance(exc, GatewayError):
+        return exc
+    if isinstance(exc, ProviderError):
+        return UpstreamFailure(exc)
+    if isinstance(exc, DatabaseUnavailable):
+        return DatabaseUnavailableError(exc.message)
+    return None

@@ -1,0 +1,151 @@
+"""The catalog fields: `models`, `model`, `modelCatalog` and `refreshModels`."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from providers.model import ModelInfo
+from resolvers.catalog import CatalogView
+from resolvers.context import Info
+from resolvers.cursor import decode_cursor, encode_cursor
+from resolvers.errors import BadUserInput, Forbidden
+from resolvers.page import PageInfo
+
+if TYPE_CHECKING:
+    from schema.inputs import ModelFilter
+
+MAX_PAGE = 200
+DEFAULT_PAGE = 50
+MAX_SEARCH = 200
+CURSOR_KIND = "model"
+
+
+@dataclass(frozen=True)
+class ModelPage:
+    total_count: int
+    nodes: list[ModelInfo]
+    page_info: PageInfo
+
+
+@dataclass(frozen=True)
+class _Criteria:
+    provider: str | None
+    free: bool | None
+    multimodal: bool | None
+    search: str | None
+    input_modality: str | None
+    min_context_length: int | None
+    max_prompt_price: Decimal | None
+
+    def matches(self, model: ModelInfo) -> bool:
+        if self.provider is not None and model.provider != self.provider:
+            return False
+        if self.free is not None and model.free != self.free:
+            return False
+        if self.multimodal is not None and model.multimodal != self.multimodal:
+            return False
+        if self.input_modality is not None and self.input_modality not in model.input_modalities:
+            return False
+        if self.min_context_length is not None and (
+            model.context_length is None or model.context_length < self.min_context_length
+        ):
+            return False
+        if self.max_prompt_price is not None:
+            price = model.pricing.prompt_per_million
+            if price is None or price > self.max_prompt_price:
+                return False
+        if self.search is not None:
+            haystack = f"{model.id}\n{model.name}\n{model.description or ''}".casefold()
+            if self.search not in haystack:
+                return False
+        return True
+
+
+def _criteria(filter: ModelFilter | None) -> _Criteria | None:
+    if filter is None:
+        return None
+    search = filter.search.strip() if filter.search else None
+    if search is not None and len(search) > MAX_SEARCH:
+        raise BadUserInput(f"search is longer than {MAX_SEARCH} characters", field="filter.search")
+    if filter.min_context_length is not None and filter.min_context_length < 0:
+        raise BadUserInput("minContextLength must not be negative", field="filter.minContextLength")
+    max_price: Decimal | None = None
+    if filter.max_prompt_price_per_million is not None:
+        try:
+            max_price = Decimal(str(filter.max_prompt_price_per_million))
+        except InvalidOperation:
+            max_price = None
+        if max_price is None or not max_price.is_finite() or max_price < 0:
+            raise BadUserInput(
+                "maxPromptPricePerMillion must be a non-negative number",
+                field="filter.maxPromptPricePerMillion",
+            )
+    return _Criteria(
+        provider=filter.provider.strip().lower() if filter.provider else None,
+        free=filter.free,
+        multimodal=filter.multimodal,
+        search=search.casefold() if search else None,
+        input_modality=filter.input_modality.strip().lower() if filter.input_modality else None,
+        min_context_length=filter.min_context_length,
+        max_prompt_price=max_price,
+    )
+
+
+def paginate_models(
+    models: Sequence[ModelInfo], *, first: int | None, after: str | None
+) -> ModelPage:
+    """A page of `models` (sorted by id) after the model named by the cursor."""
+    limit = DEFAULT_PAGE if first is None else first
+    if limit < 0 or limit > MAX_PAGE:
+        raise BadUserInput(f"first must be between 0 and {MAX_PAGE}", field="first")
+    start = 0
+    if after is not None:
+        after_id = decode_cursor(CURSOR_KIND, after, field="after")
+        start = bisect.bisect_right([m.id for m in models], after_id)
+    nodes = list(models[start : start + limit])
+    return ModelPage(
+        total_count=len(models),
+        nodes=nodes,
+        page_info=PageInfo(
+            has_next_page=start + len(nodes) < len(models),
+            has_previous_page=start > 0,
+            start_cursor=encode_cursor(CURSOR_KIND, nodes[0].id) if nodes else None,
+            end_cursor=encode_cursor(CURSOR_KIND, nodes[-1].id) if nodes else None,
+        ),
+    )
+
+
+async def models(
+    info: Info,
+    filter: Annotated[ModelFilter, strawberry.lazy("schema.inputs")] | None = None,
+    first: int | None = DEFAULT_PAGE,
+    after: str | None = None,
+) -> ModelPage:
+    view = await info.context.services.catalog.view()
+    criteria = _criteria(filter)
+    selected = view.all if criteria is None else [m for m in view.all if criteria.matches(m)]
+    return paginate_models(selected, first=first, after=after)
+
+
+async def model(info: Info, id: strawberry.ID) -> ModelInfo | None:
+    if len(id) > 400:
+        raise BadUserInput("id is too long", field="id")
+    view = await info.context.services.catalog.view()
+    return view.index.get(str(id).strip())
+
+
+async def model_catalog(info: Info) -> CatalogView:
+    return await info.context.services.catalog.view()
+
+
+async def refresh_models(info: Info) -> CatalogView:
+    # Admin-only once identities exist (the identity issue); until then only when auth is off.
+    if not info.context.is_admin:
+        raise Forbidden("refreshModels is for administrators")
+    return await info.context.services.catalog.refresh()

@@ -1,0 +1,1 @@
+"""The GraphQL schema: Strawberry types and root fields. No I/O happens here."""

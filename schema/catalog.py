@@ -1,0 +1,104 @@
+"""Model catalog types. Resolvers return providers' ModelInfo and the catalog view;
+these types read their attributes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+
+@strawberry.type
+class ModelPricing:
+    known: bool = strawberry.field(
+        description="False where the provider publishes no price; the other fields are then null."
+    )
+    prompt_per_million: float | None
+    completion_per_million: float | None
+    per_request: float | None
+    per_image: float | None
+
+
+@strawberry.type
+class Model:
+    id: strawberry.ID
+    upstream_id: str
+    provider: str
+    name: str
+    description: str | None
+    context_length: int | None
+    input_modalities: list[str]
+    output_modalities: list[str]
+    multimodal: bool
+    free: bool
+    pricing: ModelPricing
+    supported_parameters: list[str]
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class ModelConnection:
+    total_count: int
+    nodes: list[Model]
+    page_info: PageInfo
+
+
+@strawberry.type
+class ProviderModels:
+    provider: str
+    models: list[Model]
+
+
+@strawberry.type
+class ProviderCount:
+    provider: str
+    count: int
+
+
+@strawberry.type
+class ModelStats:
+    total: int
+    multimodal: int
+    text_only: int
+    free: int
+    paid: int
+    by_provider: list[ProviderCount]
+
+
+@strawberry.type
+class ProviderCatalogStatus:
+    provider: str
+    status: str = strawberry.field(description="ok, stale or error")
+    model_count: int
+    fetched_at: datetime | None
+    error: str | None
+
+
+@strawberry.type
+class ModelCatalog:
+    all: list[Model]
+    multimodal: list[Model]
+    text_only: list[Model]
+    free: list[Model]
+    paid: list[Model]
+    by_provider: list[ProviderModels]
+    stats: ModelStats
+    cached: bool = strawberry.field(
+        description="True when served from the cache rather than fetched for this request."
+    )
+    stale: bool = strawberry.field(
+        description=(
+            "True when a provider could not be reached and its last good list is served "
+            "past expiry."
+        )
+    )
+    fetched_at: datetime | None
+    expires_at: datetime | None
+    providers: list[ProviderCatalogStatus]

@@ -1,0 +1,20 @@
+"""Health types."""
+
+from __future__ import annotations
+
+import strawberry
+
+
+@strawberry.type
+class HealthServices:
+    database: str = strawberry.field(description="connected or disconnected")
+    openrouter: str = strawberry.field(description="configured or not_configured")
+    huggingface: str
+
+
+@strawberry.type
+class Health:
+    status: str = strawberry.field(description="ok, degraded or down")
+    services: HealthServices
+    version: str
+    uptime_seconds: float

@@ -1,0 +1,48 @@
+"""The Query root: field declarations only; resolvers/ does the work."""
+
+from __future__ import annotations
+
+import strawberry
+
+from providers.model import ModelInfo
+from resolvers import health, pending
+from resolvers import models as catalog_fields
+from resolvers.catalog import CatalogView
+from resolvers.health import HealthReport
+from resolvers.models import ModelPage
+from schema.catalog import Model, ModelCatalog, ModelConnection
+from schema.health import Health
+from schema.history import ChatMessageConnection, ChatSessionConnection
+from schema.usage import UsageReport
+
+
+@strawberry.type
+class Query:
+    health: HealthReport = strawberry.field(resolver=health.health, graphql_type=Health)
+    models: ModelPage = strawberry.field(
+        resolver=catalog_fields.models,
+        graphql_type=ModelConnection,
+        description="Filtered, paginated view of the merged model catalog.",
+    )
+    model: ModelInfo | None = strawberry.field(
+        resolver=catalog_fields.model, graphql_type=Model | None
+    )
+    model_catalog: CatalogView = strawberry.field(
+        resolver=catalog_fields.model_catalog,
+        graphql_type=ModelCatalog,
+        description="The whole catalog grouped the way the model picker shows it.",
+    )
+    chat_sessions: ChatSessionConnection = strawberry.field(
+        resolver=pending.chat_sessions,
+        description="The signed-in user's chat sessions, most recently active first.",
+    )
+    chat_history: ChatMessageConnection = strawberry.field(
+        resolver=pending.chat_history,
+        description=(
+            "Messages of one of the signed-in user's sessions, oldest first; "
+            "`last`/`before` page backwards."
+        ),
+    )
+    usage: UsageReport = strawberry.field(
+        resolver=pending.usage, description="Token and cost totals for the signed-in user."
+    )

@@ -1,0 +1,28 @@
+"""The Subscription root: field declarations only; resolvers/ does the work."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import strawberry
+
+from resolvers import pending
+from schema.chat import ChatStreamEvent
+
+
+@strawberry.type
+class Subscription:
+    chat_stream: AsyncGenerator[Any, None] = strawberry.subscription(
+        resolver=pending.chat_stream,
+        graphql_type=ChatStreamEvent,
+        description="Tokens as they are generated, then exactly one ChatCompleted or ChatFailed.",
+    )
+    compare_stream: AsyncGenerator[Any, None] = strawberry.subscription(
+        resolver=pending.compare_stream,
+        graphql_type=ChatStreamEvent,
+        description=(
+            "Several models streamed side by side; every event names its model; "
+            "one terminal event per model."
+        ),
+    )

@@ -1,0 +1,210 @@
+"""The catalog cache: memory, then MongoDB, then the providers; stale beats empty."""
+
+from __future__ import annotations
+
+import asyncio
+
+from documents.catalog import CachedModelList
+from documents.database import Database
+from resolvers.catalog import Catalog
+from resolvers.catalog_store import CatalogStore
+from tests.support.sources import FakeClock, ScriptedSource, model
+
+TTL = 1800
+
+
+def make_catalog(
+    sources: list[ScriptedSource], database: Database | None, clock: FakeClock
+) -> Catalog:
+    return Catalog(
+        sources, store=CatalogStore(database), ttl_seconds=TTL, retry_seconds=60, clock=clock
+    )
+
+
+async def test_first_query_fetches_then_memory_serves(database: Database) -> None:
+    clock = FakeClock()
+    openrouter, hf = ScriptedSource("openrouter"), ScriptedSource("huggingface")
+    catalog = make_catalog([openrouter, hf], database, clock)
+
+    first = await catalog.view()
+    second = await catalog.view()
+
+    assert not first.cached and second.cached
+    assert [m.id for m in second.all] == ["huggingface:huggingface-model", "openrouter:openrouter-model"]
+    assert (openrouter.calls, hf.calls) == (1, 1)
+    assert first.expires_at is not None and first.fetched_at == clock.now
+
+
+async def test_hundred_concurrent_cold_queries_make_one_call_per_provider(
+    database: Database,
+) -> None:
+    openrouter, hf = ScriptedSource("openrouter"), ScriptedSource("huggingface")
+    gate = asyncio.Event()
+    openrouter.gate = hf.gate = gate
+    catalog = make_catalog([openrouter, hf], database, FakeClock())
+
+    queries = [asyncio.create_task(catalog.view()) for _ in range(100)]
+    await asyncio.sleep(0)  # let every query reach the in-flight fetch
+    gate.set()
+    views = await asyncio.gather(*queries)
+
+    assert (openrouter.calls, hf.calls) == (1, 1)
+    assert all(len(v.all) == 2 for v in views)
+
+
+async def test_expired_list_is_refreshed(database: Database) -> None:
+    clock = FakeClock()
+    source = ScriptedSource("openrouter")
+    catalog = make_catalog([source], database, clock)
+    await catalog.view()
+
+    clock.advance(TTL - 1)
+    assert (await catalog.view()).cached
+    source.models = [model("openrouter", "new-model")]
+    clock.advance(2)
+    view = await catalog.view()
+
+    assert source.calls == 2
+    assert not view.cached
+    assert [m.upstream_id for m in view.all] == ["new-model"]
+
+
+async def test_failing_provider_keeps_last_good_list_marked_stale(database: Database) -> None:
+    clock = FakeClock()
+    good, flaky = ScriptedSource("huggingface"), ScriptedSource("openrouter")
+    catalog = make_catalog([flaky, good], database, clock)
+    await catalog.view()
+
+    clock.advance(TTL + 1)
+    flaky.break_with_503()
+    view = await catalog.view()
+
+    assert view.stale
+    assert {m.id for m in view.all} == {"openrouter:openrouter-model", "huggingface:huggingface-model"}
+    statuses = {p.provider: p for p in view.providers}
+    assert statuses["openrouter"].status == "stale"
+    assert statuses["openrouter"].error == "HTTP 503"
+    assert statuses["openrouter"].model_count == 1
+    assert statuses["huggingface"].status == "ok"
+
+
+async def test_failed_provider_is_not_asked_again_until_the_retry_delay(
+    database: Database,
+) -> None:
+    clock = FakeClock()
+    source = ScriptedSource("openrouter")
+    catalog = make_catalog([source], database, clock)
+    await catalog.view()
+    clock.advance(TTL + 1)
+    source.break_with_503()
+    await catalog.view()
+    await catalog.view()
+    assert source.calls == 2  # the failed refresh, not one per query
+
+    clock.advance(61)
+    source.fail_with = None
+    view = await catalog.view()
+    assert source.calls == 3
+    assert not view.stale
+
+
+async def test_empty_answer_never_replaces_a_good_list(database: Database) -> None:
+    clock = FakeClock()
+    source = ScriptedSource("openrouter")
+    catalog = make_catalog([source], database, clock)
+    await catalog.view()
+    clock.advance(TTL + 1)
+    source.models = []
+    view = await catalog.view()
+    assert [m.upstream_id for m in view.all] == ["openrouter-model"]
+    assert view.stale
+
+
+async def test_with_nothing_cached_the_other_provider_is_still_served(
+    database: Database,
+) -> None:
+    broken, fine = ScriptedSource("openrouter"), ScriptedSource("huggingface")
+    broken.break_with_503()
+    catalog = make_catalog([broken, fine], database, FakeClock())
+    view = await catalog.view()
+    assert [m.id for m in view.all] == ["huggingface:huggingface-model"]
+    statuses = {p.provider: p for p in view.providers}
+    assert statuses["openrouter"].status == "error"
+    assert statuses["openrouter"].model_count == 0
+    assert not view.stale
+
+
+async def test_second_process_reads_mongodb_instead_of_upstream(database: Database) -> None:
+    clock = FakeClock()
+    first_source = ScriptedSource("openrouter", [model("openrouter", "a"), model("openrouter", "b")])
+    await make_catalog([first_source], database, clock).view()
+    stored = await CachedModelList.find_one(CachedModelList.provider == "openrouter")
+    assert stored is not None and len(stored.models) == 2
+
+    other_source = ScriptedSource("openrouter")
+    view = await make_catalog([other_source], database, clock).view()
+
+    assert other_source.calls == 0
+    assert view.cached
+    assert [m.upstream_id for m in view.all] == ["a", "b"]
+
+
+async def test_expired_mongodb_list_is_the_fallback_after_a_restart(database: Database) -> None:
+    clock = FakeClock()
+    await make_catalog([ScriptedSource("openrouter")], database, clock).view()
+    clock.advance(TTL + 5)
+
+    restarted_source = ScriptedSource("openrouter")
+    restarted_source.break_with_503()
+    view = await make_catalog([restarted_source], database, clock).view()
+
+    assert restarted_source.calls == 1
+    assert [m.upstream_id for m in view.all] == ["openrouter-model"]
+    assert view.stale
+
+
+async def test_prices_survive_the_mongodb_round_trip_exactly(database: Database) -> None:
+    from decimal import Decimal
+
+    from providers.model import Pricing
+
+    priced = model(
+        "openrouter",
+        "m",
+        pricing=Pricing(Decimal("0.028"), Decimal("0.054"), Decimal("0"), Decimal("0.0048")),
+        input_modalities=("text", "image"),
+        supported_parameters=("tools",),
+    )
+    clock = FakeClock()
+    await make_catalog([ScriptedSource("openrouter", [priced])], database, clock).view()
+    view = await make_catalog([ScriptedSource("openrouter", [])], database, clock).view()
+    assert view.all == (priced,)
+
+
+async def test_works_from_memory_without_a_database() -> None:
+    source = ScriptedSource("openrouter")
+    catalog = make_catalog([source], None, FakeClock())
+    assert len((await catalog.view()).all) == 1
+    assert (await catalog.view()).cached
+    assert source.calls == 1
+
+
+async def test_refresh_asks_upstream_even_when_fresh(database: Database) -> None:
+    source = ScriptedSource("openrouter")
+    catalog = make_catalog([source], database, FakeClock())
+    await catalog.view()
+    view = await catalog.refresh()
+    assert source.calls == 2 and not view.cached
+
+
+async def test_cancelled_caller_does_not_cancel_the_shared_fetch(database: Database) -> None:
+    source = ScriptedSource("openrouter")
+    source.gate = asyncio.Event()
+    catalog = make_catalog([source], database, FakeClock())
+    impatient = asyncio.create_task(catalog.view())
+    patient = asyncio.create_task(catalog.view())
+    await asyncio.sleep(0)
+    impatient.cancel()
+    source.gate.set()
+    view = await patient
+    assert len(view.all) == 1 and source.calls == 1

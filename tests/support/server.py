@@ -1,0 +1,63 @@
+"""Run the real app under uvicorn on a loopback port, inside the test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import uvicorn
+from starlette.applications import Starlette
+
+
+class RunningApp:
+    def __init__(self, base_url: str, http: aiohttp.ClientSession) -> None:
+        self.base_url = base_url
+        self.http = http
+
+    async def graphql(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        async with self.http.post(
+            f"{self.base_url}/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers=headers,
+        ) as response:
+            body: dict[str, Any] = await response.json()
+            return body
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        async with self.http.get(f"{self.base_url}{path}") as response:
+            if response.content_type == "application/json":
+                return response.status, await response.json()
+            return response.status, await response.text()
+
+
+@asynccontextmanager
+async def serve(app: Starlette) -> AsyncIterator[RunningApp]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, lifespan="on", log_level="warning", ws="websockets-sansio")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("server stopped during start-up")
+            await asyncio.sleep(0.01)
+        async with aiohttp.ClientSession() as http:
+            yield RunningApp(f"http://127.0.0.1:{port}", http)
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
