@@ -119,7 +119,10 @@ async def test_after_ttl_refreshes_and_failing_upstream_leaves_stale_list(
     assert catalog["stats"]["total"] == 11
     statuses = {p["provider"]: p for p in catalog["providers"]}
     assert statuses["openrouter"]["status"] == "stale"
-    assert "503" in statuses["openrouter"]["error"] or "unavailable" in statuses["openrouter"]["error"].lower()
+    assert (
+        "503" in statuses["openrouter"]["error"]
+        or "unavailable" in statuses["openrouter"]["error"].lower()
+    )
     assert statuses["huggingface"]["status"] == "ok"
     # the first attempt plus two retries
     assert catalog_upstream.calls["/openrouter/models"] == 5
@@ -203,7 +206,10 @@ async def test_models_pages_through_everything_once(
                 "huggingface:meta-llama/Llama-3.1-8B-Instruct",
             },
         ),
-        ({"multimodal": True, "provider": "huggingface"}, {"huggingface:Qwen/Qwen2.5-VL-7B-Instruct"}),
+        (
+            {"multimodal": True, "provider": "huggingface"},
+            {"huggingface:Qwen/Qwen2.5-VL-7B-Instruct"},
+        ),
     ],
 )
 async def test_models_filters(

@@ -30,7 +30,10 @@ async def test_first_query_fetches_then_memory_serves(database: Database) -> Non
     second = await catalog.view()
 
     assert not first.cached and second.cached
-    assert [m.id for m in second.all] == ["huggingface:huggingface-model", "openrouter:openrouter-model"]
+    assert [m.id for m in second.all] == [
+        "huggingface:huggingface-model",
+        "openrouter:openrouter-model",
+    ]
     assert (openrouter.calls, hf.calls) == (1, 1)
     assert first.expires_at is not None and first.fetched_at == clock.now
 
@@ -80,7 +83,10 @@ async def test_failing_provider_keeps_last_good_list_marked_stale(database: Data
     view = await catalog.view()
 
     assert view.stale
-    assert {m.id for m in view.all} == {"openrouter:openrouter-model", "huggingface:huggingface-model"}
+    assert {m.id for m in view.all} == {
+        "openrouter:openrouter-model",
+        "huggingface:huggingface-model",
+    }
     statuses = {p.provider: p for p in view.providers}
     assert statuses["openrouter"].status == "stale"
     assert statuses["openrouter"].error == "HTTP 503"
@@ -136,7 +142,9 @@ async def test_with_nothing_cached_the_other_provider_is_still_served(
 
 async def test_second_process_reads_mongodb_instead_of_upstream(database: Database) -> None:
     clock = FakeClock()
-    first_source = ScriptedSource("openrouter", [model("openrouter", "a"), model("openrouter", "b")])
+    first_source = ScriptedSource(
+        "openrouter", [model("openrouter", "a"), model("openrouter", "b")]
+    )
     await make_catalog([first_source], database, clock).view()
     stored = await CachedModelList.find_one(CachedModelList.provider == "openrouter")
     assert stored is not None and len(stored.models) == 2

@@ -1,0 +1,127 @@
+"""Catalog query speed: cold fetch, then cached `modelCatalog` and `models` pages.
+
+Runs the real app under uvicorn on loopback with the embedded database in a temporary
+folder and a fake upstream serving a catalog of realistic size. Prints numbers only.
+
+    .venv/bin/python bench/catalog.py [--models 400] [--requests 300] [--concurrency 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from aipasta.app import create_app
+from aipasta.settings import Settings
+from tests.support.server import RunningApp, serve
+from tests.support.upstream import FakeUpstream, Reply
+
+FULL = "{ modelCatalog { all { id name pricing { promptPerMillion } } stats { total } } }"
+PAGE = '{ models(first: 50, filter: {search: "model-1"}) { totalCount nodes { id } } }'
+
+
+def openrouter_listing(count: int) -> dict[str, Any]:
+    return {
+        "data": [
+            {
+                "id": f"vendor{i % 20}/model-{i}",
+                "name": f"Vendor {i % 20}: Model {i}",
+                "description": "A model. " * 40,
+                "context_length": 8192 * (1 + i % 16),
+                "architecture": {
+                    "input_modalities": ["text", "image"] if i % 3 == 0 else ["text"],
+                    "output_modalities": ["text"],
+                },
+                "pricing": {"prompt": f"0.00000{i % 9 + 1}", "completion": "0.000002"},
+                "supported_parameters": ["max_tokens", "temperature", "tools"],
+            }
+            for i in range(count)
+        ]
+    }
+
+
+def hf_listing(count: int) -> dict[str, Any]:
+    return {
+        "data": [
+            {
+                "id": f"org{i % 10}/hf-model-{i}",
+                "architecture": {"input_modalities": ["text"], "output_modalities": ["text"]},
+                "providers": [
+                    {"provider": "a", "status": "live", "pricing": {"input": 0.1, "output": 0.2}},
+                    {"provider": "b", "status": "error"},
+                ],
+            }
+            for i in range(count)
+        ]
+    }
+
+
+async def timed(app: RunningApp, query: str, n: int, concurrency: int) -> list[float]:
+    latencies: list[float] = []
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with semaphore:
+            start = time.perf_counter()
+            body = await app.graphql(query)
+            latencies.append((time.perf_counter() - start) * 1000)
+            assert "errors" not in body, body
+
+    await asyncio.gather(*(one() for _ in range(n)))
+    return latencies
+
+
+def report(name: str, latencies: list[float], wall: float) -> None:
+    ordered = sorted(latencies)
+    p95 = ordered[int(len(ordered) * 0.95) - 1]
+    print(
+        f"{name:<28} n={len(ordered):<5} p50={statistics.median(ordered):7.2f} ms "
+        f"p95={p95:7.2f} ms  throughput={len(ordered) / wall:8.1f} req/s"
+    )
+
+
+async def main(models: int, requests: int, concurrency: int) -> None:
+    upstream = FakeUpstream()
+    await upstream.start()
+    upstream.set("/openrouter/models", Reply(body=openrouter_listing(models)))
+    upstream.set("/hf/models", Reply(body=hf_listing(models // 2)))
+    with tempfile.TemporaryDirectory() as data_dir:
+        settings = Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            AIPASTA_DATA_DIR=data_dir,
+            AIPASTA_LOG_LEVEL="WARNING",
+            OPENROUTER_BASE_URL=upstream.url("openrouter"),
+            HUGGINGFACE_BASE_URL=upstream.url("hf"),
+        )
+        async with serve(create_app(settings)) as app:
+            start = time.perf_counter()
+            body = await app.graphql("{ modelCatalog { cached stats { total } } }")
+            cold = (time.perf_counter() - start) * 1000
+            total = body["data"]["modelCatalog"]["stats"]["total"]
+            print(f"catalog of {total} models; cold query (fetch + parse + store) {cold:.1f} ms")
+            for name, query in (
+                ("cached modelCatalog (full)", FULL),
+                ("models page + search", PAGE),
+            ):
+                start = time.perf_counter()
+                latencies = await timed(app, query, requests, concurrency)
+                report(name, latencies, time.perf_counter() - start)
+            print(f"upstream calls: {dict(upstream.calls)}")
+    await upstream.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", type=int, default=400)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=10)
+    args = parser.parse_args()
+    asyncio.run(main(args.models, args.requests, args.concurrency))

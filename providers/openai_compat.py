@@ -1,0 +1,379 @@
+"""Streaming chat client for OpenAI-compatible `/chat/completions` endpoints.
+
+One class serves OpenRouter, the Hugging Face router and self-hosted servers; they
+differ only in base URL, key and extra headers. The client shares the application's
+aiohttp session and never owns one.
+
+Every way a stream can end early (timeout, upstream failure, the consumer closing the
+iterator or cancelling its task) goes through one `finally` that closes the upstream
+response, so the connection is dropped rather than returned half-read to the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal, TypeVar
+
+import aiohttp
+from pydantic import SecretStr
+
+from providers.chat import ChatDelta, ChatRequest, TokenUsage
+from providers.errors import (
+    ProviderProtocolError,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from providers.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEEvent
+from providers.status import error_from_payload, error_from_response
+
+MAX_ERROR_BODY_BYTES = 64 * 1024
+# After `[DONE]` only the end of the HTTP body should follow, normally in the same
+# packet; waiting this briefly for it lets the connection go back to the pool.
+_DRAIN_SECONDS = 0.25
+_DRAIN_MAX_BYTES = 64 * 1024
+
+_T = TypeVar("_T")
+_Phase = Literal["first_token", "idle", "total"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatTimeouts:
+    """Seconds. `first_token` runs from sending the request to the first data event;
+    `idle` is the longest silence allowed after that; `total` bounds everything."""
+
+    connect: float = 10.0
+    first_token: float = 60.0
+    idle: float = 60.0
+    total: float = 600.0
+
+
+class _Clock:
+    """Deadlines of one request.
+
+    Before the first data event only `first_token` (and `total`) apply: keep-alive
+    comments (OpenRouter's `: OPENROUTER PROCESSING`) prove the connection is alive
+    but not that the model is producing anything, so they must not satisfy it. Once
+    data flows, any bytes, comments included, restart the idle timer: OpenRouter also
+    sends them while a reasoning model pauses, and that pause is not a stall.
+    """
+
+    def __init__(self, timeouts: ChatTimeouts) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._timeouts = timeouts
+        started = self._loop.time()
+        self._total_at = started + timeouts.total
+        self._first_token_at: float | None = started + timeouts.first_token
+
+    def data_arrived(self) -> None:
+        self._first_token_at = None
+
+    def next_deadline(self) -> tuple[float, _Phase]:
+        if self._first_token_at is not None:
+            if self._first_token_at < self._total_at:
+                return self._first_token_at, "first_token"
+            return self._total_at, "total"
+        idle_at = self._loop.time() + self._timeouts.idle
+        if idle_at < self._total_at:
+            return idle_at, "idle"
+        return self._total_at, "total"
+
+    def describe(self, phase: _Phase) -> str:
+        t = self._timeouts
+        if phase == "first_token":
+            return f"the upstream did not start answering within {t.first_token:g}s"
+        if phase == "idle":
+            return f"the upstream stream stalled for more than {t.idle:g}s"
+        return f"the upstream answer took longer than {t.total:g}s"
+
+
+class OpenAICompatibleClient:
+    """A ChatProvider over an OpenAI-compatible HTTP API."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        name: str,
+        base_url: str,
+        api_key: SecretStr | None,
+        extra_headers: Mapping[str, str] | None = None,
+        timeouts: ChatTimeouts,
+    ) -> None:
+        self.name = name
+        self._session = session
+        self._url = base_url.rstrip("/") + "/chat/completions"
+        self._api_key = api_key
+        self._extra_headers = dict(extra_headers or {})
+        self._timeouts = timeouts
+        # Only connection setup (pool wait, DNS, TCP, TLS) is left to aiohttp; the
+        # response phases are timed by _Clock so each gets its own message.
+        self._client_timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeouts.connect, sock_connect=None, sock_read=None
+        )
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatibleClient(name={self.name!r}, url={self._url!r})"
+
+    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+        clock = _Clock(self._timeouts)
+        response: aiohttp.ClientResponse | None = None
+        # Set only once the body was read to its end: then the connection may go
+        # back to the pool. Anything else closes it.
+        clean = False
+        try:
+            response = await self._within(
+                clock,
+                self._session.post(
+                    self._url,
+                    json=_payload(request),
+                    headers=self._headers(),
+                    timeout=self._client_timeout,
+                    allow_redirects=False,
+                    raise_for_status=False,
+                ),
+            )
+            if not 200 <= response.status < 300:
+                body, clean = await self._read_body(response, clock, MAX_ERROR_BODY_BYTES)
+                raise error_from_response(self.name, response.status, body, response.headers)
+
+            content_type = response.headers.get(aiohttp.hdrs.CONTENT_TYPE, "").lower()
+            if content_type.startswith("application/json"):
+                # Some OpenAI-compatible servers ignore `stream` and answer in one piece.
+                body, complete = await self._read_body(response, clock, DEFAULT_MAX_EVENT_BYTES)
+                if not complete:
+                    raise ProviderProtocolError(
+                        "the upstream's JSON answer is too large", provider=self.name
+                    )
+                clean = True
+                yield self._complete_answer(body)
+                return
+            if content_type.startswith("text/html"):
+                raise ProviderProtocolError(
+                    "the upstream answered with an HTML page instead of a stream",
+                    provider=self.name,
+                )
+
+            decoder = SSEDecoder(provider=self.name)
+            finished = False
+            while True:
+                chunk = await self._within(clock, response.content.readany())
+                at_eof = not chunk
+                events = decoder.close() if at_eof else decoder.feed(chunk)
+                for event in events:
+                    if event.is_done:
+                        clean = await _drain(response)
+                        return
+                    if event.event == "error":
+                        raise error_from_payload(self.name, self._error_event(event.data))
+                    if event.event != "message" or not event.data.strip():
+                        # Named events (pings) and empty data are liveness, not an answer.
+                        continue
+                    clock.data_arrived()
+                    delta = self._delta(event)
+                    if delta is None:
+                        continue
+                    if delta.finish_reason is not None:
+                        finished = True
+                    yield delta
+                if at_eof:
+                    if finished:
+                        clean = True
+                        return
+                    raise ProviderUnavailable("the upstream stream ended early", provider=self.name)
+        except aiohttp.ClientError as exc:
+            # The exception text can carry URLs and socket details; the type is enough.
+            raise ProviderUnavailable(
+                f"connection to the upstream failed ({type(exc).__name__})", provider=self.name
+            ) from exc
+        finally:
+            if response is not None:
+                if clean:
+                    response.release()
+                else:
+                    response.close()
+
+    async def _within(self, clock: _Clock, awaitable: Awaitable[_T]) -> _T:
+        deadline, phase = clock.next_deadline()
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await awaitable
+        except aiohttp.ServerTimeoutError as exc:
+            # With sock_read unset, aiohttp only times out while connecting.
+            raise ProviderTimeout(
+                f"could not connect to the upstream within {self._timeouts.connect:g}s",
+                provider=self.name,
+            ) from exc
+        except TimeoutError as exc:
+            raise ProviderTimeout(clock.describe(phase), provider=self.name) from exc
+
+    async def _read_body(
+        self, response: aiohttp.ClientResponse, clock: _Clock, limit: int
+    ) -> tuple[bytes, bool]:
+        """Up to `limit` bytes of the body, and whether that was all of it."""
+        body = bytearray()
+        while len(body) < limit:
+            chunk = await self._within(clock, response.content.read(limit - len(body)))
+            if not chunk:
+                return bytes(body), True
+            body += chunk
+        return bytes(body), response.content.at_eof()
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "text/event-stream", **self._extra_headers}
+        if self._api_key is not None:
+            headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
+        return headers
+
+    def _delta(self, event: SSEEvent) -> ChatDelta | None:
+        chunk = self._json(event.data)
+        if chunk.get("error"):
+            raise error_from_payload(self.name, chunk)
+        content, finish_reason = self._first_choice(chunk, "delta")
+        if finish_reason == "error":
+            raise error_from_payload(self.name, chunk)
+        usage = _usage(chunk.get("usage"))
+        if not content and finish_reason is None and usage is None:
+            return None
+        return ChatDelta(
+            content=content,
+            finish_reason=finish_reason,
+            usage=usage,
+            upstream_model=_str_or_none(chunk.get("model")),
+            response_id=_str_or_none(chunk.get("id")),
+        )
+
+    def _error_event(self, data: str) -> Mapping[str, object]:
+        try:
+            value = json.loads(data)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            return value
+        return {"error": {"message": data}}
+
+    def _complete_answer(self, body: bytes) -> ChatDelta:
+        answer = self._json(body.decode("utf-8", errors="replace"))
+        if answer.get("error"):
+            raise error_from_payload(self.name, answer)
+        content, finish_reason = self._first_choice(answer, "message")
+        return ChatDelta(
+            content=content,
+            finish_reason=finish_reason or "stop",
+            usage=_usage(answer.get("usage")),
+            upstream_model=_str_or_none(answer.get("model")),
+            response_id=_str_or_none(answer.get("id")),
+        )
+
+    def _json(self, text: str) -> dict[str, Any]:
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise ProviderProtocolError(
+                "the upstream sent invalid JSON in its answer", provider=self.name
+            ) from exc
+        if not isinstance(value, dict):
+            raise ProviderProtocolError(
+                "the upstream sent a JSON value that is not an object", provider=self.name
+            )
+        return value
+
+    def _first_choice(self, chunk: Mapping[str, Any], key: str) -> tuple[str, str | None]:
+        choices = chunk.get("choices")
+        if choices is None or choices == []:
+            return "", None
+        if not isinstance(choices, list) or not isinstance(choices[0], dict):
+            raise ProviderProtocolError("the upstream sent malformed `choices`", provider=self.name)
+        first = choices[0]
+        message = first.get(key)
+        content = _content_text(message.get("content")) if isinstance(message, dict) else ""
+        return content, _str_or_none(first.get("finish_reason"))
+
+
+async def _drain(response: aiohttp.ClientResponse) -> bool:
+    """Read the rest of a finished stream; True when the body really ended."""
+    remaining = _DRAIN_MAX_BYTES
+    try:
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            while remaining > 0:
+                chunk = await response.content.readany()
+                if not chunk:
+                    return True
+                remaining -= len(chunk)
+    except (TimeoutError, aiohttp.ClientError):
+        # The answer is complete either way; the connection just is not reused.
+        return False
+    return False
+
+
+def _payload(request: ChatRequest) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "model": request.model,
+        "messages": request.messages,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    optional = {
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "max_tokens": request.max_tokens,
+        "stop": request.stop,
+        "seed": request.seed,
+    }
+    payload.update({key: value for key, value in optional.items() if value is not None})
+    return payload
+
+
+def _content_text(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        # A few servers stream content as parts, like the request format.
+        return "".join(
+            part["text"]
+            for part in content
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+def _usage(value: object) -> TokenUsage | None:
+    if not isinstance(value, Mapping):
+        return None
+    prompt = _count(value.get("prompt_tokens"))
+    completion = _count(value.get("completion_tokens"))
+    total = value.get("total_tokens")
+    return TokenUsage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=_count(total) if total is not None else prompt + completion,
+        cost=_cost(value.get("cost")),
+    )
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return 0
+
+
+def _cost(value: object) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        # Through str() so 0.1 stays 0.1 instead of its binary float expansion.
+        cost = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return cost if cost.is_finite() else None
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
