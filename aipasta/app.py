@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
@@ -15,111 +15,94 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from aipasta import __version__
-from aipasta.embedded import EmbeddedError, EmbeddedMongo, Lease
+from aipasta.database import close_database, open_database
 from aipasta.graphql_view import GatewayGraphQL
-from aipasta.settings import Settings
+from aipasta.settings import AuthMode, Settings
+from aipasta.upstreams import chat_providers, model_sources
 from documents.database import Database
-from documents.registry import document_models
-from providers.fetch import RetryPolicy
-from providers.huggingface import HuggingFaceModels
-from providers.openrouter import OpenRouterModels, openrouter_headers
+from documents.errors import DatabaseUnavailable
 from resolvers.catalog import Catalog, Clock, utc_now
 from resolvers.catalog_store import CatalogStore
 from resolvers.context import Services
 from resolvers.health import health_report
+from resolvers.identity.authenticator import Authenticator
+from resolvers.identity.key_store import ApiKeyStore
+from resolvers.usage_recorder import UsageRecorder
 
 log = logging.getLogger("aipasta")
+
+SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 class State(TypedDict):
     services: Services
 
 
-def _retry_policy(settings: Settings) -> RetryPolicy:
-    return RetryPolicy(
-        retries=settings.upstream_retries,
-        backoff=settings.upstream_backoff_seconds,
-        max_retry_after=settings.upstream_max_retry_after,
-        timeout=settings.catalog_timeout,
-        connect_timeout=settings.upstream_connect_timeout,
+async def _bootstrap_admin_key(
+    settings: Settings, database: Database | None, keys: ApiKeyStore
+) -> None:
+    """First start with sign-in required and no keys at all: make one admin key, show it once."""
+    if settings.auth is not AuthMode.REQUIRED or database is None or not database.available:
+        return
+    try:
+        if await keys.count() > 0:
+            return
+        created = await keys.create(user_id="admin", name="first admin key", admin=True)
+    except DatabaseUnavailable:
+        log.warning("could not check for API keys: database unavailable")
+        return
+    # Straight to the terminal, not the log: log pipelines keep what they are given.
+    print(
+        "\nNo API keys existed, so an admin key was created for user 'admin'.\n"
+        "It is shown only this once; only its hash is stored:\n\n"
+        f"    {created.key}\n\n"
+        'In GraphiQL, open "Headers" and paste:\n\n'
+        f'    {{"Authorization": "Bearer {created.key}"}}\n\n'
+        "More keys: aipasta keys create --user ID [--admin]\n",
+        file=sys.stderr,
+        flush=True,
     )
-
-
-async def _open_database(settings: Settings) -> tuple[Database | None, Lease | None]:
-    lease: Lease | None = None
-    if settings.mongodb_uri is not None:
-        uri = settings.mongodb_uri.get_secret_value()
-    else:
-        embedded = EmbeddedMongo(settings.data_dir, start_timeout=settings.embedded_start_timeout)
-        try:
-            lease = await asyncio.to_thread(embedded.acquire)
-        except (EmbeddedError, OSError) as exc:
-            # One clear line, no traceback: the message says what to do.
-            log.error("embedded database unavailable: %s", exc)  # noqa: TRY400
-            return None, None
-        uri = lease.uri
-        log.info(
-            "MONGODB_URI not set: using the embedded database in %s (port %d)",
-            embedded.data_dir / "db",
-            lease.port,
-        )
-    database = Database(
-        uri,
-        db_name=settings.db_name,
-        document_models=document_models(),
-        connect_timeout_ms=settings.db_timeout_ms,
-        operation_timeout_ms=settings.db_operation_timeout_ms,
-        retry_seconds=settings.db_retry_seconds,
-    )
-    await database.start()
-    return database, lease
 
 
 def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
-        database, lease = await _open_database(settings)
+        database, lease = await open_database(settings)
         http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=200, limit_per_host=100),
             headers={"User-Agent": f"aipasta/{__version__}"},
         )
-        policy = _retry_policy(settings)
         catalog = Catalog(
-            [
-                OpenRouterModels(
-                    http,
-                    base_url=settings.openrouter_base_url,
-                    api_key=settings.openrouter_api_key,
-                    headers=openrouter_headers(
-                        settings.openrouter_api_key,
-                        app_url=settings.app_url,
-                        app_title=settings.app_title,
-                    ),
-                    policy=policy,
-                ),
-                HuggingFaceModels(
-                    http,
-                    base_url=settings.huggingface_base_url,
-                    api_key=settings.huggingface_api_key,
-                    policy=policy,
-                ),
-            ],
+            model_sources(settings, http),
             store=CatalogStore(database),
             ttl_seconds=settings.models_ttl_seconds,
             retry_seconds=settings.models_retry_seconds,
             clock=clock,
         )
+        keys = ApiKeyStore(database)
+        usage = UsageRecorder(database)
+        await usage.start()
         services = Services(
-            settings=settings, http=http, catalog=catalog, database=database, version=__version__
+            settings=settings,
+            http=http,
+            catalog=catalog,
+            chat=chat_providers(settings, http),
+            database=database,
+            keys=keys,
+            authenticator=Authenticator(settings, keys),
+            version=__version__,
+            usage=usage,
         )
+        await _bootstrap_admin_key(settings, database, keys)
         try:
             yield {"services": services}
         finally:
+            # Order matters: finish cancelled streams' bookkeeping, write the usage buffer,
+            # then let go of the connections those two need.
+            await services.background.drain(within=SHUTDOWN_GRACE_SECONDS)
+            await usage.close()
             await http.close()
-            if database is not None:
-                await database.close()
-            if lease is not None:
-                await asyncio.to_thread(EmbeddedMongo(settings.data_dir).release, lease)
+            await close_database(settings, database, lease)
 
     async def health_endpoint(request: Request) -> JSONResponse:
         report = await health_report(request.state.services)

@@ -1,4 +1,4 @@
-"""`aipasta` command line: serve, export-schema."""
+"""`aipasta` command line: serve, export-schema, keys."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from aipasta import keys_command
 from aipasta.settings import Settings, SettingsError, load_settings
 
 
@@ -16,6 +17,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="interface to bind (AIPASTA_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (AIPASTA_PORT)")
     commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    keys_command.add_parser(commands)
     return parser
 
 
@@ -55,4 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"aipasta: {exc}", file=sys.stderr)
         return 2
+    if args.command == "keys":
+        import asyncio
+
+        from aipasta.logs import configure_logging
+
+        configure_logging(settings.log_level)
+        return asyncio.run(keys_command.run(settings, args))
     return _serve(settings)

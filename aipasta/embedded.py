@@ -201,17 +201,24 @@ class EmbeddedMongo:
 
 
 def _terminate(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
+    next_signal = 0.0
     while time.monotonic() < deadline:
+        # Sent again each second: SecantusDB's main thread waits on a lock, and a SIGTERM
+        # that another of its threads happened to receive never wakes it. A later one,
+        # delivered while the main thread sleeps, reaches it.
+        if time.monotonic() >= next_signal:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            next_signal = time.monotonic() + 1.0
         _reap(pid)
         if not _alive(pid):
             return
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    _reap(pid)
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, 0)  # SIGKILL is not instant: a WNOHANG reap here can leave a zombie
 
 
 def _reap(pid: int) -> None:
@@ -221,6 +228,8 @@ def _reap(pid: int) -> None:
 
 
 def _alive(pid: int) -> bool:
+    if _zombie(pid):
+        return False  # exited; only its parent (another user, maybe) has not reaped it yet
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -228,6 +237,15 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # The state follows the parenthesised command name, which may itself hold spaces.
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _port_open(port: int) -> bool:

@@ -10,11 +10,23 @@ This module is a leaf: it imports nothing from the project, so any layer may use
 from __future__ import annotations
 
 import ipaddress
+import os
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from dotenv import dotenv_values
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
@@ -26,6 +38,11 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+class AuthMode(StrEnum):
+    REQUIRED = "required"
+    OFF = "off"
+
+
 class LogLevel(StrEnum):
     DEBUG = "DEBUG"
     INFO = "INFO"
@@ -33,11 +50,43 @@ class LogLevel(StrEnum):
     ERROR = "ERROR"
 
 
+# Later files win: the environment, then .env.local, then .env.
+ENV_FILES = (".env", ".env.local")
+RESERVED_PROVIDER_NAMES = frozenset({"openrouter", "huggingface"})
+
+
+class ExtraProvider(BaseModel):
+    """An OpenAI-compatible server (Ollama, vLLM, LM Studio...) from AIPASTA_PROVIDERS."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    base_url: str
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+    prompt_price_per_million: Decimal | None = Field(default=None, ge=0)
+    completion_price_per_million: Decimal | None = Field(default=None, ge=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_PROVIDER_NAMES:
+            raise ValueError(f"{value} is built in")
+        return value
+
+
 class Settings(BaseSettings):
     """The gateway's configuration. Secrets are SecretStr and never printed."""
 
     model_config = SettingsConfigDict(
-        env_file=(".env", ".env.local"),
+        env_file=ENV_FILES,
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,
@@ -131,6 +180,71 @@ class Settings(BaseSettings):
         default=30.0, gt=0, validation_alias=AliasChoices("AIPASTA_EMBEDDED_START_TIMEOUT")
     )
 
+    # Chat.
+    providers: list[ExtraProvider] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("AIPASTA_PROVIDERS"),
+        description="JSON list of extra OpenAI-compatible providers.",
+    )
+    chat_connect_timeout: float = Field(
+        default=10.0, gt=0, validation_alias=AliasChoices("AIPASTA_CHAT_CONNECT_TIMEOUT")
+    )
+    chat_first_token_timeout: float = Field(
+        default=60.0, gt=0, validation_alias=AliasChoices("AIPASTA_CHAT_FIRST_TOKEN_TIMEOUT")
+    )
+    chat_idle_timeout: float = Field(
+        default=60.0, gt=0, validation_alias=AliasChoices("AIPASTA_CHAT_IDLE_TIMEOUT")
+    )
+    chat_total_timeout: float = Field(
+        default=600.0, gt=0, validation_alias=AliasChoices("AIPASTA_CHAT_TOTAL_TIMEOUT")
+    )
+    chat_retry_backoff: float = Field(
+        default=0.5, ge=0, validation_alias=AliasChoices("AIPASTA_CHAT_RETRY_BACKOFF")
+    )
+    chat_retry_max_wait: float = Field(
+        default=5.0,
+        ge=0,
+        validation_alias=AliasChoices("AIPASTA_CHAT_RETRY_MAX_WAIT"),
+        description="Cap on an upstream's Retry-After before retrying the same model.",
+    )
+    stream_coalesce_ms: float = Field(
+        default=30.0, ge=0, validation_alias=AliasChoices("AIPASTA_STREAM_COALESCE_MS")
+    )
+    max_compare: int = Field(
+        default=6, ge=1, le=20, validation_alias=AliasChoices("AIPASTA_MAX_COMPARE")
+    )
+
+    # Identity.
+    auth: AuthMode = Field(default=AuthMode.REQUIRED, validation_alias=AliasChoices("AIPASTA_AUTH"))
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AIPASTA_JWT_SECRET"),
+        description="HS256 secret for bearer JWTs; falls back to NEXTAUTH_SECRET.",
+    )
+    jwt_audience: str | None = Field(
+        default=None, validation_alias=AliasChoices("AIPASTA_JWT_AUDIENCE")
+    )
+    jwt_issuer: str | None = Field(
+        default=None, validation_alias=AliasChoices("AIPASTA_JWT_ISSUER")
+    )
+    key_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        validation_alias=AliasChoices("AIPASTA_KEY_CACHE_SECONDS"),
+        description="How long a verified API key is trusted before it is looked up again.",
+    )
+
+    # Input limits.
+    max_content_chars: int = Field(
+        default=100_000, ge=1, validation_alias=AliasChoices("AIPASTA_MAX_CONTENT_CHARS")
+    )
+    max_attachments: int = Field(
+        default=10, ge=0, validation_alias=AliasChoices("AIPASTA_MAX_ATTACHMENTS")
+    )
+    max_data_url_bytes: int = Field(
+        default=5 * 1024 * 1024, ge=0, validation_alias=AliasChoices("AIPASTA_MAX_DATA_URL_BYTES")
+    )
+
     # GraphQL.
     graphiql: bool | None = Field(
         default=None,
@@ -153,6 +267,43 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("must not be empty")
         return value
+
+    @field_validator("providers")
+    @classmethod
+    def _unique_names(cls, value: list[ExtraProvider]) -> list[ExtraProvider]:
+        names = [p.name for p in value]
+        if len(names) != len(set(names)):
+            raise ValueError("provider names must be unique")
+        return value
+
+    @model_validator(mode="after")
+    def _auth_off_only_on_loopback(self) -> Settings:
+        if self.auth is AuthMode.OFF and not self.host_is_loopback:
+            raise ValueError(
+                f"AIPASTA_AUTH=off is only allowed when AIPASTA_HOST is a loopback address "
+                f"(got {self.host}): anyone who can reach the server would act as one user"
+            )
+        return self
+
+    def provider_key(self, provider: ExtraProvider) -> SecretStr | None:
+        """The key an extra provider names in `api_key_env`, read like every other setting.
+
+        The key itself never sits in AIPASTA_PROVIDERS: that list gets logged and shared.
+        """
+        if provider.api_key_env is None:
+            return None
+        value = os.environ.get(provider.api_key_env)
+        if value is None:
+            for env_file in reversed(ENV_FILES):
+                value = dotenv_values(env_file).get(provider.api_key_env)
+                if value is not None:
+                    break
+        return SecretStr(value) if value else None
+
+    @property
+    def token_secret(self) -> SecretStr | None:
+        """The HS256 secret for plain JWTs: AIPASTA_JWT_SECRET, else NEXTAUTH_SECRET."""
+        return self.jwt_secret or self.nextauth_secret
 
     @property
     def graphiql_enabled(self) -> bool:
@@ -186,13 +337,14 @@ def describe_errors(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors(include_input=False, include_url=False):
         name = _variable_name(error.get("loc", ()))
-        lines.append(f"invalid setting {name}: {error.get('msg', 'invalid value')}")
+        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        lines.append(f"invalid setting {name}: {message}")
     return "; ".join(lines)
 
 
 def _variable_name(loc: tuple[int | str, ...]) -> str:
     if not loc:
-        return "?"
+        return "AIPASTA_AUTH"  # the only check across fields
     field_name = str(loc[0])
     field = Settings.model_fields.get(field_name)
     alias = field.validation_alias if field else None

@@ -14,14 +14,30 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import pymongo
 from beanie import Document, init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError
+from pymongo.errors import (
+    AutoReconnect,
+    ConnectionFailure,
+    ExecutionTimeout,
+    NetworkTimeout,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+    WaitQueueTimeoutError,
+)
 
 from documents.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """MongoDB itself is out of reach, as opposed to busy (a slow query, a full pool)."""
+    if isinstance(exc, NetworkTimeout | WaitQueueTimeoutError):
+        return False
+    return isinstance(exc, ServerSelectionTimeoutError | AutoReconnect)
 
 
 def is_unavailable_error(exc: BaseException) -> bool:
@@ -113,7 +129,9 @@ class Database:
         except PyMongoError as exc:
             if not is_unavailable_error(exc):
                 raise
-            self.mark_down(exc)
+            # Overload is not an outage: only a lost server sends everyone to the reconnect loop.
+            if is_connection_lost(exc):
+                self.mark_down(exc)
             raise DatabaseUnavailable() from None
 
     async def close(self) -> None:
@@ -124,7 +142,9 @@ class Database:
         await self._client.close()
 
     async def _connect(self) -> None:
-        await self._db.command("ping")
+        # The client's operation timeout would otherwise stretch this first answer.
+        with pymongo.timeout(self._ping_timeout):
+            await self._db.command("ping")
         await init_beanie(database=self._db, document_models=self._models)
         self._available = True
         self._connected.set()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from beanie import Document
 
+from documents.api_key import ApiKey
 from documents.catalog import CachedModelList
+from documents.history import ChatMessage, ChatSession
+from documents.usage import UsageRecord
 
 
 def document_models() -> list[type[Document]]:
-    return [CachedModelList]
+    return [CachedModelList, ApiKey, ChatMessage, ChatSession, UsageRecord]

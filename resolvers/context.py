@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import strawberry
@@ -13,7 +15,14 @@ from starlette.websockets import WebSocket
 
 from aipasta.settings import Settings
 from documents.database import Database
+from providers.chat import ChatProvider
+from resolvers.background import BackgroundTasks
 from resolvers.catalog import Catalog
+from resolvers.errors import Forbidden, GatewayError, Unauthenticated
+from resolvers.identity.authenticator import Authenticator
+from resolvers.identity.identity import Identity
+from resolvers.identity.key_store import ApiKeyStore
+from resolvers.usage_recorder import UsageRecorder
 
 
 @dataclass
@@ -24,8 +33,13 @@ class Services:
     http: aiohttp.ClientSession
     catalog: Catalog
     database: Database | None
+    keys: ApiKeyStore
+    authenticator: Authenticator
     version: str
     started_at: float = field(default_factory=time.monotonic)
+    chat: Mapping[str, ChatProvider] = field(default_factory=dict)
+    usage: UsageRecorder = field(default_factory=lambda: UsageRecorder(None))
+    background: BackgroundTasks = field(default_factory=BackgroundTasks)
 
 
 @dataclass
@@ -36,13 +50,29 @@ class Context:
     request: Request | WebSocket
     response: Response | WebSocket | None
     request_id: str
+    identity: Identity | None = None
+    # Why a presented credential was not accepted: public fields still answer, the
+    # rest report this instead of a bare "sign in".
+    auth_error: GatewayError | None = None
+    # graphql-transport-ws `connection_init` payload (Strawberry sets it).
+    connection_params: dict[str, Any] | None = None
+
+    def require_user(self) -> Identity:
+        if self.identity is not None:
+            return self.identity
+        if self.auth_error is not None:
+            raise self.auth_error
+        raise Unauthenticated("sign in: send `Authorization: Bearer <token>`")
+
+    def require_admin(self) -> Identity:
+        identity = self.require_user()
+        if not identity.is_admin:
+            raise Forbidden("this operation is for administrators")
+        return identity
 
     @property
     def is_admin(self) -> bool:
-        # Until identities exist (the identity milestone) only a local caller is trusted
-        # with admin operations such as refreshModels.
-        client = self.request.client
-        return client is not None and client.host in {"127.0.0.1", "::1", "localhost"}
+        return self.identity is not None and self.identity.is_admin
 
 
 Info = strawberry.Info[Context, None]

@@ -6,7 +6,6 @@
     ├── Forbidden                FORBIDDEN
     ├── NotFound                 NOT_FOUND
     ├── ModelNotFound            MODEL_NOT_FOUND
-    ├── NotImplementedYet        NOT_IMPLEMENTED
     └── UpstreamFailure          one of the PROVIDER_* codes (from a ProviderError)
 
 Lower layers raise their own errors (providers.errors, documents.errors);
@@ -38,7 +37,6 @@ class ErrorCode(Enum):
     CONTENT_FILTERED = "CONTENT_FILTERED"
     DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
     INTERNAL = "INTERNAL"
-    NOT_IMPLEMENTED = "NOT_IMPLEMENTED"
 
 
 class GatewayError(Exception):
@@ -82,13 +80,6 @@ class NotFound(GatewayError):
 
 class ModelNotFound(GatewayError):
     code = ErrorCode.MODEL_NOT_FOUND
-
-
-class NotImplementedYet(GatewayError):
-    code = ErrorCode.NOT_IMPLEMENTED
-
-    def __init__(self, feature: str) -> None:
-        super().__init__(f"{feature} is not implemented yet")
 
 
 class DatabaseUnavailableError(GatewayError):

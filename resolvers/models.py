@@ -14,7 +14,7 @@ from providers.model import ModelInfo
 from resolvers.catalog import CatalogView
 from resolvers.context import Info
 from resolvers.cursor import decode_cursor, encode_cursor
-from resolvers.errors import BadUserInput, Forbidden
+from resolvers.errors import BadUserInput
 from resolvers.page import PageInfo
 
 if TYPE_CHECKING:
@@ -145,7 +145,5 @@ async def model_catalog(info: Info) -> CatalogView:
 
 
 async def refresh_models(info: Info) -> CatalogView:
-    # Admin-only once identities exist (the identity issue); until then only when auth is off.
-    if not info.context.is_admin:
-        raise Forbidden("refreshModels is for administrators")
+    info.context.require_admin()
     return await info.context.services.catalog.refresh()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
+from resolvers.chat_views import CompletedEvent, DeltaEvent, FailedEvent
 from schema.enums import ChatRole, ErrorCode
 
 
@@ -74,6 +75,11 @@ class ChatDelta:
         description="Position of this delta in the model's stream, from 0."
     )
 
+    @classmethod
+    def is_type_of(cls, obj: object, info: Any) -> bool:
+        # Resolvers stream plain events; the union needs to know which member each is.
+        return isinstance(obj, DeltaEvent)
+
 
 @strawberry.type
 class ChatCompleted:
@@ -87,6 +93,11 @@ class ChatCompleted:
     time_to_first_token_ms: float | None
     message_id: strawberry.ID | None
 
+    @classmethod
+    def is_type_of(cls, obj: object, info: Any) -> bool:
+        # Resolvers stream plain events; the union needs to know which member each is.
+        return isinstance(obj, CompletedEvent)
+
 
 @strawberry.type
 class ChatFailed:
@@ -98,6 +109,11 @@ class ChatFailed:
         description="What had been generated before the failure."
     )
     message_id: strawberry.ID | None
+
+    @classmethod
+    def is_type_of(cls, obj: object, info: Any) -> bool:
+        # Resolvers stream plain events; the union needs to know which member each is.
+        return isinstance(obj, FailedEvent)
 
 
 ChatStreamEvent = Annotated[

@@ -25,7 +25,8 @@ log = logging.getLogger("aipasta.errors")
 
 def public_error(error: GraphQLError, request_id: str | None) -> GraphQLError:
     original = error.original_error
-    if original is None:
+    # Variable coercion errors wrap graphql-core's own GraphQLError: bad input, not a fault.
+    if original is None or isinstance(original, GraphQLError):
         if error.extensions and "code" in error.extensions:
             return error
         return _rebuilt(error, error.message, {"code": ErrorCode.BAD_USER_INPUT.value})

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import strawberry
 
+from resolvers import chat as chat_fields
+from resolvers import history as history_fields
 from resolvers import models as catalog_fields
-from resolvers import pending
 from resolvers.catalog import CatalogView
+from resolvers.chat_views import ChatResultView, CompareResultView
+from resolvers.history import MessageView, SessionView
 from schema.catalog import ModelCatalog
 from schema.chat import ChatResult, CompareResult
 from schema.history import ChatMessage, ChatSession
@@ -14,18 +17,25 @@ from schema.history import ChatMessage, ChatSession
 
 @strawberry.type
 class Mutation:
-    chat: ChatResult = strawberry.mutation(
-        resolver=pending.chat, description="One completion, returned whole."
+    chat: ChatResultView = strawberry.mutation(
+        resolver=chat_fields.chat,
+        graphql_type=ChatResult,
+        description="One completion, returned whole.",
     )
-    compare: list[CompareResult] = strawberry.mutation(
-        resolver=pending.compare,
+    compare: list[CompareResultView] = strawberry.mutation(
+        resolver=chat_fields.compare,
+        graphql_type=list[CompareResult],
         description=(
             "The same prompt to several models at once; one result per model, in input order."
         ),
     )
-    save_message: ChatMessage = strawberry.mutation(resolver=pending.save_message)
-    delete_chat_session: bool = strawberry.mutation(resolver=pending.delete_chat_session)
-    rename_chat_session: ChatSession = strawberry.mutation(resolver=pending.rename_chat_session)
+    save_message: MessageView = strawberry.mutation(
+        resolver=history_fields.save_message, graphql_type=ChatMessage
+    )
+    delete_chat_session: bool = strawberry.mutation(resolver=history_fields.delete_chat_session)
+    rename_chat_session: SessionView = strawberry.mutation(
+        resolver=history_fields.rename_chat_session, graphql_type=ChatSession
+    )
     refresh_models: CatalogView = strawberry.mutation(
         resolver=catalog_fields.refresh_models,
         graphql_type=ModelCatalog,

@@ -5,11 +5,14 @@ from __future__ import annotations
 import strawberry
 
 from providers.model import ModelInfo
-from resolvers import health, pending
+from resolvers import health, usage_report
+from resolvers import history as history_fields
 from resolvers import models as catalog_fields
 from resolvers.catalog import CatalogView
 from resolvers.health import HealthReport
+from resolvers.history import MessagePage, SessionPage
 from resolvers.models import ModelPage
+from resolvers.usage_report import UsageReportView
 from schema.catalog import Model, ModelCatalog, ModelConnection
 from schema.health import Health
 from schema.history import ChatMessageConnection, ChatSessionConnection
@@ -32,17 +35,24 @@ class Query:
         graphql_type=ModelCatalog,
         description="The whole catalog grouped the way the model picker shows it.",
     )
-    chat_sessions: ChatSessionConnection = strawberry.field(
-        resolver=pending.chat_sessions,
+    chat_sessions: SessionPage = strawberry.field(
+        resolver=history_fields.chat_sessions,
+        graphql_type=ChatSessionConnection,
         description="The signed-in user's chat sessions, most recently active first.",
     )
-    chat_history: ChatMessageConnection = strawberry.field(
-        resolver=pending.chat_history,
+    chat_history: MessagePage = strawberry.field(
+        resolver=history_fields.chat_history,
+        graphql_type=ChatMessageConnection,
         description=(
             "Messages of one of the signed-in user's sessions, oldest first; "
             "`last`/`before` page backwards."
         ),
     )
-    usage: UsageReport = strawberry.field(
-        resolver=pending.usage, description="Token and cost totals for the signed-in user."
+    usage: UsageReportView = strawberry.field(
+        resolver=usage_report.usage,
+        graphql_type=UsageReport,
+        description=(
+            "Token and cost totals for the signed-in user; `since` inclusive, `until` "
+            "exclusive, days in UTC."
+        ),
     )

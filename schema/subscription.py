@@ -7,19 +7,19 @@ from typing import Any
 
 import strawberry
 
-from resolvers import pending
+from resolvers import chat_stream as stream_fields
 from schema.chat import ChatStreamEvent
 
 
 @strawberry.type
 class Subscription:
     chat_stream: AsyncGenerator[Any, None] = strawberry.subscription(
-        resolver=pending.chat_stream,
+        resolver=stream_fields.chat_stream,
         graphql_type=ChatStreamEvent,
         description="Tokens as they are generated, then exactly one ChatCompleted or ChatFailed.",
     )
     compare_stream: AsyncGenerator[Any, None] = strawberry.subscription(
-        resolver=pending.compare_stream,
+        resolver=stream_fields.compare_stream,
         graphql_type=ChatStreamEvent,
         description=(
             "Several models streamed side by side; every event names its model; "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,14 @@ import pytest
 import pytest_asyncio
 from pymongo import AsyncMongoClient
 
+from aipasta.app import create_app
 from aipasta.embedded import EmbeddedMongo
 from aipasta.settings import Settings
 from documents.database import Database
 from documents.registry import document_models
-from tests.support.upstream import FakeUpstream
+from resolvers.catalog import Clock, utc_now
+from tests.support.server import RunningApp, StartApp, serve
+from tests.support.upstream import FakeUpstream, Reply, fixture_json
 
 
 @pytest.fixture(scope="session")
@@ -84,3 +88,32 @@ def _no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture
+def catalog_upstream(upstream: FakeUpstream) -> FakeUpstream:
+    upstream.set("/openrouter/models", Reply(body=fixture_json("openrouter_models.json")))
+    upstream.set("/hf/models", Reply(body=fixture_json("huggingface_models.json")))
+    return upstream
+
+
+@pytest_asyncio.fixture
+async def start_app(
+    tmp_path: Path, mongo_uri: str, clean_db: str, upstream: FakeUpstream
+) -> AsyncIterator[StartApp]:
+    async with AsyncExitStack() as stack:
+
+        async def start(clock: Clock = utc_now, **overrides: Any) -> RunningApp:
+            settings: dict[str, Any] = {
+                "MONGODB_URI": mongo_uri,
+                "AIPASTA_DB_NAME": clean_db,
+                "OPENROUTER_BASE_URL": upstream.url("openrouter"),
+                "HUGGINGFACE_BASE_URL": upstream.url("hf"),
+                "OPENROUTER_API_KEY": "sk-or-v1-test-secret",
+                "HUGGINGFACE_API_KEY": "hf_test_secret",
+                # Sign-in has its own tests; here every request acts as the local admin.
+                "AIPASTA_AUTH": "off",
+            }
+            settings.update(overrides)
+            app = create_app(make_settings(tmp_path, **settings), clock=clock)
+            return await stack.enter_async_context(serve(app))
+
+        yield start

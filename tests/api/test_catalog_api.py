@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import StartApp
+from tests.support.server import StartApp
 from tests.support.sources import FakeClock
 from tests.support.upstream import FakeUpstream, Reply
 

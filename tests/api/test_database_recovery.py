@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from tests.api.conftest import StartApp
+from tests.support.server import StartApp
 from tests.support.upstream import FakeUpstream
 
 

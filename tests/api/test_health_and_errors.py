@@ -7,8 +7,10 @@ from starlette.requests import Request
 
 from aipasta.settings import Settings
 from resolvers.context import Context, Services
+from resolvers.identity.authenticator import Authenticator
+from resolvers.identity.key_store import ApiKeyStore
 from schema.build import build_schema
-from tests.api.conftest import StartApp
+from tests.support.server import StartApp
 from tests.support.upstream import FakeUpstream
 
 
@@ -77,16 +79,6 @@ async def test_queries_over_get(start_app: StartApp, catalog_upstream: FakeUpstr
         assert len(response.headers["X-Request-ID"]) == 32
 
 
-async def test_later_milestones_answer_not_implemented(
-    start_app: StartApp, catalog_upstream: FakeUpstream
-) -> None:
-    app = await start_app()
-    body = await app.graphql("{ chatSessions { nodes { id } } }")
-    (error,) = body["errors"]
-    assert error["extensions"]["code"] == "NOT_IMPLEMENTED"
-    assert body["data"] is None
-
-
 async def test_syntax_and_validation_errors_keep_their_message(
     start_app: StartApp, catalog_upstream: FakeUpstream
 ) -> None:
@@ -107,11 +99,15 @@ class ExplodingCatalog:
 async def test_unexpected_errors_are_masked_with_a_request_id(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    keys = ApiKeyStore(None)
     services = Services(
-        settings=Settings(_env_file=None),  # type: ignore[call-arg]
+        settings=settings,
         http=None,  # type: ignore[arg-type]
         catalog=ExplodingCatalog(),  # type: ignore[arg-type]
         database=None,
+        keys=keys,
+        authenticator=Authenticator(settings, keys),
         version="test",
     )
     request = Request({"type": "http", "method": "POST", "headers": [], "client": ("1.2.3.4", 1)})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -38,6 +38,9 @@ class RunningApp:
             if response.content_type == "application/json":
                 return response.status, await response.json()
             return response.status, await response.text()
+
+
+StartApp = Callable[..., Awaitable[RunningApp]]
 
 
 @asynccontextmanager

@@ -1,0 +1,108 @@
+"""Building the provider clients from settings: catalog sources and chat clients."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from aipasta.settings import ExtraProvider, Settings
+from providers.chat import ChatProvider
+from providers.fetch import RetryPolicy
+from providers.huggingface import NAME as HUGGINGFACE
+from providers.huggingface import HuggingFaceModels
+from providers.model import Pricing
+from providers.openai_compat import ChatTimeouts, OpenAICompatibleClient
+from providers.openai_models import OpenAICompatibleModels
+from providers.openrouter import NAME as OPENROUTER
+from providers.openrouter import OpenRouterModels, openrouter_headers
+from providers.source import ModelSource
+
+
+def _retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        retries=settings.upstream_retries,
+        backoff=settings.upstream_backoff_seconds,
+        max_retry_after=settings.upstream_max_retry_after,
+        timeout=settings.catalog_timeout,
+        connect_timeout=settings.upstream_connect_timeout,
+    )
+
+
+def _openrouter_headers(settings: Settings) -> dict[str, str]:
+    return openrouter_headers(
+        settings.openrouter_api_key, app_url=settings.app_url, app_title=settings.app_title
+    )
+
+
+def _extra_pricing(extra: ExtraProvider) -> Pricing:
+    return Pricing(
+        prompt_per_million=extra.prompt_price_per_million,
+        completion_per_million=extra.completion_price_per_million,
+    )
+
+
+def model_sources(settings: Settings, http: aiohttp.ClientSession) -> list[ModelSource]:
+    policy = _retry_policy(settings)
+    sources: list[ModelSource] = [
+        OpenRouterModels(
+            http,
+            base_url=settings.openrouter_base_url,
+            api_key=settings.openrouter_api_key,
+            headers=_openrouter_headers(settings),
+            policy=policy,
+        ),
+        HuggingFaceModels(
+            http,
+            base_url=settings.huggingface_base_url,
+            api_key=settings.huggingface_api_key,
+            policy=policy,
+        ),
+    ]
+    for extra in settings.providers:
+        sources.append(
+            OpenAICompatibleModels(
+                http,
+                name=extra.name,
+                base_url=extra.base_url,
+                api_key=settings.provider_key(extra),
+                pricing=_extra_pricing(extra),
+                policy=policy,
+            )
+        )
+    return sources
+
+
+def chat_providers(settings: Settings, http: aiohttp.ClientSession) -> dict[str, ChatProvider]:
+    timeouts = ChatTimeouts(
+        connect=settings.chat_connect_timeout,
+        first_token=settings.chat_first_token_timeout,
+        idle=settings.chat_idle_timeout,
+        total=settings.chat_total_timeout,
+    )
+    openrouter_extra = _openrouter_headers(settings)
+    openrouter_extra.pop("Authorization", None)
+    providers: dict[str, ChatProvider] = {
+        OPENROUTER: OpenAICompatibleClient(
+            http,
+            name=OPENROUTER,
+            base_url=settings.openrouter_base_url,
+            api_key=settings.openrouter_api_key,
+            extra_headers=openrouter_extra,
+            timeouts=timeouts,
+        ),
+        HUGGINGFACE: OpenAICompatibleClient(
+            http,
+            name=HUGGINGFACE,
+            base_url=settings.huggingface_base_url,
+            api_key=settings.huggingface_api_key,
+            timeouts=timeouts,
+        ),
+    }
+    for extra in settings.providers:
+        providers[extra.name] = OpenAICompatibleClient(
+            http,
+            name=extra.name,
+            base_url=extra.base_url,
+            api_key=settings.provider_key(extra),
+            timeouts=timeouts,
+        )
+    return providers

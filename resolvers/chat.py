@@ -1,0 +1,104 @@
+"""The `chat` and `compare` mutations: whole answers."""
+
+# No `from __future__ import annotations`: Strawberry cannot resolve a required lazy
+# argument (Annotated["X", strawberry.lazy(...)]) from a stringified annotation.
+
+import asyncio
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from resolvers.chat_finish import ExchangeWriter
+from resolvers.chat_prepare import PreparedChat, prepare_chat, prepare_compare, start_run
+from resolvers.chat_run import RunResult
+from resolvers.chat_views import ChatResultView, CompareErrorView, CompareResultView
+from resolvers.context import Context, Info
+
+if TYPE_CHECKING:
+    from schema.inputs import ChatInput, CompareInput
+
+_INPUTS = "schema.inputs"
+
+
+async def run_to_end(
+    context: Context, prepared: PreparedChat, index: int, writer: ExchangeWriter
+) -> tuple[RunResult, str | None]:
+    """Drive one run to its end; a cancelled request still records and saves what it got."""
+    models = prepared.models if index < 0 else [prepared.models[index]]
+    run = start_run(context, prepared.conversation, models)
+    try:
+        async for _ in run.deltas():
+            pass
+    except asyncio.CancelledError:
+        writer.finish_later(run.result(cancelled=True))
+        raise
+    result = run.result()
+    return result, await writer.finish(result)
+
+
+def _writer(context: Context, prepared: PreparedChat, model_count: int) -> ExchangeWriter:
+    return ExchangeWriter(
+        context.services,
+        user_id=context.require_user().user_id,
+        request_id=context.request_id,
+        conversation=prepared.conversation,
+        model_count=model_count,
+    )
+
+
+async def chat(
+    info: Info, input: Annotated["ChatInput", strawberry.lazy(_INPUTS)]
+) -> ChatResultView:
+    context = info.context
+    context.require_user()
+    prepared = await prepare_chat(
+        context,
+        model=input.model,
+        fallbacks=input.fallbacks,
+        messages=input.messages,
+        options=input.options,
+        session_id=input.session_id,
+    )
+    result, message_id = await run_to_end(context, prepared, -1, _writer(context, prepared, 1))
+    if result.error is not None:
+        raise result.error
+    return ChatResultView.of(result, message_id)
+
+
+async def compare(
+    info: Info, input: Annotated["CompareInput", strawberry.lazy(_INPUTS)]
+) -> list[CompareResultView]:
+    context = info.context
+    context.require_user()
+    prepared = await prepare_compare(
+        context,
+        models=input.models,
+        messages=input.messages,
+        options=input.options,
+        session_id=input.session_id,
+    )
+    writer = _writer(context, prepared, len(prepared.models))
+    outcomes = await asyncio.gather(
+        *(run_to_end(context, prepared, i, writer) for i in range(len(prepared.models)))
+    )
+    views = []
+    for model, (result, message_id) in zip(prepared.models, outcomes, strict=True):
+        if result.error is None:
+            views.append(
+                CompareResultView(
+                    model=model.id, result=ChatResultView.of(result, message_id), error=None
+                )
+            )
+        else:
+            views.append(
+                CompareResultView(
+                    model=model.id,
+                    result=None,
+                    error=CompareErrorView(
+                        code=result.error.code,
+                        message=result.error.message,
+                        retryable=result.error.retryable,
+                    ),
+                )
+            )
+    return views

@@ -1,0 +1,83 @@
+"""From a chat or compare input to checked conversations and resolved models."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from providers.model import ModelInfo
+from resolvers.chat_input import (
+    Conversation,
+    MessageLike,
+    OptionsLike,
+    check_conversation,
+    check_readable,
+    resolve_model,
+    resolve_models,
+)
+from resolvers.chat_run import ChatRun, RetryRules
+from resolvers.context import Context
+from resolvers.errors import BadUserInput
+
+
+@dataclass(frozen=True)
+class PreparedChat:
+    conversation: Conversation
+    models: list[ModelInfo]
+
+
+async def prepare_chat(
+    context: Context,
+    *,
+    model: str,
+    fallbacks: Sequence[str] | None,
+    messages: Sequence[MessageLike],
+    options: OptionsLike | None,
+    session_id: str | None,
+) -> PreparedChat:
+    settings = context.services.settings
+    conversation = check_conversation(messages, options, session_id, settings)
+    view = await context.services.catalog.view()
+    models = resolve_models(view.index, model, fallbacks)
+    _check_models(conversation, models)
+    return PreparedChat(conversation=conversation, models=models)
+
+
+async def prepare_compare(
+    context: Context,
+    *,
+    models: Sequence[str],
+    messages: Sequence[MessageLike],
+    options: OptionsLike | None,
+    session_id: str | None,
+) -> PreparedChat:
+    settings = context.services.settings
+    if not models:
+        raise BadUserInput("name at least one model", field="input.models")
+    if len(models) > settings.max_compare:
+        raise BadUserInput(f"at most {settings.max_compare} models at once", field="input.models")
+    conversation = check_conversation(messages, options, session_id, settings)
+    view = await context.services.catalog.view()
+    resolved = [resolve_model(view.index, m, f"input.models[{i}]") for i, m in enumerate(models)]
+    if len({m.id for m in resolved}) != len(resolved):
+        raise BadUserInput("each model may be named once", field="input.models")
+    _check_models(conversation, resolved)
+    return PreparedChat(conversation=conversation, models=resolved)
+
+
+def _check_models(conversation: Conversation, models: Sequence[ModelInfo]) -> None:
+    for candidate in models:
+        check_readable(conversation, candidate)
+        conversation.request_for(candidate)  # refuses maxTokens beyond the model's context
+
+
+def start_run(context: Context, conversation: Conversation, models: Sequence[ModelInfo]) -> ChatRun:
+    settings = context.services.settings
+    return ChatRun(
+        conversation,
+        models,
+        context.services.chat,
+        rules=RetryRules(
+            backoff=settings.chat_retry_backoff, max_wait=settings.chat_retry_max_wait
+        ),
+    )

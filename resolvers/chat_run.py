@@ -1,0 +1,220 @@
+"""One model's answer to one conversation: retries, fallbacks, timing, usage and cost.
+
+`deltas()` streams the answer's text as it arrives. Before the first token a failing
+model is retried once (connection error, 5xx, 429; `Retry-After` honoured up to a cap)
+and then each fallback is tried in order; after the first token nothing is retried,
+because the client has already seen part of an answer. `result()` describes how it
+ended, whatever way it ended: completed, failed, or cancelled by the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from providers.chat import ChatProvider, TokenUsage
+from providers.errors import (
+    ProviderError,
+    ProviderRateLimited,
+    ProviderUnavailable,
+)
+from providers.model import ModelInfo
+from providers.pricing import Cost, cost_of, estimate_prompt_tokens, estimate_tokens
+from resolvers.chat_input import Conversation
+from resolvers.errors import ErrorCode, GatewayError, UpstreamFailure
+
+Monotonic = Callable[[], float]
+
+
+class RunStatus(StrEnum):
+    COMPLETE = "complete"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class UsageCount:
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    estimated: bool
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How one model's run ended; everything the API, history and usage need."""
+
+    id: str
+    model: ModelInfo
+    status: RunStatus
+    content: str
+    finish_reason: str | None
+    usage: UsageCount
+    cost: Cost
+    latency_ms: float
+    time_to_first_token_ms: float | None
+    error: GatewayError | None
+
+    @property
+    def error_code(self) -> ErrorCode | None:
+        return None if self.error is None else self.error.code
+
+
+@dataclass(frozen=True)
+class RetryRules:
+    backoff: float = 0.5
+    max_wait: float = 5.0
+
+
+def _retry_same_model(error: ProviderError) -> bool:
+    return isinstance(error, ProviderUnavailable | ProviderRateLimited)
+
+
+class NoProvider(ProviderUnavailable):
+    pass
+
+
+class ChatRun:
+    def __init__(
+        self,
+        conversation: Conversation,
+        models: Sequence[ModelInfo],
+        providers: Mapping[str, ChatProvider],
+        *,
+        rules: RetryRules,
+        monotonic: Monotonic = time.monotonic,
+    ) -> None:
+        if not models:
+            raise ValueError("a run needs at least one model")
+        self.id = f"chat-{uuid.uuid4().hex}"
+        self._conversation = conversation
+        self._models = list(models)
+        self._providers = providers
+        self._rules = rules
+        self._monotonic = monotonic
+        self._started = monotonic()
+        self._first_token_at: float | None = None
+        self._ended_at: float | None = None
+        self._parts: list[str] = []
+        self._model = self._models[0]
+        self._usage: TokenUsage | None = None
+        self._finish_reason: str | None = None
+        self._error: ProviderError | None = None
+        self._completed = False
+
+    @property
+    def model(self) -> ModelInfo:
+        """The model answering now (a fallback once the first one failed)."""
+        return self._model
+
+    @property
+    def content(self) -> str:
+        return "".join(self._parts)
+
+    async def deltas(self) -> AsyncIterator[str]:
+        for model in self._models:
+            self._model = model
+            for attempt in range(2):
+                try:
+                    async for text in self._stream(model):
+                        yield text
+                except ProviderError as error:
+                    self._error = error
+                    if self._parts:
+                        return  # part of an answer was shown: no retry, no fallback
+                    if attempt == 0 and _retry_same_model(error):
+                        await asyncio.sleep(self._retry_delay(error))
+                        continue
+                    break
+                else:
+                    self._completed = True
+                    self._error = None
+                    self._ended_at = self._monotonic()
+                    return
+        self._ended_at = self._monotonic()
+
+    def _retry_delay(self, error: ProviderError) -> float:
+        if error.retry_after is not None:
+            return min(error.retry_after, self._rules.max_wait)
+        return self._rules.backoff
+
+    async def _stream(self, model: ModelInfo) -> AsyncIterator[str]:
+        provider = self._providers.get(model.provider)
+        if provider is None:
+            raise NoProvider("no chat client for this provider", provider=model.provider)
+        request = self._conversation.request_for(model)
+        stream = provider.stream_chat(request)
+        try:
+            async for delta in stream:
+                if delta.usage is not None:
+                    self._usage = delta.usage
+                if delta.finish_reason is not None:
+                    self._finish_reason = delta.finish_reason
+                if delta.content:
+                    if self._first_token_at is None:
+                        self._first_token_at = self._monotonic()
+                    self._parts.append(delta.content)
+                    yield delta.content
+        finally:
+            # Leaving early (an error, the client gone) must abandon the upstream request now.
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()
+
+    def result(self, *, cancelled: bool = False) -> RunResult:
+        ended = self._ended_at if self._ended_at is not None else self._monotonic()
+        content = self.content
+        if self._completed and not cancelled:
+            status = RunStatus.COMPLETE
+        elif cancelled:
+            status = RunStatus.CANCELLED
+        else:
+            status = RunStatus.PARTIAL if content else RunStatus.FAILED
+        usage = self._usage_count(content)
+        reported = self._usage.cost if self._usage is not None else None
+        return RunResult(
+            id=self.id,
+            model=self._model,
+            status=status,
+            content=content,
+            finish_reason=self._finish_reason if status is RunStatus.COMPLETE else None,
+            usage=usage,
+            cost=cost_of(
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                pricing=self._model.pricing,
+                reported=reported,
+            ),
+            latency_ms=(ended - self._started) * 1000,
+            time_to_first_token_ms=None
+            if self._first_token_at is None
+            else (self._first_token_at - self._started) * 1000,
+            error=None if self._error is None or cancelled else UpstreamFailure(self._error),
+        )
+
+    def _usage_count(self, content: str) -> UsageCount:
+        if self._usage is not None:
+            return UsageCount(
+                prompt_tokens=self._usage.prompt_tokens,
+                completion_tokens=self._usage.completion_tokens,
+                total_tokens=self._usage.total_tokens
+                or self._usage.prompt_tokens + self._usage.completion_tokens,
+                estimated=False,
+            )
+        if not content and not self._completed:
+            # Nothing was generated: an upstream that failed before answering bills nothing.
+            return UsageCount(0, 0, 0, estimated=False)
+        # No counts from upstream (cancelled, or a server that never sends usage).
+        prompt = estimate_prompt_tokens(self._conversation.request_for(self._model).messages)
+        completion = estimate_tokens(content) if content else 0
+        return UsageCount(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=prompt + completion,
+            estimated=True,
+        )

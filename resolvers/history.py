@@ -1,0 +1,262 @@
+"""The history fields: `chatHistory`, `chatSessions`, `saveMessage`, `deleteChatSession`,
+`renameChatSession`.
+
+Each acts for the signed-in user only (never a user id from the arguments), checks all
+input before any database work, and treats another user's session exactly like a
+missing one.
+"""
+
+# No `from __future__ import annotations` here: Strawberry cannot resolve a required
+# lazy argument (Annotated["X", strawberry.lazy(...)]) from a stringified annotation.
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from bson import ObjectId
+from bson.errors import InvalidId
+
+from documents.database import Database
+from documents.history import ChatMessage, ChatSession, StoredAttachment
+from resolvers.context import Info
+from resolvers.cursor import decode_cursor, encode_cursor
+from resolvers.enums import ChatRole, MessageStatus
+from resolvers.errors import BadUserInput, DatabaseUnavailableError, NotFound
+from resolvers.history_store import HistoryStore, Page, Position
+from resolvers.page import PageInfo
+from resolvers.validation import (
+    CheckedAttachment,
+    check_attachments,
+    check_cost,
+    check_int_range,
+    check_optional_text,
+    check_page_size,
+    check_session_id,
+    check_text,
+    check_timestamp,
+)
+
+if TYPE_CHECKING:
+    from schema.inputs import SaveMessageInput
+
+DEFAULT_HISTORY_PAGE = 50
+MAX_HISTORY_PAGE = 200
+DEFAULT_SESSIONS_PAGE = 20
+MAX_SESSIONS_PAGE = 100
+TITLE_CHARS = 80
+MAX_TITLE_CHARS = 200
+PREVIEW_CHARS = 200
+MAX_MODEL_CHARS = 400
+MAX_MODEL_COUNT = 100
+UNTITLED = "New chat"
+# MongoDB refuses documents over 16 MiB; keep a message (attachments inlined as data:
+# URLs) well under it so an oversized one is BAD_USER_INPUT rather than an internal error.
+MAX_MESSAGE_BYTES = 15 * 1024 * 1024
+
+MESSAGE_CURSOR = "msg"
+SESSION_CURSOR = "session"
+SESSION_NOT_FOUND = "chat session not found"
+
+
+@dataclass(frozen=True)
+class MessageView:
+    id: str
+    session_id: str
+    content: str
+    is_user: bool
+    role: ChatRole
+    model: str | None
+    timestamp: datetime
+    attachments: list[CheckedAttachment]
+    cost: float | None
+    model_count: int | None
+    status: MessageStatus
+
+
+@dataclass(frozen=True)
+class SessionView:
+    id: str
+    title: str
+    message_count: int
+    last_message: str | None
+    total_cost: float
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    nodes: list[MessageView]
+    page_info: PageInfo
+
+
+@dataclass(frozen=True)
+class SessionPage:
+    nodes: list[SessionView]
+    page_info: PageInfo
+
+
+def summarize(text: str, limit: int) -> str:
+    """`text` on one line, cut to `limit` characters at a word boundary if it can be."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1].rfind(" ")
+    return (text[:cut] if cut > 0 else text[:limit]).strip()
+
+
+def message_view(message: ChatMessage) -> MessageView:
+    return MessageView(
+        id=str(message.id),
+        session_id=message.sessionId,
+        content=message.content,
+        is_user=message.isUser,
+        role=ChatRole(message.role),
+        model=message.model,
+        timestamp=message.timestamp,
+        attachments=[
+            CheckedAttachment(kind=a.kind, url=a.url, name=a.name, mime_type=a.mimeType)
+            for a in message.attachments
+        ],
+        cost=message.cost,
+        model_count=message.modelCount,
+        status=MessageStatus(message.status),
+    )
+
+
+def session_view(session: ChatSession) -> SessionView:
+    return SessionView(
+        id=session.sessionId,
+        title=session.title or UNTITLED,
+        message_count=session.messageCount,
+        last_message=session.lastMessage,
+        total_cost=session.totalCost,
+        created_at=session.createdAt,
+        updated_at=session.updatedAt,
+    )
+
+
+def encode_position(kind: str, at: datetime, id: ObjectId | None) -> str:
+    millis = round(at.timestamp() * 1000)
+    return encode_cursor(kind, f"{millis}:{id}")
+
+
+def decode_position(kind: str, cursor: str, *, field: str) -> Position:
+    millis, _, id = decode_cursor(kind, cursor, field=field).partition(":")
+    try:
+        return Position(at=datetime.fromtimestamp(int(millis) / 1000, UTC), id=ObjectId(id))
+    except (ValueError, OverflowError, OSError, InvalidId):
+        raise BadUserInput(f"`{field}` is not a valid cursor", field=field) from None
+
+
+def _store(info: Info) -> HistoryStore:
+    database: Database | None = info.context.services.database
+    if database is None:
+        raise DatabaseUnavailableError("the database is unavailable")
+    return HistoryStore(database)
+
+
+def _page_info(cursors: list[str], *, has_next: bool, has_previous: bool) -> PageInfo:
+    return PageInfo(
+        has_next_page=has_next,
+        has_previous_page=has_previous,
+        start_cursor=cursors[0] if cursors else None,
+        end_cursor=cursors[-1] if cursors else None,
+    )
+
+
+async def chat_history(
+    info: Info,
+    session_id: strawberry.ID,
+    last: int | None = DEFAULT_HISTORY_PAGE,
+    before: str | None = None,
+) -> MessagePage:
+    user_id = info.context.require_user().user_id
+    sid = check_session_id(session_id)
+    limit = check_page_size(last, "last", default=DEFAULT_HISTORY_PAGE, maximum=MAX_HISTORY_PAGE)
+    position = None if before is None else decode_position(MESSAGE_CURSOR, before, field="before")
+    store = _store(info)
+    if await store.session(user_id, sid) is None:
+        raise NotFound(SESSION_NOT_FOUND)
+    page: Page[ChatMessage] = await store.messages_before(user_id, sid, last=limit, before=position)
+    has_newer = position is not None and await store.has_messages_after(user_id, sid, position)
+    nodes = [message_view(m) for m in page.items]
+    cursors = [encode_position(MESSAGE_CURSOR, m.timestamp, m.id) for m in page.items]
+    return MessagePage(
+        nodes=nodes,
+        page_info=_page_info(cursors, has_next=has_newer, has_previous=page.has_more),
+    )
+
+
+async def chat_sessions(
+    info: Info, first: int | None = DEFAULT_SESSIONS_PAGE, after: str | None = None
+) -> SessionPage:
+    user_id = info.context.require_user().user_id
+    limit = check_page_size(
+        first, "first", default=DEFAULT_SESSIONS_PAGE, maximum=MAX_SESSIONS_PAGE
+    )
+    position = None if after is None else decode_position(SESSION_CURSOR, after, field="after")
+    page = await _store(info).sessions(user_id, first=limit, after=position)
+    nodes = [session_view(s) for s in page.items]
+    cursors = [encode_position(SESSION_CURSOR, s.updatedAt, s.id) for s in page.items]
+    return SessionPage(
+        nodes=nodes,
+        page_info=_page_info(cursors, has_next=page.has_more, has_previous=position is not None),
+    )
+
+
+async def save_message(
+    info: Info,
+    input: Annotated["SaveMessageInput", strawberry.lazy("schema.inputs")],
+) -> MessageView:
+    user_id = info.context.require_user().user_id
+    settings = info.context.services.settings
+    now = datetime.now(UTC)
+    session_id = check_session_id(input.session_id, "input.sessionId")
+    content = check_text(input.content, "input.content", settings.max_content_chars)
+    attachments = check_attachments(input.attachments, settings, "input.attachments")
+    if len(content.encode()) + sum(a.size_bytes for a in attachments) > MAX_MESSAGE_BYTES:
+        raise BadUserInput(
+            "the message and its attachments are too large to store", field="input.attachments"
+        )
+    message = ChatMessage(
+        userId=user_id,
+        sessionId=session_id,
+        content=content,
+        isUser=input.is_user,
+        role=ChatRole.USER.value if input.is_user else ChatRole.ASSISTANT.value,
+        model=check_optional_text(input.model, "input.model", MAX_MODEL_CHARS, strip=True),
+        timestamp=check_timestamp(input.timestamp, "input.timestamp", now=now),
+        attachments=[
+            StoredAttachment(kind=a.kind, url=a.url, name=a.name, mimeType=a.mime_type)
+            for a in attachments
+        ],
+        cost=check_cost(input.cost, "input.cost"),
+        modelCount=check_int_range(input.model_count, "input.modelCount", 0, MAX_MODEL_COUNT),
+        status=MessageStatus.COMPLETE.value,
+        createdAt=now,
+    )
+    title = summarize(content, TITLE_CHARS) if input.is_user else ""
+    saved = await _store(info).save(
+        message, preview=summarize(content, PREVIEW_CHARS), title=title or None
+    )
+    return message_view(saved)
+
+
+async def delete_chat_session(info: Info, session_id: strawberry.ID) -> bool:
+    user_id = info.context.require_user().user_id
+    sid = check_session_id(session_id)
+    if not await _store(info).delete_session(user_id, sid):
+        raise NotFound(SESSION_NOT_FOUND)
+    return True
+
+
+async def rename_chat_session(info: Info, session_id: strawberry.ID, title: str) -> SessionView:
+    user_id = info.context.require_user().user_id
+    sid = check_session_id(session_id)
+    title = check_text(title, "title", MAX_TITLE_CHARS, min_len=1, strip=True)
+    session = await _store(info).rename_session(user_id, sid, title)
+    if session is None:
+        raise NotFound(SESSION_NOT_FOUND)
+    return session_view(session)

@@ -1,0 +1,124 @@
+"""From an `Authorization` header to an Identity.
+
+API keys are looked up by hash (one indexed query) and the answer, good or bad, is
+cached for `key_cache_seconds`: a busy client costs one lookup per window, and a
+revoked key stops working within that window. JWTs and NextAuth session tokens are
+verified locally, no I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aipasta.settings import Settings
+from documents.errors import DatabaseUnavailable
+from resolvers.identity.api_key import hash_api_key
+from resolvers.identity.bearer import classify, parse_authorization
+from resolvers.identity.errors import (
+    CredentialError,
+    InvalidCredential,
+    RevokedCredential,
+)
+from resolvers.identity.identity import AuthMethod, Identity, Role
+from resolvers.identity.jwt_token import verify_jwt
+from resolvers.identity.key_store import ApiKeyStore
+from resolvers.identity.nextauth import verify_nextauth_token
+
+log = logging.getLogger(__name__)
+
+MAX_CACHED_KEYS = 10_000
+
+Monotonic = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class _Cached:
+    until: float
+    identity: Identity | None
+    error: CredentialError | None
+
+
+class Authenticator:
+    def __init__(
+        self, settings: Settings, keys: ApiKeyStore, *, monotonic: Monotonic = time.monotonic
+    ) -> None:
+        self._settings = settings
+        self._keys = keys
+        self._monotonic = monotonic
+        self._cache: dict[str, _Cached] = {}
+
+    async def authenticate(self, authorization: str | None) -> Identity | None:
+        """The identity a header proves; None when it carries no credential.
+
+        Raises CredentialError for a refused credential and DatabaseUnavailable when an
+        API key cannot be checked.
+        """
+        token = parse_authorization(authorization)
+        if token is None:
+            return None
+        kind = classify(token)
+        if kind == "api_key":
+            return await self._api_key(token)
+        if kind == "jwe":
+            return self._nextauth(token)
+        return self._jwt(token)
+
+    def forget(self) -> None:
+        self._cache.clear()
+
+    async def _api_key(self, key: str) -> Identity:
+        key_hash = hash_api_key(key)
+        now = self._monotonic()
+        cached = self._cache.get(key_hash)
+        if cached is not None and cached.until > now:
+            if cached.error is not None:
+                raise cached.error
+            assert cached.identity is not None
+            return cached.identity
+        record = await self._keys.find(key_hash)
+        identity: Identity | None = None
+        error: CredentialError | None = None
+        if record is None:
+            error = InvalidCredential("unknown API key")
+        elif record.revoked:
+            error = RevokedCredential("this API key has been revoked")
+        else:
+            identity = Identity(user_id=record.userId, role=Role(record.role))
+            try:
+                await self._keys.touch(record, datetime.now(UTC))
+            except DatabaseUnavailable:
+                log.debug("could not record last use of key %s", record.prefix)
+        if len(self._cache) >= MAX_CACHED_KEYS:
+            self._cache.clear()
+        self._cache[key_hash] = _Cached(
+            until=now + self._settings.key_cache_seconds, identity=identity, error=error
+        )
+        if error is not None:
+            raise error
+        assert identity is not None
+        return identity
+
+    def _jwt(self, token: str) -> Identity:
+        secret = self._settings.token_secret
+        if secret is None:
+            raise InvalidCredential("JWTs are not accepted: no AIPASTA_JWT_SECRET is configured")
+        user_id = verify_jwt(
+            token,
+            secret=secret.get_secret_value(),
+            audience=self._settings.jwt_audience,
+            issuer=self._settings.jwt_issuer,
+        )
+        return Identity(user_id=user_id, via=AuthMethod.JWT)
+
+    def _nextauth(self, token: str) -> Identity:
+        secret = self._settings.nextauth_secret
+        if secret is None:
+            raise InvalidCredential(
+                "session tokens are not accepted: no NEXTAUTH_SECRET is configured"
+            )
+        user_id = verify_nextauth_token(token, secret=secret.get_secret_value())
+        return Identity(user_id=user_id, via=AuthMethod.NEXTAUTH)

@@ -1,0 +1,282 @@
+"""Usage records, written to MongoDB in batches off the request path.
+
+`record()` only appends to an in-memory buffer: no I/O, no await, O(1). A background
+task writes the buffer with insert_many every `flush_interval` seconds, or as soon as
+`batch_size` records are waiting, and `close()` writes what is left at shutdown.
+
+While MongoDB is unavailable the records stay buffered, in order, and are written
+once it is back. The buffer is bounded: beyond `max_buffer` records (those being
+written included) the oldest waiting ones are dropped, counted in `dropped` and
+logged: a warning when dropping starts, and the total once a write succeeds again.
+With no database at all (`database=None`) nothing could ever be written, so every
+record is dropped and counted at once.
+
+Each record gets its ObjectId when it is recorded and keeps it across attempts, so a
+batch retried after a write whose answer was lost (the connection dropped after the
+server stored it) is not stored twice: the records already there come back as
+duplicate-key errors, and count as written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Context, Decimal
+from typing import Any
+
+from bson import ObjectId
+from pydantic import ValidationError
+from pymongo.errors import BulkWriteError
+
+from documents.database import Database
+from documents.errors import DatabaseUnavailable
+from documents.usage import UsageRecord, UsageStatus
+
+log = logging.getLogger(__name__)
+
+_DUPLICATE_KEY = 11000
+# Decimal128 holds 34 significant digits; a longer cost is rounded rather than refused.
+_DECIMAL128_DIGITS = Context(prec=34)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEntry:
+    """One model request, as `documents.usage.UsageRecord` stores it."""
+
+    user_id: str
+    request_id: str
+    model: str
+    provider: str
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost: Decimal
+    cost_known: bool
+    latency_ms: float
+    status: UsageStatus
+    created_at: datetime
+    estimated: bool = False
+    time_to_first_token_ms: float | None = None
+    error_code: str | None = None
+
+
+_Buffered = tuple[ObjectId, UsageEntry]
+
+
+def _document(id: ObjectId, entry: UsageEntry) -> UsageRecord:
+    return UsageRecord(
+        id=id,
+        userId=entry.user_id,
+        requestId=entry.request_id,
+        model=entry.model,
+        provider=entry.provider,
+        promptTokens=entry.prompt_tokens,
+        completionTokens=entry.completion_tokens,
+        totalTokens=entry.total_tokens,
+        estimated=entry.estimated,
+        cost=_DECIMAL128_DIGITS.create_decimal(entry.cost),
+        costKnown=entry.cost_known,
+        latencyMs=entry.latency_ms,
+        timeToFirstTokenMs=entry.time_to_first_token_ms,
+        status=entry.status,
+        errorCode=entry.error_code,
+        createdAt=entry.created_at,
+    )
+
+
+class UsageRecorder:
+    def __init__(
+        self,
+        database: Database | None,
+        *,
+        flush_interval: float = 1.0,
+        batch_size: int = 200,
+        max_buffer: int = 50_000,
+    ) -> None:
+        if flush_interval <= 0:
+            raise ValueError("flush_interval must be positive")
+        if not 1 <= batch_size <= max_buffer:
+            raise ValueError("batch_size must be between 1 and max_buffer")
+        self._database = database
+        self._flush_interval = flush_interval
+        self._batch_size = batch_size
+        self._max_buffer = max_buffer
+        self._buffer: deque[_Buffered] = deque()
+        self._in_flight = 0
+        self._dropped = 0
+        self._dropped_unreported = 0
+        self._rejected = 0
+        self._failing = False
+        # One flush at a time, so a record is never in two batches.
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> int:
+        """Records not yet written: buffered, or in a write still in progress."""
+        return len(self._buffer) + self._in_flight
+
+    @property
+    def dropped(self) -> int:
+        """Records given up without being written (buffer full, or no database)."""
+        return self._dropped
+
+    @property
+    def rejected(self) -> int:
+        """Records refused as invalid, by the document model or by MongoDB (logged as
+        errors); never retried."""
+        return self._rejected
+
+    def record(self, entry: UsageEntry) -> None:
+        """Queue `entry` for writing. Never touches the database."""
+        if self._database is None:
+            if self._dropped == 0:
+                log.warning("no database: usage records are not kept")
+            self._dropped += 1
+            return
+        self._buffer.append((ObjectId(), entry))
+        self._trim()
+        if len(self._buffer) >= self._batch_size:
+            self._wake.set()
+
+    async def start(self) -> None:
+        """Start the background writer (once; a no-op without a database)."""
+        if self._task is None and self._database is not None:
+            self._closing.clear()
+            self._task = asyncio.create_task(self._run(), name="usage-recorder")
+
+    async def flush(self) -> int:
+        """Write everything buffered, including records added meanwhile.
+
+        Returns how many records are now stored. When MongoDB is unavailable the batch
+        goes back to the front of the buffer, in order, and the flush stops there.
+        """
+        database = self._database
+        if database is None:
+            return 0
+        stored = 0
+        async with self._lock:
+            while self._buffer:
+                batch = self._take()
+                try:
+                    stored += await self._write(database, batch)
+                except DatabaseUnavailable:
+                    self._put_back(batch)
+                    self._failing = True
+                    return stored
+                except BaseException:
+                    self._put_back(batch)
+                    self._failing = True
+                    raise
+                self._in_flight = 0
+            self._failing = False
+            self._report_drops()
+        return stored
+
+    async def close(self) -> None:
+        """Stop the background writer and write what is left.
+
+        Does not wait past the database's own timeouts: a write that fails marks the
+        database down, after which every attempt fails at once. What cannot be written
+        is logged as lost.
+        """
+        self._closing.set()
+        self._wake.set()
+        task, self._task = self._task, None
+        if task is not None:
+            await asyncio.wait([task])
+            if not task.cancelled() and task.exception() is not None:
+                log.error("usage writer stopped: %r", task.exception())
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("could not write usage records at shutdown")
+        if self.pending:
+            log.warning("%d usage records were not written before shutdown", self.pending)
+
+    async def _run(self) -> None:
+        while not self._closing.is_set():
+            await _wait(self._wake, self._flush_interval)
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("could not write usage records; they stay buffered")
+            if self._failing:
+                # Retry on the interval only: with the database away and the buffer
+                # over a batch, every new record would wake us for nothing.
+                await _wait(self._closing, self._flush_interval)
+
+    async def _write(self, database: Database, batch: list[_Buffered]) -> int:
+        documents = self._documents(batch)
+        if not documents:
+            return 0
+        try:
+            async with database.guard():
+                # Unordered: one refused record does not stop the rest of the batch.
+                await UsageRecord.insert_many(documents, ordered=False)
+        except BulkWriteError as exc:
+            errors: list[dict[str, Any]] = exc.details.get("writeErrors", [])
+            refused = [e for e in errors if e.get("code") != _DUPLICATE_KEY]
+            if refused:
+                self._reject(len(refused), refused[0].get("errmsg"))
+            return len(documents) - len(refused)
+        return len(documents)
+
+    def _documents(self, batch: list[_Buffered]) -> list[UsageRecord]:
+        # An invalid entry is a bug in its caller; retrying it would block every
+        # record behind it, so it is refused on its own.
+        documents = []
+        for id, entry in batch:
+            try:
+                documents.append(_document(id, entry))
+            except (ValidationError, ArithmeticError) as exc:
+                self._reject(1, exc)
+        return documents
+
+    def _reject(self, count: int, why: object) -> None:
+        self._rejected += count
+        log.error("%d usage records refused (%s)", count, why)
+
+    def _take(self) -> list[_Buffered]:
+        batch = [self._buffer.popleft() for _ in range(min(self._batch_size, len(self._buffer)))]
+        self._in_flight = len(batch)
+        return batch
+
+    def _put_back(self, batch: list[_Buffered]) -> None:
+        self._in_flight = 0
+        self._buffer.extendleft(reversed(batch))
+        self._trim()
+
+    def _trim(self) -> None:
+        excess = min(self.pending - self._max_buffer, len(self._buffer))
+        if excess <= 0:
+            return
+        for _ in range(excess):
+            self._buffer.popleft()
+        if self._dropped_unreported == 0:
+            log.warning(
+                "usage buffer full (%d records): dropping the oldest until MongoDB takes them",
+                self._max_buffer,
+            )
+        self._dropped += excess
+        self._dropped_unreported += excess
+
+    def _report_drops(self) -> None:
+        if self._dropped_unreported:
+            log.warning(
+                "%d usage records were dropped while MongoDB was unavailable",
+                self._dropped_unreported,
+            )
+            self._dropped_unreported = 0
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
