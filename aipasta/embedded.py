@@ -201,16 +201,12 @@ class EmbeddedMongo:
 
 
 def _terminate(pid: int) -> None:
+    # One SIGTERM, then patience: closing WiredTiger takes a moment, and a second signal
+    # would re-enter SecantusDB's shutdown while it runs and wedge it.
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
-    next_signal = 0.0
     while time.monotonic() < deadline:
-        # Sent again each second: SecantusDB's main thread waits on a lock, and a SIGTERM
-        # that another of its threads happened to receive never wakes it. A later one,
-        # delivered while the main thread sleeps, reaches it.
-        if time.monotonic() >= next_signal:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            next_signal = time.monotonic() + 1.0
         _reap(pid)
         if not _alive(pid):
             return

@@ -1,0 +1,111 @@
+"""The real schema with scripted chat providers, a fixed catalog and the embedded MongoDB."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest_asyncio
+from starlette.requests import Request
+from strawberry.types import ExecutionResult
+
+from documents.database import Database
+from providers.fake import FakeProvider
+from providers.model import ModelInfo, Pricing
+from resolvers.catalog import Catalog
+from resolvers.catalog_store import CatalogStore
+from resolvers.context import Context, Services
+from resolvers.identity.authenticator import Authenticator
+from resolvers.identity.identity import Identity
+from resolvers.identity.key_store import ApiKeyStore
+from resolvers.usage_recorder import UsageRecorder
+from schema.build import build_schema
+from tests.conftest import make_settings
+from tests.support.sources import ScriptedSource
+
+SCHEMA = build_schema()
+
+PRICED = ModelInfo(
+    provider="openrouter",
+    upstream_id="mistralai/mistral-7b-instruct",
+    name="Mistral 7B",
+    context_length=32768,
+    pricing=Pricing(Decimal("0.028"), Decimal("0.054"), Decimal("0"), Decimal("0")),
+)
+VISION = ModelInfo(
+    provider="openrouter",
+    upstream_id="openai/gpt-4o-mini",
+    name="GPT-4o mini",
+    context_length=128000,
+    input_modalities=("text", "image", "file"),
+    pricing=Pricing(Decimal("0.15"), Decimal("0.6")),
+)
+UNPRICED = ModelInfo(provider="openrouter", upstream_id="openrouter/auto", name="Auto")
+HF = ModelInfo(
+    provider="huggingface",
+    upstream_id="meta-llama/Llama-3.1-8B-Instruct",
+    name="Llama",
+    pricing=Pricing(Decimal("0.02"), Decimal("0.05")),
+)
+
+
+class ChatHarness:
+    def __init__(self, services: Services, openrouter: FakeProvider, hf: FakeProvider) -> None:
+        self.services = services
+        self.openrouter = openrouter
+        self.hf = hf
+
+    async def run(
+        self, query: str, variables: dict[str, Any] | None = None, *, user: str | None = "alice"
+    ) -> ExecutionResult:
+        request = Request({"type": "http", "method": "POST", "headers": [], "client": ("::1", 1)})
+        context = Context(
+            services=self.services,
+            request=request,
+            response=None,
+            request_id="req-chat",
+            identity=None if user is None else Identity(user_id=user),
+        )
+        return await SCHEMA.execute(query, variable_values=variables, context_value=context)
+
+    async def usage_records(self) -> list[dict[str, Any]]:
+        await self.services.usage.flush()
+        assert self.services.database is not None
+        return await self.services.database.db["usage_records"].find({}).to_list()
+
+
+@pytest_asyncio.fixture
+async def harness(tmp_path: Path, database: Database) -> AsyncIterator[ChatHarness]:
+    settings = make_settings(
+        tmp_path,
+        AIPASTA_CHAT_RETRY_BACKOFF=0,
+        AIPASTA_STREAM_COALESCE_MS=0,
+    )
+    openrouter, hf = FakeProvider("openrouter"), FakeProvider("huggingface")
+    catalog = Catalog(
+        [
+            ScriptedSource("openrouter", [PRICED, VISION, UNPRICED]),
+            ScriptedSource("huggingface", [HF]),
+        ],
+        store=CatalogStore(None),
+        ttl_seconds=1800,
+        retry_seconds=60,
+    )
+    keys = ApiKeyStore(database)
+    usage = UsageRecorder(database, flush_interval=3600)
+    services = Services(
+        settings=settings,
+        http=None,  # type: ignore[arg-type]
+        catalog=catalog,
+        database=database,
+        keys=keys,
+        authenticator=Authenticator(settings, keys),
+        version="test",
+        chat={"openrouter": openrouter, "huggingface": hf},
+        usage=usage,
+    )
+    yield ChatHarness(services, openrouter, hf)
+    await services.background.drain(within=5)
+    await usage.close()
