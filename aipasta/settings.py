@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 DEFAULT_OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 DEFAULT_HUGGINGFACE_BASE_URL = "https://router.huggingface.co/v1"
@@ -331,6 +332,17 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError(describe_errors(exc)) from None
+    except PydanticSettingsError as exc:
+        # Raised when a list-valued variable is not JSON; its message names the field.
+        raise SettingsError(_undecodable(str(exc))) from None
+
+
+def _undecodable(message: str) -> str:
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if f'"{name}"' in message and isinstance(alias, AliasChoices):
+            return f"invalid setting {alias.choices[0]}: not valid JSON"
+    return "invalid setting: a value could not be decoded"
 
 
 def describe_errors(exc: ValidationError) -> str:
