@@ -18,7 +18,7 @@ from aipasta.settings import AuthMode, Settings
 from resolvers.context import Context, Services
 from resolvers.errors import Unauthenticated
 from resolvers.identity.errors import CredentialError
-from resolvers.sign_in import connection_authorization, sign_in
+from resolvers.sign_in import connection_authorization, sign_in, sign_in_request
 from schema.build import build_schema
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -44,7 +44,7 @@ class GatewayGraphQL(GraphQL[Context, None]):
         context = Context(
             services=services, request=request, response=response, request_id=request_id
         )
-        await sign_in(context, request.headers.get("authorization"))
+        await sign_in_request(context, request)
         return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

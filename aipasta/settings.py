@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
+from limits import parse_many
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -246,6 +247,66 @@ class Settings(BaseSettings):
         default=5 * 1024 * 1024, ge=0, validation_alias=AliasChoices("AIPASTA_MAX_DATA_URL_BYTES")
     )
 
+    # Protection.
+    rate_limit: str = Field(
+        default="30/minute",
+        validation_alias=AliasChoices("AIPASTA_RATE_LIMIT"),
+        description="GraphQL operations per client IP (a `limits` rate string).",
+    )
+    user_rate_limit: str = Field(
+        default="120/minute",
+        validation_alias=AliasChoices("AIPASTA_USER_RATE_LIMIT"),
+        description="GraphQL operations per signed-in user.",
+    )
+    max_streams_per_user: int = Field(
+        default=10, ge=1, validation_alias=AliasChoices("AIPASTA_MAX_STREAMS_PER_USER")
+    )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        validation_alias=AliasChoices("AIPASTA_RATE_LIMIT_STORAGE"),
+        description="A `limits` async storage URI, e.g. async+redis://host:6379.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        validation_alias=AliasChoices("AIPASTA_TRUSTED_PROXIES"),
+        description="Comma-separated IPs or networks whose X-Forwarded-For is believed.",
+    )
+    cors_origins: str = Field(
+        default="http://localhost:3000,http://127.0.0.1:3000",
+        validation_alias=AliasChoices("AIPASTA_CORS_ORIGINS"),
+        description="Comma-separated browser origins allowed over HTTP and websockets.",
+    )
+    max_depth: int = Field(default=12, ge=1, validation_alias=AliasChoices("AIPASTA_MAX_DEPTH"))
+    max_aliases: int = Field(default=30, ge=0, validation_alias=AliasChoices("AIPASTA_MAX_ALIASES"))
+    max_tokens: int = Field(
+        default=2000, ge=10, validation_alias=AliasChoices("AIPASTA_MAX_TOKENS")
+    )
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, validation_alias=AliasChoices("AIPASTA_MAX_BODY_BYTES")
+    )
+    operation_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=AliasChoices("AIPASTA_OPERATION_TIMEOUT"),
+        description="Seconds a query or mutation may run (streams use the chat timeouts).",
+    )
+    ws_init_timeout: float = Field(
+        default=5.0, gt=0, validation_alias=AliasChoices("AIPASTA_WS_INIT_TIMEOUT")
+    )
+    ws_max_operations: int = Field(
+        default=20, ge=1, validation_alias=AliasChoices("AIPASTA_WS_MAX_OPERATIONS")
+    )
+    introspection: bool | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AIPASTA_INTROSPECTION"),
+        description="Allow schema introspection; defaults to on in development only.",
+    )
+    field_suggestions: bool | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AIPASTA_FIELD_SUGGESTIONS"),
+        description="'Did you mean' hints in errors; defaults to on in development only.",
+    )
+
     # GraphQL.
     graphiql: bool | None = Field(
         default=None,
@@ -306,6 +367,53 @@ class Settings(BaseSettings):
         """The HS256 secret for plain JWTs: AIPASTA_JWT_SECRET, else NEXTAUTH_SECRET."""
         return self.jwt_secret or self.nextauth_secret
 
+    @field_validator("rate_limit", "user_rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError("must be a rate such as 30/minute or 1000/hour") from None
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in _items(value):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for item in _items(value):
+            if item != "*" and not item.startswith(("http://", "https://")):
+                raise ValueError(f"{item!r} is not an origin such as https://chat.example.com")
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(item, strict=False) for item in _items(self.trusted_proxies)]
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        return [item.rstrip("/") for item in _items(self.cors_origins)]
+
+    @property
+    def introspection_enabled(self) -> bool:
+        if self.introspection is not None:
+            return self.introspection
+        return self.env is Environment.DEVELOPMENT
+
+    @property
+    def suggestions_enabled(self) -> bool:
+        if self.field_suggestions is not None:
+            return self.field_suggestions
+        return self.env is Environment.DEVELOPMENT
+
     @property
     def graphiql_enabled(self) -> bool:
         if self.graphiql is not None:
@@ -320,6 +428,10 @@ class Settings(BaseSettings):
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+
+def _items(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 class SettingsError(Exception):

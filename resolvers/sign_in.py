@@ -2,28 +2,53 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from starlette.requests import HTTPConnection
+
 from aipasta.settings import AuthMode
 from documents.errors import DatabaseUnavailable
-from resolvers.context import Context
-from resolvers.errors import DatabaseUnavailableError, Unauthenticated
+from resolvers.context import Context, Services
+from resolvers.errors import DatabaseUnavailableError, GatewayError, Unauthenticated
 from resolvers.identity.errors import CredentialError
-from resolvers.identity.identity import LOCAL_USER
+from resolvers.identity.identity import LOCAL_USER, Identity
+
+# Where an edge middleware that already checked the credentials leaves its answer
+# (`scope["state"][STATE_KEY]`), so one request is never authenticated twice.
+STATE_KEY = "sign_in"
+
+
+@dataclass(frozen=True)
+class SignIn:
+    identity: Identity | None
+    error: GatewayError | None
+
+
+async def check_credentials(services: Services, authorization: str | None) -> SignIn:
+    """Who `authorization` proves, or why it was refused (no credential: anonymous)."""
+    if services.settings.auth is AuthMode.OFF:
+        return SignIn(LOCAL_USER, None)
+    try:
+        return SignIn(await services.authenticator.authenticate(authorization), None)
+    except CredentialError as exc:
+        return SignIn(None, Unauthenticated(str(exc)))
+    except DatabaseUnavailable:
+        return SignIn(None, DatabaseUnavailableError("cannot check the API key now"))
 
 
 async def sign_in(context: Context, authorization: str | None) -> None:
     """Set `identity`, or `auth_error` when a credential was presented and refused."""
-    services = context.services
-    if services.settings.auth is AuthMode.OFF:
-        context.identity, context.auth_error = LOCAL_USER, None
+    result = await check_credentials(context.services, authorization)
+    context.identity, context.auth_error = result.identity, result.error
+
+
+async def sign_in_request(context: Context, connection: HTTPConnection) -> None:
+    """Sign in from the request's `Authorization` header, reusing an earlier check."""
+    earlier = connection.scope.get("state", {}).get(STATE_KEY)
+    if isinstance(earlier, SignIn):
+        context.identity, context.auth_error = earlier.identity, earlier.error
         return
-    try:
-        context.identity = await services.authenticator.authenticate(authorization)
-        context.auth_error = None
-    except CredentialError as exc:
-        context.identity, context.auth_error = None, Unauthenticated(str(exc))
-    except DatabaseUnavailable:
-        context.identity = None
-        context.auth_error = DatabaseUnavailableError("cannot check the API key now")
+    await sign_in(context, connection.headers.get("authorization"))
 
 
 def connection_authorization(params: dict[str, object] | None) -> str | None:

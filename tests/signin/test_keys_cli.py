@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import os
+import json
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 from documents.database import Database
 from resolvers.identity.authenticator import Authenticator
 from resolvers.identity.key_store import ApiKeyStore
 from tests.conftest import make_settings
+from tests.wiring.test_cli import _environment, _unused_port, _wait_for_health
 
 AIPASTA = str(Path(sys.executable).parent / "aipasta")
 
@@ -18,7 +20,8 @@ AIPASTA = str(Path(sys.executable).parent / "aipasta")
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [AIPASTA, *args],
-        env={**os.environ, **env},
+        cwd=env.get("AIPASTA_DATA_DIR"),  # not the repository: its .env files stay out
+        env=_environment(**env),
         capture_output=True,
         text=True,
         timeout=60,
@@ -75,3 +78,46 @@ def test_auth_off_is_refused_on_a_public_interface(tmp_path: Path) -> None:
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert "AIPASTA_AUTH" in line and "loopback" in line
+
+
+def test_keys_made_beside_a_running_server_on_the_embedded_database(tmp_path: Path) -> None:
+    """Both processes share the one embedded database through the data folder."""
+    port, closed = _unused_port(), f"http://127.0.0.1:{_unused_port()}"
+    env = {
+        "AIPASTA_DATA_DIR": str(tmp_path),
+        "OPENROUTER_BASE_URL": closed,
+        "HUGGINGFACE_BASE_URL": closed,
+        "AIPASTA_LOG_LEVEL": "WARNING",
+    }
+    log = tmp_path / "server.log"
+    with open(log, "wb") as log_file:
+        server = subprocess.Popen(
+            [AIPASTA, "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=_environment(**env),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        _wait_for_health(server, base_url, log)
+        created = run(["keys", "create", "--user", "ops", "--admin"], env)
+        assert created.returncode == 0, created.stderr
+        key = created.stdout.strip()
+
+        request = urllib.request.Request(
+            f"{base_url}/graphql",
+            data=json.dumps({"query": "{ apiKeys { userId role } }"}).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = json.loads(response.read())
+        keys = body["data"]["apiKeys"]
+        # The server's own first-start admin key, and the one made beside it.
+        assert {"userId": "ops", "role": "admin"} in keys
+        assert {"userId": "admin", "role": "admin"} in keys
+        assert server.poll() is None  # the key command left the shared database running
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

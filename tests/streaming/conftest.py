@@ -289,7 +289,12 @@ async def saved_answer(app: RunningApp, session_id: str, within: float = 5.0) ->
     when the client went away)."""
 
     async def probe() -> list[dict[str, Any]] | None:
-        nodes = await history(app, session_id)
+        body = await app.graphql(HISTORY, {"sessionId": session_id})
+        if body.get("errors"):
+            # The session is created by the same background save.
+            assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND", body
+            return None
+        nodes: list[dict[str, Any]] = body["data"]["chatHistory"]["nodes"]
         return nodes if any(not n["isUser"] for n in nodes) else None
 
     return await wait_until(probe, within=within)
