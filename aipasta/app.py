@@ -16,6 +16,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from aipasta import __version__
 from aipasta.database import close_database, open_database
+from aipasta.edge import edge_middleware
 from aipasta.graphql_view import GatewayGraphQL
 from aipasta.settings import AuthMode, Settings
 from aipasta.upstreams import chat_providers, model_sources
@@ -27,6 +28,7 @@ from resolvers.context import Services
 from resolvers.health import health_report
 from resolvers.identity.authenticator import Authenticator
 from resolvers.identity.key_store import ApiKeyStore
+from resolvers.rate_limiter import RateLimiter
 from resolvers.usage_recorder import UsageRecorder
 
 log = logging.getLogger("aipasta")
@@ -67,6 +69,8 @@ async def _bootstrap_admin_key(
 def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        # First: a bad AIPASTA_RATE_LIMIT_STORAGE stops the start before anything is open.
+        rate_limiter = RateLimiter(settings)
         database, lease = await open_database(settings)
         http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=200, limit_per_host=100),
@@ -92,6 +96,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             authenticator=Authenticator(settings, keys),
             version=__version__,
             usage=usage,
+            rate_limiter=rate_limiter,
         )
         await _bootstrap_admin_key(settings, database, keys)
         try:
@@ -102,6 +107,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             await services.background.drain(within=SHUTDOWN_GRACE_SECONDS)
             await usage.close()
             await http.close()
+            await rate_limiter.close()
             await close_database(settings, database, lease)
 
     async def health_endpoint(request: Request) -> JSONResponse:
@@ -116,5 +122,6 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             Route("/health", health_endpoint, methods=["GET"]),
             Route("/api/health", health_endpoint, methods=["GET"]),
         ],
+        middleware=edge_middleware(settings),
         lifespan=lifespan,
     )

@@ -1,38 +1,98 @@
-"""Strawberry's ASGI view, wired to our per-request Context and sign-in."""
+"""Strawberry's ASGI view, wired to our per-request Context, sign-in and protections.
+
+- HTTP errors Strawberry raises before any operation (a batch, a bad body, GraphiQL
+  turned off) answer in the API's JSON error format instead of plain text.
+- Queries and mutations over HTTP are cancelled after `operation_timeout`; streams are
+  left to the chat timeouts.
+- Websockets speak graphql-transport-ws only, through our hardened handler
+  (aipasta.ws_protocol); a browser page from an origin outside `allowed_origins` is
+  refused before the handshake completes (HTTP 403).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from datetime import timedelta
 from typing import cast
 
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLRequestData
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from aipasta.settings import AuthMode, Settings
+from aipasta.ws_protocol import GatewayTransportWS
 from resolvers.context import Context, Services
-from resolvers.errors import Unauthenticated
+from resolvers.errors import ErrorCode, Unauthenticated
 from resolvers.identity.errors import CredentialError
 from resolvers.sign_in import connection_authorization, sign_in, sign_in_request
 from schema.build import build_schema
+from schema.timeouts import timed_out
+
+log = logging.getLogger("aipasta.graphql")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 ACK = cast(UnsetType, UNSET)  # connection_ack without a payload
 
 
 class GatewayGraphQL(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = GatewayTransportWS
+
     def __init__(self, settings: Settings) -> None:
         super().__init__(
-            build_schema(),
+            build_schema(settings),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
-            connection_init_wait_timeout=timedelta(seconds=5),
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout),
+            max_subscriptions_per_connection=settings.ws_max_operations,
+            allowed_origins=settings.allowed_origins,
         )
+        self.operation_timeout = settings.operation_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope, receive=receive))
+        except HTTPException as exc:
+            response = http_error(exc)
+        await response(scope, receive, send)
+
+    async def execute_single(  # noqa: PLR0917 - Strawberry's signature
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        # A subscription over HTTP returns its stream at once, so only queries and
+        # mutations can run into this.
+        try:
+            async with asyncio.timeout(self.operation_timeout) as deadline:
+                context.deadline = deadline
+                return await super().execute_single(
+                    request, request_adapter, sub_response, context, root_value, request_data
+                )
+        except TimeoutError:
+            log.warning(
+                "operation %r cancelled after %g s (request %s)",
+                request_data.operation_name,
+                self.operation_timeout,
+                context.request_id,
+            )
+            return timed_out(self.operation_timeout, context.request_id)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -60,3 +120,17 @@ class GatewayGraphQL(GraphQL[Context, None]):
         if isinstance(context.auth_error, Unauthenticated):
             raise ConnectionRejectionError
         return ACK
+
+
+def http_error(exc: HTTPException) -> JSONResponse:
+    """Strawberry's refusals (plain text by default) in the API's error format."""
+    if exc.status_code == 404:
+        code = ErrorCode.NOT_FOUND
+    elif exc.status_code < 500:
+        code = ErrorCode.BAD_USER_INPUT
+    else:
+        code = ErrorCode.INTERNAL
+    return JSONResponse(
+        {"data": None, "errors": [{"message": exc.reason, "extensions": {"code": code.value}}]},
+        status_code=exc.status_code,
+    )

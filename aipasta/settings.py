@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as PydanticSettingsError
+from strawberry.http.websocket_origin import normalize_allowed_origins
 
 DEFAULT_OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 DEFAULT_HUGGINGFACE_BASE_URL = "https://router.huggingface.co/v1"
@@ -389,9 +390,13 @@ class Settings(BaseSettings):
     @field_validator("cors_origins")
     @classmethod
     def _origins(cls, value: str) -> str:
-        for item in _items(value):
-            if item != "*" and not item.startswith(("http://", "https://")):
-                raise ValueError(f"{item!r} is not an origin such as https://chat.example.com")
+        try:
+            normalize_allowed_origins(item.rstrip("/") for item in _items(value))
+        except ValueError:
+            raise ValueError(
+                "each entry must be an origin such as https://chat.example.com "
+                "(scheme, host and optional port, no path) or *"
+            ) from None
         return value
 
     @property

@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from providers.chat import ChatDelta, ChatRequest, TokenUsage
 from providers.errors import (
+    ProviderError,
     ProviderProtocolError,
     ProviderTimeout,
     ProviderUnavailable,
@@ -70,6 +71,11 @@ class _Clock:
 
     def data_arrived(self) -> None:
         self._first_token_at = None
+
+    @property
+    def answering(self) -> bool:
+        """Whether a data event arrived."""
+        return self._first_token_at is None
 
     def next_deadline(self) -> tuple[float, _Phase]:
         if self._first_token_at is not None:
@@ -165,6 +171,7 @@ class OpenAICompatibleClient:
                 events = decoder.close() if at_eof else decoder.feed(chunk)
                 for event in events:
                     if event.is_done:
+                        self._reject_junk(decoder, clock)
                         clean = await _drain(response)
                         return
                     if event.event == "error":
@@ -183,7 +190,7 @@ class OpenAICompatibleClient:
                     if finished:
                         clean = True
                         return
-                    raise ProviderUnavailable("the upstream stream ended early", provider=self.name)
+                    raise self._ended_early(decoder, clock)
         except aiohttp.ClientError as exc:
             # The exception text can carry URLs and socket details; the type is enough.
             raise ProviderUnavailable(
@@ -221,6 +228,19 @@ class OpenAICompatibleClient:
                 return bytes(body), True
             body += chunk
         return bytes(body), response.content.at_eof()
+
+    def _reject_junk(self, decoder: SSEDecoder, clock: _Clock) -> None:
+        """A body that ends without one data event but with lines that are not SSE is
+        junk (a proxy's error page, a binary blob): neither an empty answer nor a
+        cut-off stream worth retrying."""
+        if not clock.answering and decoder.unknown_lines:
+            raise ProviderProtocolError(
+                "the upstream's answer is not an event stream", provider=self.name
+            )
+
+    def _ended_early(self, decoder: SSEDecoder, clock: _Clock) -> ProviderError:
+        self._reject_junk(decoder, clock)
+        return ProviderUnavailable("the upstream stream ended early", provider=self.name)
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "text/event-stream", **self._extra_headers}

@@ -55,6 +55,9 @@ class SSEDecoder:
         self._last_id: str | None = None
         self._retry: int | None = None
         self._closed = False
+        # Lines that are neither blank, a comment nor a known field: ignored, as the
+        # spec says, but counted so a body of nothing else can be told from a stream.
+        self.unknown_lines = 0
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         if self._closed:
@@ -124,7 +127,9 @@ class SSEDecoder:
             self._last_id = value
         elif field == "retry" and value.isascii() and value.isdigit():
             self._retry = int(value)
-        # Unknown fields are ignored, as the spec requires.
+        elif field not in ("id", "retry"):
+            # Unknown fields are ignored, as the spec requires.
+            self.unknown_lines += 1
 
     def _dispatch(self, events: list[SSEEvent]) -> None:
         if self._data:

@@ -51,6 +51,7 @@ async def chat(
 ) -> ChatResultView:
     context = info.context
     context.require_user()
+    context.allow_up_to(context.services.settings.chat_total_timeout + 5)
     prepared = await prepare_chat(
         context,
         model=input.model,
@@ -70,6 +71,7 @@ async def compare(
 ) -> list[CompareResultView]:
     context = info.context
     context.require_user()
+    context.allow_up_to(context.services.settings.chat_total_timeout + 5)
     prepared = await prepare_compare(
         context,
         models=input.models,

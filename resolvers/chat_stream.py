@@ -11,10 +11,12 @@ generated is recorded and saved (PARTIAL) in the background.
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
+from starlette.websockets import WebSocket
 
 from providers.model import ModelInfo
 from resolvers.chat_finish import ExchangeWriter
@@ -29,6 +31,13 @@ if TYPE_CHECKING:
 _INPUTS = "schema.inputs"
 
 StreamEvent = DeltaEvent | CompletedEvent | FailedEvent
+
+
+def _operation_id(context: Context) -> str:
+    """The request id for one subscription's usage records. A websocket's context (and
+    its request id) is shared by every subscription on that connection, so each
+    subscription gets its own id."""
+    return uuid.uuid4().hex if isinstance(context.request, WebSocket) else context.request_id
 
 
 async def _model_events(
@@ -49,7 +58,12 @@ async def _model_events(
                 index += 1
         result = run.result()
         finished = True
-        message_id = await writer.finish(result)
+        # Run as background work and shielded: a client leaving now must not cut the
+        # history write half way, and shutdown still waits for it.
+        saving = context.services.background.spawn(
+            writer.finish(result), name=f"finish-{result.id}"
+        )
+        message_id = await asyncio.shield(saving)
         yield terminal_event(requested, result, message_id)
     finally:
         if not finished:
@@ -60,34 +74,48 @@ async def chat_stream(
     info: Info, input: Annotated["ChatInput", strawberry.lazy(_INPUTS)]
 ) -> AsyncGenerator[StreamEvent, None]:
     context = info.context
-    context.require_user()
-    prepared = await prepare_chat(
-        context,
-        model=input.model,
-        fallbacks=input.fallbacks,
-        messages=input.messages,
-        options=input.options,
-        session_id=input.session_id,
-    )
-    writer = ExchangeWriter(
-        context.services,
-        user_id=context.require_user().user_id,
-        request_id=context.request_id,
-        conversation=prepared.conversation,
-        model_count=1,
-    )
-    async with contextlib.aclosing(
-        _model_events(context, prepared, prepared.models, writer)
-    ) as events:
-        async for event in events:
-            yield event
+    user_id = context.require_user().user_id
+    # Taken before anything else, so a user over the cap never reaches an upstream.
+    async with context.services.rate_limiter.stream_slot(user_id):
+        prepared = await prepare_chat(
+            context,
+            model=input.model,
+            fallbacks=input.fallbacks,
+            messages=input.messages,
+            options=input.options,
+            session_id=input.session_id,
+        )
+        writer = ExchangeWriter(
+            context.services,
+            user_id=user_id,
+            request_id=_operation_id(context),
+            conversation=prepared.conversation,
+            model_count=1,
+        )
+        async with contextlib.aclosing(
+            _model_events(context, prepared, prepared.models, writer)
+        ) as events:
+            async for event in events:
+                yield event
 
 
 async def compare_stream(
     info: Info, input: Annotated["CompareInput", strawberry.lazy(_INPUTS)]
 ) -> AsyncGenerator[StreamEvent, None]:
     context = info.context
-    context.require_user()
+    user_id = context.require_user().user_id
+    # One comparison is one stream, however many models it runs.
+    async with (
+        context.services.rate_limiter.stream_slot(user_id),
+        contextlib.aclosing(_compare_events(context, input, user_id)) as events,
+    ):
+        async for event in events:
+            yield event
+
+
+async def _compare_events(
+    context: Context, input: "CompareInput", user_id: str
+) -> AsyncGenerator[StreamEvent, None]:
     prepared = await prepare_compare(
         context,
         models=input.models,
@@ -97,19 +125,27 @@ async def compare_stream(
     )
     writer = ExchangeWriter(
         context.services,
-        user_id=context.require_user().user_id,
-        request_id=context.request_id,
+        user_id=user_id,
+        request_id=_operation_id(context),
         conversation=prepared.conversation,
         model_count=len(prepared.models),
     )
-    queue: asyncio.Queue[StreamEvent | None] = asyncio.Queue()
+    queue: asyncio.Queue[StreamEvent | Exception | None] = asyncio.Queue()
 
     async def forward(model: ModelInfo) -> None:
         # One model failing ends only its own stream: its terminal event says so.
-        async with contextlib.aclosing(_model_events(context, prepared, [model], writer)) as events:
-            async for event in events:
-                queue.put_nowait(event)
-        queue.put_nowait(None)
+        # An unexpected error is handed over and raised (as chatStream would), rather
+        # than leaving the stream waiting forever for this model's end.
+        try:
+            async with contextlib.aclosing(
+                _model_events(context, prepared, [model], writer)
+            ) as events:
+                async for event in events:
+                    queue.put_nowait(event)
+        except Exception as exc:  # noqa: BLE001 - re-raised by the consumer below
+            queue.put_nowait(exc)
+        else:
+            queue.put_nowait(None)
 
     tasks = [asyncio.create_task(forward(m), name=f"compare-{m.id}") for m in prepared.models]
     try:
@@ -118,6 +154,8 @@ async def compare_stream(
             event = await queue.get()
             if event is None:
                 remaining -= 1
+            elif isinstance(event, Exception):
+                raise event
             else:
                 yield event
     finally:

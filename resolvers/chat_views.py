@@ -104,7 +104,8 @@ def terminal_event(
             message_id=message_id,
         )
     return FailedEvent(
-        model=requested,
+        # Once a fallback produced text, the deltas named it: the failure must match them.
+        model=result.model.id if result.content else requested,
         code=result.error.code,
         message=result.error.message,
         retryable=result.error.retryable,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from resolvers.errors import Forbidden, GatewayError, Unauthenticated
 from resolvers.identity.authenticator import Authenticator
 from resolvers.identity.identity import Identity
 from resolvers.identity.key_store import ApiKeyStore
+from resolvers.rate_limiter import RateLimiter
 from resolvers.usage_recorder import UsageRecorder
 
 
@@ -40,6 +42,7 @@ class Services:
     chat: Mapping[str, ChatProvider] = field(default_factory=dict)
     usage: UsageRecorder = field(default_factory=lambda: UsageRecorder(None))
     background: BackgroundTasks = field(default_factory=BackgroundTasks)
+    rate_limiter: RateLimiter = field(default_factory=RateLimiter.with_defaults)
 
 
 @dataclass
@@ -56,6 +59,14 @@ class Context:
     auth_error: GatewayError | None = None
     # graphql-transport-ws `connection_init` payload (Strawberry sets it).
     connection_params: dict[str, Any] | None = None
+    # The running operation's time limit, when it has one (queries and mutations over HTTP).
+    deadline: asyncio.Timeout | None = None
+
+    def allow_up_to(self, seconds: float) -> None:
+        """Let this operation run `seconds` from now: a whole chat answer may take minutes,
+        and it has its own upstream timeouts."""
+        if self.deadline is not None:
+            self.deadline.reschedule(asyncio.get_running_loop().time() + seconds)
 
     def require_user(self) -> Identity:
         if self.identity is not None:

@@ -37,6 +37,8 @@ class ErrorCode(Enum):
     CONTENT_FILTERED = "CONTENT_FILTERED"
     DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
     INTERNAL = "INTERNAL"
+    # Beyond the contract: the gateway's own time limit on an operation.
+    TIMEOUT = "TIMEOUT"
 
 
 class GatewayError(Exception):

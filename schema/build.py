@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+import functools
+
 import strawberry
 from strawberry.tools import merge_types
 
+from aipasta.settings import Settings
 from schema.admin import AdminMutation, AdminQuery
 from schema.errors import PublicErrors
+from schema.guards import ExtensionFactory, guard_extensions
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.subscription import Subscription
 
 
-def build_schema() -> strawberry.Schema:
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    """The schema with the limits of `settings`; None means the development defaults
+    (the built-in values, no environment read), which is what the SDL export uses."""
+    if settings is None:
+        settings = Settings.model_construct()
+    # PublicErrors first: on the way out it runs last, after every guard has reported.
+    extensions: list[ExtensionFactory] = [
+        functools.partial(PublicErrors, hide_suggestions=not settings.suggestions_enabled),
+        *guard_extensions(settings),
+    ]
     return strawberry.Schema(
         query=merge_types("Query", (Query, AdminQuery)),
         mutation=merge_types("Mutation", (Mutation, AdminMutation)),
         subscription=Subscription,
-        extensions=[PublicErrors],
+        extensions=extensions,
     )
 
 

@@ -3,33 +3,52 @@
 - Syntax and validation errors keep their message (BAD_USER_INPUT).
 - Our typed errors keep their message and code (see resolvers.errors).
 - Anything else is masked as INTERNAL with a request id; the details go to the log.
+- With suggestions hidden (production), "Did you mean ...?" hints are cut from syntax,
+  validation and coercion messages: they would spell out the schema that disabled
+  introspection hides.
 
-Strawberry's MaskErrors would hide validation errors too, so this replaces it.
+Strawberry's MaskErrors would hide validation errors too, so this replaces it. Streamed
+results (everything over websockets) are formatted one by one as they are sent, since the
+operation only ends when the stream does.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql.error import GraphQLError
+from graphql.error import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
-from strawberry.types.execution import ExecutionResult
+from strawberry.schema.exceptions import CannotGetOperationTypeError
+from strawberry.types.execution import ExecutionResult, StreamExecutionResult
 
 from resolvers.errors import ErrorCode, to_gateway_error
 
 log = logging.getLogger("aipasta.errors")
 
+# graphql-core's `did_you_mean`: " Did you mean [sub message ]'A', 'B', or 'C'?", where
+# every suggestion is a GraphQL name (so the pattern cannot run into user text).
+_NAME = r"'[_A-Za-z][_0-9A-Za-z]*'"
+_SUGGESTION = re.compile(rf" Did you mean (?:[a-z][a-z ]* )?{_NAME}(?:,? (?:or )?{_NAME})*\?")
 
-def public_error(error: GraphQLError, request_id: str | None) -> GraphQLError:
+
+def without_suggestions(message: str) -> str:
+    return _SUGGESTION.sub("", message)
+
+
+def public_error(
+    error: GraphQLError, request_id: str | None, *, hide_suggestions: bool = False
+) -> GraphQLError:
     original = error.original_error
     # Variable coercion errors wrap graphql-core's own GraphQLError: bad input, not a fault.
     if original is None or isinstance(original, GraphQLError):
+        message = without_suggestions(error.message) if hide_suggestions else error.message
         if error.extensions and "code" in error.extensions:
-            return error
-        return _rebuilt(error, error.message, {"code": ErrorCode.BAD_USER_INPUT.value})
+            return error if message == error.message else _rebuilt(error, message, error.extensions)
+        return _rebuilt(error, message, {"code": ErrorCode.BAD_USER_INPUT.value})
     known = to_gateway_error(original)
     if known is not None:
         return _rebuilt(error, known.message, known.extensions)
@@ -58,6 +77,12 @@ def _rebuilt(error: GraphQLError, message: str, extensions: dict[str, Any]) -> G
 
 
 class PublicErrors(SchemaExtension):
+    def __init__(self, *, hide_suggestions: bool = False) -> None:
+        self.hide_suggestions = hide_suggestions
+
+    def _public(self, error: GraphQLError) -> GraphQLError:
+        return public_error(error, self._request_id(), hide_suggestions=self.hide_suggestions)
+
     def _request_id(self) -> str | None:
         context = self.execution_context.context
         return getattr(context, "request_id", None)
@@ -65,8 +90,15 @@ class PublicErrors(SchemaExtension):
     def _process(self, result: object) -> None:
         errors = getattr(result, "errors", None)
         if errors:
-            request_id = self._request_id()
-            result.errors = [public_error(e, request_id) for e in errors]  # type: ignore[attr-defined]
+            result.errors = [self._public(e) for e in errors]  # type: ignore[attr-defined]
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        errors: list[GraphQLError] | None = getattr(result, "errors", None)
+        # Strawberry's websocket handler closes the socket (4400) on these two, as
+        # graphql-transport-ws asks, and recognises them by their type: leave them be.
+        if errors and not any(_closes_websocket(e) for e in errors):
+            self._process(result)
+        yield
 
     def on_operation(self) -> Iterator[None]:
         yield
@@ -78,6 +110,10 @@ class PublicErrors(SchemaExtension):
         # Errors raised before execution (parse/validation) are kept here.
         pre = self.execution_context.pre_execution_errors
         if pre:
-            self.execution_context.pre_execution_errors = [
-                public_error(e, self._request_id()) for e in pre
-            ]
+            self.execution_context.pre_execution_errors = [self._public(e) for e in pre]
+
+
+def _closes_websocket(error: GraphQLError) -> bool:
+    return isinstance(error, GraphQLSyntaxError) or isinstance(
+        error.original_error, CannotGetOperationTypeError
+    )

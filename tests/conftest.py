@@ -111,6 +111,9 @@ async def start_app(
                 "HUGGINGFACE_API_KEY": "hf_test_secret",
                 # Sign-in has its own tests; here every request acts as the local admin.
                 "AIPASTA_AUTH": "off",
+                # Rate limits have their own tests; polling tests must not trip them.
+                "AIPASTA_RATE_LIMIT": "100000/minute",
+                "AIPASTA_USER_RATE_LIMIT": "100000/minute",
             }
             settings.update(overrides)
             app = create_app(make_settings(tmp_path, **settings), clock=clock)

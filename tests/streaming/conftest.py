@@ -284,7 +284,9 @@ async def history(app: RunningApp, session_id: str) -> list[dict[str, Any]]:
     return nodes
 
 
-async def saved_answer(app: RunningApp, session_id: str, within: float = 5.0) -> list[dict[str, Any]]:
+async def saved_answer(
+    app: RunningApp, session_id: str, within: float = 5.0
+) -> list[dict[str, Any]]:
     """The session's messages once an answer is among them (saved in the background
     when the client went away)."""
 

@@ -7,8 +7,11 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from bson import Decimal128
 
+from resolvers.chat_finish import ExchangeWriter
+from resolvers.chat_run import RunResult
 from tests.streaming.conftest import (
     CHAT_STREAM,
     GPT_MINI,
@@ -23,7 +26,6 @@ from tests.streaming.conftest import (
     saved_answer,
     usage_records,
     user_says,
-    wait_until,
 )
 from tests.streaming.sse_upstream import (
     Finish,
@@ -105,6 +107,7 @@ async def test_one_delta_per_upstream_chunk_then_one_completed_with_reported_cos
     assert completed["messageId"] is None  # no sessionId, nothing saved
 
     (call,) = sse.calls
+    assert call.finished and not call.closed_by_client.is_set()
     assert call.provider == "openrouter"
     assert call.body["model"] == MISTRAL_UPSTREAM
     assert call.body["stream"] is True
@@ -206,9 +209,7 @@ async def test_with_a_session_the_exchange_is_saved_and_usage_recorded(
 
     report = await app.graphql(USAGE)
     assert report["data"]["usage"]["totalRequests"] == 1
-    assert report["data"]["usage"]["rows"] == [
-        {"key": MISTRAL, "requests": 1, "failedRequests": 0}
-    ]
+    assert report["data"]["usage"]["rows"] == [{"key": MISTRAL, "requests": 1, "failedRequests": 0}]
 
 
 # --- 4. and 5. the client going away -------------------------------------------------
@@ -261,6 +262,10 @@ async def test_client_complete_mid_stream_abandons_upstream_and_keeps_the_partia
     assert second.events[-1]["content"] == "Again"
     # Nothing more was sent for the operation the client completed.
     assert ws.unread(op) == []
+    # Two subscriptions on one socket are two requests in the usage records.
+    cancelled, complete = await usage_records(store, count=2)
+    assert (cancelled["status"], complete["status"]) == ("cancelled", "complete")
+    assert cancelled["requestId"] != complete["requestId"]
 
 
 async def test_client_disconnect_mid_stream_abandons_upstream_and_keeps_the_partial_answer(
@@ -282,9 +287,7 @@ async def test_client_disconnect_mid_stream_abandons_upstream_and_keeps_the_part
 async def test_rate_limited_twice_is_retried_then_the_fallback_answers(
     sse: SSEUpstream, stream_app: StreamApp, ws_client: WsClient
 ) -> None:
-    sse.script(
-        MISTRAL_UPSTREAM, http_error(429, "slow down"), http_error(429, "slow down, again")
-    )
+    sse.script(MISTRAL_UPSTREAM, http_error(429, "slow down"), http_error(429, "slow down, again"))
     sse.script(GPT_MINI_UPSTREAM, answer("From ", "the fallback"))
     app = await stream_app()
     ws: GraphQLWebSocket = await ws_client(app)
@@ -396,3 +399,25 @@ async def test_unknown_model_is_refused_before_any_upstream_call(
     after = await ws.run(CHAT_STREAM, chat_input())
     assert after.events[-1]["content"] == "fine"
 
+
+async def test_an_unexpected_error_mid_stream_is_masked_as_internal(
+    sse: SSEUpstream,
+    stream_app: StreamApp,
+    ws_client: WsClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sse.script(MISTRAL_UPSTREAM, answer("fine"))
+
+    async def broken(self: ExchangeWriter, result: RunResult) -> str | None:
+        raise RuntimeError("secret detail of a bug")
+
+    monkeypatch.setattr(ExchangeWriter, "finish", broken)
+    app = await stream_app()
+    ws: GraphQLWebSocket = await ws_client(app)
+
+    outcome = await ws.run(CHAT_STREAM, chat_input())
+
+    assert outcome.completed
+    (error,) = outcome.errors
+    assert error.get("extensions", {}).get("code") == "INTERNAL"
+    assert "secret detail" not in error["message"]

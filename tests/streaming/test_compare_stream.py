@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from resolvers.chat_finish import ExchangeWriter
+from resolvers.chat_run import RunResult
 from tests.streaming.conftest import (
     CHAT,
     COMPARE,
@@ -18,9 +22,10 @@ from tests.streaming.conftest import (
     GraphQLWebSocket,
     StreamApp,
     history,
+    usage_records,
     user_says,
 )
-from tests.streaming.sse_upstream import SSEUpstream, answer, http_error
+from tests.streaming.sse_upstream import Sleep, SSEUpstream, Text, answer, http_error, steps
 
 WsClient = Any
 
@@ -67,7 +72,7 @@ async def test_compare_stream_ends_each_model_with_its_own_terminal_event(
 
 
 async def test_compare_stream_saves_each_answer_to_the_session(
-    sse: SSEUpstream, stream_app: StreamApp, ws_client: WsClient
+    sse: SSEUpstream, stream_app: StreamApp, ws_client: WsClient, store: Any
 ) -> None:
     sse.script(MISTRAL_UPSTREAM, answer("from mistral"))
     sse.script(GPT_MINI_UPSTREAM, answer("from gpt"))
@@ -90,6 +95,40 @@ async def test_compare_stream_saves_each_answer_to_the_session(
     assert {m: e["messageId"] for m, e in completed.items()} == {
         m: a["id"] for m, a in answers.items()
     }
+    # One usage record per model, under the one request.
+    records = await usage_records(store, count=2)
+    assert sorted(r["model"] for r in records) == sorted([MISTRAL, GPT_MINI])
+    assert records[0]["requestId"] == records[1]["requestId"]
+
+
+async def test_an_unexpected_error_in_one_model_ends_the_compare_stream(
+    sse: SSEUpstream,
+    stream_app: StreamApp,
+    ws_client: WsClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bug while finishing one model's run must not leave the stream open forever."""
+    sse.script(MISTRAL_UPSTREAM, answer("from mistral"))
+    sse.script(GPT_MINI_UPSTREAM, answer("from gpt"))
+    finish = ExchangeWriter.finish
+
+    async def broken_for_mistral(self: ExchangeWriter, result: RunResult) -> str | None:
+        if result.model.id == MISTRAL:
+            raise RuntimeError("bookkeeping bug")
+        return await finish(self, result)
+
+    monkeypatch.setattr(ExchangeWriter, "finish", broken_for_mistral)
+    app = await stream_app()
+    ws: GraphQLWebSocket = await ws_client(app)
+
+    outcome = await ws.run(COMPARE_STREAM, compare_input(MISTRAL, GPT_MINI))
+
+    # The stream ends (`complete`) with one error instead of waiting for MISTRAL forever.
+    assert outcome.completed
+    assert len(outcome.errors) == 1
+    assert not any(
+        e["__typename"] == "ChatCompleted" and e["model"] == MISTRAL for e in outcome.events
+    )
 
 
 async def test_chat_mutation_returns_the_whole_answer(
@@ -149,3 +188,14 @@ async def test_compare_mutation_answers_in_input_order_with_one_error(
     assert mistral["result"] is None
     assert mistral["error"]["code"] == "PROVIDER_UNAVAILABLE"
     assert mistral["error"]["retryable"] is True
+
+
+async def test_a_whole_chat_answer_may_outlast_the_operation_timeout(
+    sse: SSEUpstream, stream_app: StreamApp
+) -> None:
+    """Queries are cut at AIPASTA_OPERATION_TIMEOUT; a chat answer has its own timeouts."""
+    sse.script(MISTRAL_UPSTREAM, steps(Text("slow "), Sleep(0.5), Text("answer")))
+    app = await stream_app(AIPASTA_OPERATION_TIMEOUT=0.2)
+    body = await app.graphql(CHAT, {"input": {"model": MISTRAL, "messages": user_says("hi")}})
+    assert "errors" not in body, body
+    assert body["data"]["chat"]["message"]["content"] == "slow answer"

@@ -49,7 +49,10 @@ async def serve(app: Starlette) -> AsyncIterator[RunningApp]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="on", log_level="warning", ws="websockets-sansio")
+    # As the CLI runs it: X-Forwarded-For is ours to judge (trusted proxies), not uvicorn's.
+    config = uvicorn.Config(
+        app, lifespan="on", log_level="warning", ws="websockets-sansio", proxy_headers=False
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

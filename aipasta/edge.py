@@ -1,0 +1,186 @@
+"""The HTTP edge in front of /graphql: CORS, a body size cap, sign-in and rate limits.
+
+Pure ASGI rather than Starlette's BaseHTTPMiddleware, which would buffer streamed
+responses and does not pass websockets through. Websockets go straight to the app:
+their protocol handler applies the limits per `subscribe` message.
+
+For each HTTP request to /graphql, in order:
+1. the body cap: 413 from `Content-Length` before reading a byte, or as soon as a body
+   sent without one (chunked) grows past `max_body_bytes`;
+2. sign-in, once: the `SignIn` is left in `scope["state"]` for the GraphQL view;
+3. the rate limits (`RateLimiter.check`): 429 with `Retry-After` when refused.
+Health and GraphiQL's page are not operations and skip all three.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from aipasta.client_ip import client_ip
+from aipasta.settings import Settings
+from resolvers.context import Services
+from resolvers.errors import ErrorCode
+from resolvers.rate_limiter import RateDecision
+from resolvers.sign_in import STATE_KEY, check_credentials
+
+GRAPHQL_PATH = "/graphql"
+CORS_HEADERS = ["Authorization", "Content-Type"]
+# Readable by browser code: when to retry, and which request to quote in a bug report.
+CORS_EXPOSED = ["Retry-After", "X-Request-ID"]
+
+
+def edge_middleware(settings: Settings) -> list[Middleware]:
+    """The app's middleware, outermost first: CORS also answers preflights and marks the
+    edge's own 413/429 answers, so a browser can read them."""
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=CORS_HEADERS,
+            expose_headers=CORS_EXPOSED,
+        ),
+        Middleware(EdgeGuard, settings=settings),
+    ]
+
+
+class EdgeGuard:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.max_body_bytes = settings.max_body_bytes
+        self.trusted_proxies = settings.trusted_proxy_networks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != GRAPHQL_PATH or is_graphiql_page(scope):
+            await self.app(scope, receive, send)
+            return
+        services = _services(scope)
+        declared = content_length(scope)
+        if declared is not None and declared > self.max_body_bytes:
+            await self._too_large(send)
+            return
+        body = await read_body(receive, self.max_body_bytes)
+        if body is None:
+            await self._too_large(send)
+            return
+        sign_in = await check_credentials(services, Headers(scope=scope).get("authorization"))
+        scope.setdefault("state", {})[STATE_KEY] = sign_in
+        decision = await services.rate_limiter.check(
+            client_ip=client_ip(scope, self.trusted_proxies),
+            user_id=sign_in.identity.user_id if sign_in.identity else None,
+        )
+        if not decision.allowed:
+            await rate_limited(send, decision)
+            return
+        await self.app(scope, replay(body, receive), send)
+
+    async def _too_large(self, send: Send) -> None:
+        limit = self.max_body_bytes
+        await send_error(
+            send,
+            413,
+            f"Request body too large: the limit is {limit} bytes",
+            {"code": ErrorCode.BAD_USER_INPUT.value, "limit": limit},
+        )
+
+
+def _services(scope: Scope) -> Services:
+    services = scope.get("state", {}).get("services")
+    if not isinstance(services, Services):
+        # Without them nothing can be limited; serving unguarded would hide the fault.
+        raise TypeError("the edge guard needs the lifespan's services in scope['state']")
+    return services
+
+
+def is_graphiql_page(scope: Scope) -> bool:
+    """The request Strawberry answers with GraphiQL's HTML (its own test, mirrored)."""
+    if scope["method"] != "GET":
+        return False
+    if "query" in parse_qs(scope.get("query_string", b"").decode("latin-1"), True):
+        return False
+    accept = Headers(scope=scope).get("accept", "")
+    return "text/html" in accept or "*/*" in accept
+
+
+def content_length(scope: Scope) -> int | None:
+    value = Headers(scope=scope).get("content-length")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None  # the server's HTTP parser refuses such framing itself
+
+
+async def read_body(receive: Receive, limit: int) -> deque[Message] | None:
+    """The request's body messages, or None once they add up to more than `limit` bytes
+    (nothing further is read). A client that went away leaves its disconnect message
+    last, for the app to see."""
+    messages: deque[Message] = deque()
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages
+        size += len(message.get("body", b""))
+        if size > limit:
+            return None
+        if not message.get("more_body", False):
+            return messages
+
+
+def replay(messages: deque[Message], receive: Receive) -> Receive:
+    """A `receive` that hands out the messages already read, then the real ones."""
+
+    async def receive_again() -> Message:
+        if messages:
+            return messages.popleft()
+        return await receive()
+
+    return receive_again
+
+
+async def rate_limited(send: Send, decision: RateDecision) -> None:
+    error = decision.error()
+    await send_error(
+        send,
+        429,
+        error.message,
+        error.extensions,
+        headers=[(b"retry-after", str(error.retry_after_seconds).encode())],
+    )
+
+
+async def send_error(
+    send: Send,
+    status: int,
+    message: str,
+    extensions: dict[str, Any],
+    *,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """A GraphQL-shaped error answer, like every other error the API gives."""
+    body = json.dumps(
+        {"data": None, "errors": [{"message": message, "extensions": extensions}]},
+        separators=(",", ":"),
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,230 @@
+"""Rate limits per client IP and per signed-in user, and a cap on each user's open streams.
+
+Limits use the `limits` library's moving window: a client gets at most N operations in
+any window, with no burst of 2N across a window boundary as a fixed window would allow.
+The counts live in `AIPASTA_RATE_LIMIT_STORAGE` (process memory by default; a shared
+store such as `async+redis://` when several processes serve the same clients).
+
+The open-stream count is kept in this process only: with several processes behind a
+balancer a user may hold `max_streams_per_user` streams on each of them.
+
+A failing store never takes the gateway down: the request goes through, the failure is
+counted in `store_failures` and logged at most once a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import math
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+
+from aipasta.settings import Settings
+from resolvers.errors import ErrorCode, GatewayError
+
+log = logging.getLogger("aipasta.rate_limit")
+
+Scope = Literal["ip", "user"]
+
+# A store that does not answer in this time counts as failed: every request waits on it.
+STORE_TIMEOUT_SECONDS = 1.0
+FAILURE_LOG_INTERVAL_SECONDS = 60.0
+# A stream slot frees whenever one of the user's streams ends; there is no window to wait
+# for, so the client is told to try again soon.
+STREAM_RETRY_SECONDS = 1.0
+# Anyone with IPv6 has at least a /64 to pick addresses from.
+IPV6_PREFIX = 64
+
+
+def whole_seconds(seconds: float) -> int:
+    """Retry-After as HTTP sends it: whole seconds, never 0 (0 invites an instant retry)."""
+    return max(1, math.ceil(seconds))
+
+
+class RateLimited(GatewayError):
+    code = ErrorCode.RATE_LIMITED
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float, limit: int, remaining: int = 0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.limit = limit
+        self.remaining = remaining
+
+    @property
+    def retry_after_seconds(self) -> int:
+        return whole_seconds(self.retry_after or 0.0)
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        return {
+            "code": self.code.value,
+            "retryAfter": self.retry_after_seconds,
+            "limit": self.limit,
+            "remaining": self.remaining,
+        }
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    """The answer for one operation; `limit`/`remaining` are those of the tightest limit
+    (the one that refused, when refused)."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    retry_after: float
+    scope: Scope
+
+    def error(self) -> RateLimited:
+        who = "this address" if self.scope == "ip" else "this user"
+        return RateLimited(
+            f"Rate limit exceeded for {who}: retry in {whole_seconds(self.retry_after)} s",
+            retry_after=self.retry_after,
+            limit=self.limit,
+            remaining=self.remaining,
+        )
+
+    def extensions(self) -> dict[str, Any]:
+        return self.error().extensions
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        storage: Storage | None = None,
+        store_timeout: float = STORE_TIMEOUT_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ip_limits = parse_many(settings.rate_limit)
+        self._user_limits = parse_many(settings.user_rate_limit)
+        self._max_streams = settings.max_streams_per_user
+        self._storage = storage or open_storage(settings.rate_limit_storage)
+        self._strategy = MovingWindowRateLimiter(self._storage)
+        self._streams: dict[str, int] = {}
+        self._store_timeout = store_timeout
+        self._monotonic = monotonic
+        self._last_failure_log: float | None = None
+        self._unlogged_failures = 0
+        self.store_failures = 0
+
+    @classmethod
+    def with_defaults(cls) -> RateLimiter:
+        """A limiter with the settings' built-in defaults, reading no environment."""
+        return cls(Settings.model_construct())
+
+    async def check(self, *, client_ip: str, user_id: str | None) -> RateDecision:
+        """Count one operation against the client's IP and, when signed in, its user."""
+        try:
+            async with asyncio.timeout(self._store_timeout):
+                return await self._check(client_ip, user_id)
+        except Exception as exc:  # noqa: BLE001 - any store fault lets the request through
+            self._store_failed(exc)
+            tightest = min(item.amount for item in self._ip_limits)
+            return RateDecision(True, tightest, tightest, 0.0, "ip")
+
+    async def _check(self, client_ip: str, user_id: str | None) -> RateDecision:
+        ip = await self._hit(self._ip_limits, "ip", ip_key(client_ip))
+        # Refused by its IP, the operation never happened: it must not use the user's budget.
+        if not ip.allowed or user_id is None:
+            return ip
+        user = await self._hit(self._user_limits, "user", user_id)
+        if not user.allowed:
+            return user
+        return ip if ip.remaining <= user.remaining else user
+
+    async def _hit(self, items: list[RateLimitItem], scope: Scope, key: str) -> RateDecision:
+        tightest: RateDecision | None = None
+        for item in items:
+            allowed = await self._strategy.hit(item, "aipasta", scope, key)
+            stats = await self._strategy.get_window_stats(item, "aipasta", scope, key)
+            if not allowed:
+                retry_after = max(0.0, stats.reset_time - time.time())
+                return RateDecision(False, item.amount, 0, retry_after, scope)
+            decision = RateDecision(True, item.amount, max(0, stats.remaining), 0.0, scope)
+            if tightest is None or decision.remaining < tightest.remaining:
+                tightest = decision
+        assert tightest is not None  # parse_many never returns an empty list
+        return tightest
+
+    def _store_failed(self, exc: Exception) -> None:
+        self.store_failures += 1
+        self._unlogged_failures += 1
+        now = self._monotonic()
+        last = self._last_failure_log
+        if last is not None and now - last < FAILURE_LOG_INTERVAL_SECONDS:
+            return
+        log.error(
+            "rate limit store failed %d time(s); requests are let through unlimited: %r",
+            self._unlogged_failures,
+            exc,
+        )
+        self._last_failure_log = now
+        self._unlogged_failures = 0
+
+    @asynccontextmanager
+    async def stream_slot(self, user_id: str) -> AsyncIterator[None]:
+        """Hold one of the user's `max_streams_per_user` stream slots (this process only)."""
+        open_now = self._streams.get(user_id, 0)
+        if open_now >= self._max_streams:
+            raise RateLimited(
+                f"Too many open streams: at most {self._max_streams} at once per user; "
+                "end one before starting another",
+                retry_after=STREAM_RETRY_SECONDS,
+                limit=self._max_streams,
+            )
+        self._streams[user_id] = open_now + 1
+        try:
+            yield
+        finally:
+            left = self._streams[user_id] - 1
+            if left:
+                self._streams[user_id] = left
+            else:
+                del self._streams[user_id]
+
+    def open_streams(self, user_id: str) -> int:
+        return self._streams.get(user_id, 0)
+
+    async def close(self) -> None:
+        # The memory store expires entries in a task of its own; don't leave it pending.
+        timer = getattr(self._storage, "timer", None)
+        if isinstance(timer, asyncio.Task) and not timer.done():
+            timer.cancel()
+            await asyncio.gather(timer, return_exceptions=True)
+
+
+def open_storage(uri: str) -> Storage:
+    """The async `limits` store for `uri`; a plain scheme (`memory://`, `redis://`) means
+    its async variant, since the gateway never blocks its event loop on the store."""
+    scheme = urllib.parse.urlparse(uri).scheme
+    if not scheme.startswith("async+"):
+        uri = f"async+{uri}"
+    storage = storage_from_string(uri)
+    if not isinstance(storage, Storage):
+        raise TypeError(f"{uri} is not an async rate limit store")
+    return storage
+
+
+def ip_key(client_ip: str) -> str:
+    """The rate limit key for an address: IPv6 clients are counted per /64."""
+    try:
+        address = ipaddress.ip_address(client_ip)
+        if address.version == 6:
+            return str(ipaddress.ip_network((address, IPV6_PREFIX), strict=False))
+    except ValueError:
+        return client_ip
+    return str(address)
