@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 CACHE_SIZE = "256M"
 STOP_TIMEOUT = 15.0
+RESIGNAL_AFTER = 1.0
 
 
 class EmbeddedError(Exception):
@@ -95,7 +96,7 @@ class EmbeddedMongo:
                 return
             state = self._read_state()
             if state is not None and state[0] == lease.pid:
-                self._stop(lease.pid)
+                self._stop(*state)
                 self._state_path.unlink(missing_ok=True)
 
     def stop(self) -> bool:
@@ -104,7 +105,7 @@ class EmbeddedMongo:
             state = self._running_state()
             if state is None:
                 return False
-            self._stop(state[0])
+            self._stop(*state)
             self._state_path.unlink(missing_ok=True)
             self._prune_users(all_users=True)
             return True
@@ -181,7 +182,7 @@ class EmbeddedMongo:
                 return process.pid, port
             last_error = f"exited with code {process.returncode}"
             if process.returncode is None:
-                _terminate(process.pid)
+                _terminate(process.pid, port)
                 last_error = f"did not answer within {self.start_timeout:g}s"
         raise EmbeddedError(f"embedded database {last_error}; see {self._log_path}")
 
@@ -195,21 +196,32 @@ class EmbeddedMongo:
             time.sleep(0.05)
         return False
 
-    def _stop(self, pid: int) -> None:
-        _terminate(pid)
+    def _stop(self, pid: int, port: int) -> None:
+        _terminate(pid, port)
         log.info("embedded database stopped (pid %d)", pid)
 
 
-def _terminate(pid: int) -> None:
-    # One SIGTERM, then patience: closing WiredTiger takes a moment, and a second signal
-    # would re-enter SecantusDB's shutdown while it runs and wedge it.
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+def _terminate(pid: int, port: int) -> None:
+    """SIGTERM, then patience; SIGKILL only past STOP_TIMEOUT.
+
+    SecantusDB's main thread sleeps on a lock, and a SIGTERM that one of its other
+    threads receives never wakes it: the server then keeps listening. So while the port
+    still accepts connections, the signal is sent again. Once the port is closed the
+    shutdown is under way (closing WiredTiger takes a moment), and another signal would
+    re-enter it and wedge it, so none is sent.
+    """
     deadline = time.monotonic() + STOP_TIMEOUT
+    next_signal = time.monotonic()
     while time.monotonic() < deadline:
+        if time.monotonic() >= next_signal:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            next_signal = time.monotonic() + RESIGNAL_AFTER
         _reap(pid)
         if not _alive(pid):
             return
+        if not _port_open(port):
+            next_signal = float("inf")
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
