@@ -11,7 +11,7 @@ from typing import TypedDict
 import aiohttp
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 
 from aipasta import __version__
@@ -28,6 +28,7 @@ from resolvers.context import Services
 from resolvers.health import health_report
 from resolvers.identity.authenticator import Authenticator
 from resolvers.identity.key_store import ApiKeyStore
+from resolvers.metrics import render_metrics
 from resolvers.rate_limiter import RateLimiter
 from resolvers.usage_recorder import UsageRecorder
 
@@ -114,6 +115,13 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
         report = await health_report(request.state.services)
         return JSONResponse(report.as_json(), headers={"Cache-Control": "no-store"})
 
+    async def metrics_endpoint(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(
+            render_metrics(request.state.services),
+            media_type="text/plain; version=0.0.4",
+            headers={"Cache-Control": "no-store"},
+        )
+
     graphql = GatewayGraphQL(settings)
     return Starlette(
         routes=[
@@ -121,6 +129,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             Route("/health", health_endpoint, methods=["GET"]),
             Route("/api/health", health_endpoint, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
         middleware=edge_middleware(settings),
         lifespan=lifespan,

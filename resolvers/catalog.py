@@ -159,6 +159,10 @@ class Catalog:
         fetched = await self._refresh_all(due, force=False) if due else False
         return self._view(cached=not fetched)
 
+    def snapshot(self) -> CatalogView:
+        """What the catalog holds now, without refreshing anything (for metrics)."""
+        return self._view(cached=True)
+
     async def refresh(self) -> CatalogView:
         """Ask every provider now, whatever the cache says."""
         fetched = await self._refresh_all(list(self._sources), force=True)

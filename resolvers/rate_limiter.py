@@ -199,6 +199,10 @@ class RateLimiter:
     def open_streams(self, user_id: str) -> int:
         return self._streams.get(user_id, 0)
 
+    @property
+    def open_streams_total(self) -> int:
+        return sum(self._streams.values())
+
     async def close(self) -> None:
         # The memory store expires entries in a task of its own; don't leave it pending.
         timer = getattr(self._storage, "timer", None)
