@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import aiohttp
+from pydantic import SecretStr
 
 from aipasta.settings import ExtraProvider, Settings
 from providers.chat import ChatProvider
 from providers.fetch import RetryPolicy
 from providers.huggingface import NAME as HUGGINGFACE
-from providers.huggingface import HuggingFaceModels
+from providers.huggingface import parse_huggingface_models
+from providers.listing import ModelListing, bearer_headers
 from providers.model import Pricing
 from providers.openai_compat import ChatTimeouts, OpenAICompatibleClient
-from providers.openai_models import OpenAICompatibleModels
+from providers.openai_models import parse_openai_models
 from providers.openrouter import NAME as OPENROUTER
-from providers.openrouter import OpenRouterModels, openrouter_headers
+from providers.openrouter import openrouter_headers, parse_openrouter_models
 from providers.source import ModelSource
 
 
@@ -43,32 +47,44 @@ def _extra_pricing(extra: ExtraProvider) -> Pricing:
 def model_sources(settings: Settings, http: aiohttp.ClientSession) -> list[ModelSource]:
     policy = _retry_policy(settings)
     sources: list[ModelSource] = [
-        OpenRouterModels(
+        # OpenRouter lists its models without a key too.
+        ModelListing(
             http,
+            name=OPENROUTER,
             base_url=settings.openrouter_base_url,
-            api_key=settings.openrouter_api_key,
             headers=_openrouter_headers(settings),
             policy=policy,
+            parse=parse_openrouter_models,
+            configured=_has(settings.openrouter_api_key),
         ),
-        HuggingFaceModels(
+        ModelListing(
             http,
+            name=HUGGINGFACE,
             base_url=settings.huggingface_base_url,
-            api_key=settings.huggingface_api_key,
+            headers=bearer_headers(settings.huggingface_api_key),
             policy=policy,
+            parse=parse_huggingface_models,
+            configured=_has(settings.huggingface_api_key),
         ),
     ]
     for extra in settings.providers:
         sources.append(
-            OpenAICompatibleModels(
+            ModelListing(
                 http,
                 name=extra.name,
                 base_url=extra.base_url,
-                api_key=settings.provider_key(extra),
-                pricing=_extra_pricing(extra),
+                headers=bearer_headers(settings.provider_key(extra)),
                 policy=policy,
+                parse=partial(parse_openai_models, extra.name, pricing=_extra_pricing(extra)),
+                # Local servers usually need no key: being listed is configuration enough.
+                configured=True,
             )
         )
     return sources
+
+
+def _has(key: SecretStr | None) -> bool:
+    return key is not None and bool(key.get_secret_value())
 
 
 def chat_providers(settings: Settings, http: aiohttp.ClientSession) -> dict[str, ChatProvider]:

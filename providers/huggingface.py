@@ -11,9 +11,6 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-import aiohttp
-from pydantic import SecretStr
-
 from providers.catalog_json import (
     as_mapping,
     as_positive_int,
@@ -22,7 +19,6 @@ from providers.catalog_json import (
     modalities,
 )
 from providers.errors import ProviderProtocolError
-from providers.fetch import RetryPolicy, get_json
 from providers.model import ModelInfo, Pricing
 from providers.pricing import parse_amount
 
@@ -30,37 +26,6 @@ log = logging.getLogger(__name__)
 
 NAME = "huggingface"
 LIVE = "live"
-
-
-def bearer_headers(api_key: SecretStr | None) -> dict[str, str]:
-    headers = {"Accept": "application/json"}
-    if api_key is not None and api_key.get_secret_value():
-        headers["Authorization"] = f"Bearer {api_key.get_secret_value()}"
-    return headers
-
-
-class HuggingFaceModels:
-    name = NAME
-
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        *,
-        base_url: str,
-        api_key: SecretStr | None,
-        policy: RetryPolicy,
-    ) -> None:
-        self._session = session
-        self._url = f"{base_url.rstrip('/')}/models"
-        self._headers = bearer_headers(api_key)
-        self._policy = policy
-        self.configured = api_key is not None and bool(api_key.get_secret_value())
-
-    async def list_models(self) -> list[ModelInfo]:
-        payload = await get_json(
-            self._session, self._url, provider=NAME, headers=self._headers, policy=self._policy
-        )
-        return parse_huggingface_models(payload)
 
 
 def parse_huggingface_models(payload: object) -> list[ModelInfo]:

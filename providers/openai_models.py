@@ -1,46 +1,15 @@
-"""Model listing of any OpenAI-compatible server (`GET /models`): Ollama, vLLM, LM Studio."""
+"""Model listing of any OpenAI-compatible server (`GET /models`): Ollama, vLLM, LM Studio.
+
+Such servers publish no prices: a configured price applies to all their models.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-import aiohttp
-from pydantic import SecretStr
-
 from providers.catalog_json import as_mapping, as_positive_int, as_text, data_list
 from providers.errors import ProviderProtocolError
-from providers.fetch import RetryPolicy, get_json
-from providers.huggingface import bearer_headers
 from providers.model import ModelInfo, Pricing
-
-
-class OpenAICompatibleModels:
-    """Such servers publish no prices: a configured price applies to all their models."""
-
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        *,
-        name: str,
-        base_url: str,
-        api_key: SecretStr | None,
-        pricing: Pricing,
-        policy: RetryPolicy,
-    ) -> None:
-        self.name = name
-        self._session = session
-        self._url = f"{base_url.rstrip('/')}/models"
-        self._headers = bearer_headers(api_key)
-        self._pricing = pricing
-        self._policy = policy
-        # Local servers usually need no key; being listed in settings is configuration enough.
-        self.configured = True
-
-    async def list_models(self) -> list[ModelInfo]:
-        payload = await get_json(
-            self._session, self._url, provider=self.name, headers=self._headers, policy=self._policy
-        )
-        return parse_openai_models(self.name, payload, self._pricing)
 
 
 def parse_openai_models(provider: str, payload: object, pricing: Pricing) -> list[ModelInfo]:

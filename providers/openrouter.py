@@ -6,7 +6,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 from pydantic import SecretStr
 
 from providers.catalog_json import (
@@ -18,7 +17,6 @@ from providers.catalog_json import (
     modalities,
 )
 from providers.errors import ProviderProtocolError
-from providers.fetch import RetryPolicy, get_json
 from providers.model import ModelInfo, Pricing
 from providers.pricing import parse_amount, per_token_to_per_million
 
@@ -36,33 +34,6 @@ def openrouter_headers(
     if api_key is not None and api_key.get_secret_value():
         headers["Authorization"] = f"Bearer {api_key.get_secret_value()}"
     return headers
-
-
-class OpenRouterModels:
-    """OpenRouter's `GET /models`; it answers without an API key too."""
-
-    name = NAME
-
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        *,
-        base_url: str,
-        api_key: SecretStr | None,
-        headers: Mapping[str, str],
-        policy: RetryPolicy,
-    ) -> None:
-        self._session = session
-        self._url = f"{base_url.rstrip('/')}/models"
-        self._headers = dict(headers)
-        self._policy = policy
-        self.configured = api_key is not None and bool(api_key.get_secret_value())
-
-    async def list_models(self) -> list[ModelInfo]:
-        payload = await get_json(
-            self._session, self._url, provider=NAME, headers=self._headers, policy=self._policy
-        )
-        return parse_openrouter_models(payload)
 
 
 def parse_openrouter_models(payload: object) -> list[ModelInfo]:

@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from resolvers.chat_finish import ExchangeWriter
-from resolvers.chat_prepare import PreparedChat, prepare_chat, prepare_compare, start_run
+from resolvers.chat_prepare import (
+    PreparedChat,
+    prepare_chat_input,
+    prepare_compare_input,
+    start_run,
+)
 from resolvers.chat_run import RunResult
 from resolvers.chat_views import ChatResultView, CompareErrorView, CompareResultView
 from resolvers.context import Context, Info
@@ -36,31 +41,15 @@ async def run_to_end(
     return result, await writer.finish(result)
 
 
-def _writer(context: Context, prepared: PreparedChat, model_count: int) -> ExchangeWriter:
-    return ExchangeWriter(
-        context.services,
-        user_id=context.require_user().user_id,
-        request_id=context.request_id,
-        conversation=prepared.conversation,
-        model_count=model_count,
-    )
-
-
 async def chat(
     info: Info, input: Annotated["ChatInput", strawberry.lazy(_INPUTS)]
 ) -> ChatResultView:
     context = info.context
     context.require_user()
     context.allow_up_to(context.services.settings.chat_total_timeout + 5)
-    prepared = await prepare_chat(
-        context,
-        model=input.model,
-        fallbacks=input.fallbacks,
-        messages=input.messages,
-        options=input.options,
-        session_id=input.session_id,
-    )
-    result, message_id = await run_to_end(context, prepared, -1, _writer(context, prepared, 1))
+    prepared = await prepare_chat_input(context, input)
+    writer = prepared.writer(context, request_id=context.request_id)
+    result, message_id = await run_to_end(context, prepared, -1, writer)
     if result.error is not None:
         raise result.error
     return ChatResultView.of(result, message_id)
@@ -72,14 +61,8 @@ async def compare(
     context = info.context
     context.require_user()
     context.allow_up_to(context.services.settings.chat_total_timeout + 5)
-    prepared = await prepare_compare(
-        context,
-        models=input.models,
-        messages=input.messages,
-        options=input.options,
-        session_id=input.session_id,
-    )
-    writer = _writer(context, prepared, len(prepared.models))
+    prepared = await prepare_compare_input(context, input)
+    writer = prepared.writer(context, request_id=context.request_id)
     outcomes = await asyncio.gather(
         *(run_to_end(context, prepared, i, writer) for i in range(len(prepared.models)))
     )

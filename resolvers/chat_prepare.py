@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from providers.model import ModelInfo
+from resolvers.chat_finish import ExchangeWriter
 from resolvers.chat_input import (
     Conversation,
     MessageLike,
@@ -20,10 +22,70 @@ from resolvers.context import Context
 from resolvers.errors import BadUserInput
 
 
+class ChatInputLike(Protocol):
+    """What `schema.inputs.ChatInput` carries."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def fallbacks(self) -> Sequence[str] | None: ...
+    @property
+    def messages(self) -> Sequence[MessageLike]: ...
+    @property
+    def options(self) -> OptionsLike | None: ...
+    @property
+    def session_id(self) -> str | None: ...
+
+
+class CompareInputLike(Protocol):
+    """What `schema.inputs.CompareInput` carries."""
+
+    @property
+    def models(self) -> Sequence[str]: ...
+    @property
+    def messages(self) -> Sequence[MessageLike]: ...
+    @property
+    def options(self) -> OptionsLike | None: ...
+    @property
+    def session_id(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class PreparedChat:
     conversation: Conversation
     models: list[ModelInfo]
+    is_comparison: bool = False
+
+    def writer(self, context: Context, *, request_id: str) -> ExchangeWriter:
+        """Records and saves this request's outcome; a comparison counts its models."""
+        return ExchangeWriter(
+            context.services,
+            user_id=context.require_user().user_id,
+            request_id=request_id,
+            conversation=self.conversation,
+            model_count=len(self.models) if self.is_comparison else 1,
+        )
+
+
+async def prepare_chat_input(context: Context, input: ChatInputLike) -> PreparedChat:
+    return await prepare_chat(
+        context,
+        model=input.model,
+        fallbacks=input.fallbacks,
+        messages=input.messages,
+        options=input.options,
+        session_id=input.session_id,
+    )
+
+
+async def prepare_compare_input(context: Context, input: CompareInputLike) -> PreparedChat:
+    return await prepare_compare(
+        context,
+        models=input.models,
+        messages=input.messages,
+        options=input.options,
+        session_id=input.session_id,
+    )
 
 
 async def prepare_chat(
@@ -62,7 +124,7 @@ async def prepare_compare(
     if len({m.id for m in resolved}) != len(resolved):
         raise BadUserInput("each model may be named once", field="input.models")
     _check_models(conversation, resolved)
-    return PreparedChat(conversation=conversation, models=resolved)
+    return PreparedChat(conversation=conversation, models=resolved, is_comparison=True)
 
 
 def _check_models(conversation: Conversation, models: Sequence[ModelInfo]) -> None:

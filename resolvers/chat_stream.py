@@ -20,7 +20,12 @@ from starlette.websockets import WebSocket
 
 from providers.model import ModelInfo
 from resolvers.chat_finish import ExchangeWriter
-from resolvers.chat_prepare import PreparedChat, prepare_chat, prepare_compare, start_run
+from resolvers.chat_prepare import (
+    PreparedChat,
+    prepare_chat_input,
+    prepare_compare_input,
+    start_run,
+)
 from resolvers.chat_views import CompletedEvent, DeltaEvent, FailedEvent, terminal_event
 from resolvers.coalesce import coalesce
 from resolvers.context import Context, Info
@@ -77,21 +82,8 @@ async def chat_stream(
     user_id = context.require_user().user_id
     # Taken before anything else, so a user over the cap never reaches an upstream.
     async with context.services.rate_limiter.stream_slot(user_id):
-        prepared = await prepare_chat(
-            context,
-            model=input.model,
-            fallbacks=input.fallbacks,
-            messages=input.messages,
-            options=input.options,
-            session_id=input.session_id,
-        )
-        writer = ExchangeWriter(
-            context.services,
-            user_id=user_id,
-            request_id=_operation_id(context),
-            conversation=prepared.conversation,
-            model_count=1,
-        )
+        prepared = await prepare_chat_input(context, input)
+        writer = prepared.writer(context, request_id=_operation_id(context))
         async with contextlib.aclosing(
             _model_events(context, prepared, prepared.models, writer)
         ) as events:
@@ -107,29 +99,17 @@ async def compare_stream(
     # One comparison is one stream, however many models it runs.
     async with (
         context.services.rate_limiter.stream_slot(user_id),
-        contextlib.aclosing(_compare_events(context, input, user_id)) as events,
+        contextlib.aclosing(_compare_events(context, input)) as events,
     ):
         async for event in events:
             yield event
 
 
 async def _compare_events(
-    context: Context, input: "CompareInput", user_id: str
+    context: Context, input: "CompareInput"
 ) -> AsyncGenerator[StreamEvent, None]:
-    prepared = await prepare_compare(
-        context,
-        models=input.models,
-        messages=input.messages,
-        options=input.options,
-        session_id=input.session_id,
-    )
-    writer = ExchangeWriter(
-        context.services,
-        user_id=user_id,
-        request_id=_operation_id(context),
-        conversation=prepared.conversation,
-        model_count=len(prepared.models),
-    )
+    prepared = await prepare_compare_input(context, input)
+    writer = prepared.writer(context, request_id=_operation_id(context))
     queue: asyncio.Queue[StreamEvent | Exception | None] = asyncio.Queue()
 
     async def forward(model: ModelInfo) -> None:
