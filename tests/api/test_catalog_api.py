@@ -265,3 +265,29 @@ async def test_refresh_models_asks_upstream_again(
     body = await app.graphql("mutation { refreshModels { cached stats { total } } }")
     assert body["data"]["refreshModels"] == {"cached": False, "stats": {"total": 11}}
     assert catalog_upstream.calls["/openrouter/models"] == 2
+
+
+async def test_hundred_simultaneous_cold_queries_make_one_upstream_call_each(
+    start_app: StartApp, upstream: FakeUpstream
+) -> None:
+    import asyncio
+
+    from tests.support.upstream import fixture_json
+
+    gate = asyncio.Event()
+    upstream.set(
+        "/openrouter/models", Reply(body=fixture_json("openrouter_models.json"), gate=gate)
+    )
+    upstream.set("/hf/models", Reply(body=fixture_json("huggingface_models.json"), gate=gate))
+    app = await start_app()
+    queries = [
+        asyncio.create_task(app.graphql("{ modelCatalog { stats { total } } }")) for _ in range(100)
+    ]
+    async with asyncio.timeout(10):
+        while upstream.calls["/openrouter/models"] + upstream.calls["/hf/models"] < 2:
+            await asyncio.sleep(0.01)  # until the fetches reach the fake (bounded)
+    gate.set()
+    answers = await asyncio.gather(*queries)
+    assert all(a["data"]["modelCatalog"]["stats"]["total"] == 11 for a in answers)
+    assert upstream.calls["/openrouter/models"] == 1
+    assert upstream.calls["/hf/models"] == 1
