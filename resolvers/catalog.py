@@ -145,10 +145,6 @@ class Catalog:
         self._index = ModelIndex.build([])
         self._index_key: tuple[tuple[ModelInfo, ...], ...] = ()
 
-    @property
-    def provider_names(self) -> list[str]:
-        return list(self._sources)
-
     def source(self, name: str) -> ModelSource | None:
         return self._sources.get(name)
 

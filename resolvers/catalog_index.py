@@ -40,7 +40,6 @@ class ModelIndex:
     text_only: tuple[ModelInfo, ...] = field(init=False)
     free: tuple[ModelInfo, ...] = field(init=False)
     paid: tuple[ModelInfo, ...] = field(init=False)
-    ids: tuple[str, ...] = field(init=False)
     _by_id: dict[str, ModelInfo] = field(init=False, repr=False)
     _by_upstream: dict[str, ModelInfo] = field(init=False, repr=False)
 
@@ -50,7 +49,6 @@ class ModelIndex:
         setter(self, "text_only", tuple(m for m in self.all if m.text_only))
         setter(self, "free", tuple(m for m in self.all if m.free))
         setter(self, "paid", tuple(m for m in self.all if m.paid))
-        setter(self, "ids", tuple(m.id for m in self.all))
         setter(self, "_by_id", {m.id: m for m in self.all})
         # A bare upstream id resolves to the first provider (in configured order) offering it.
         by_upstream: dict[str, ModelInfo] = {}
