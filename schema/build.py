@@ -13,6 +13,7 @@ from schema.errors import PublicErrors
 from schema.guards import ExtensionFactory, guard_extensions
 from schema.mutation import Mutation
 from schema.query import Query
+from schema.query_cache import CachedParse, CachedValidation
 from schema.subscription import Subscription
 
 
@@ -25,6 +26,10 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     extensions: list[ExtensionFactory] = [
         functools.partial(PublicErrors, hide_suggestions=not settings.suggestions_enabled),
         *guard_extensions(settings),
+        # Parsing and validating the same query text again is wasted work on every
+        # request; the LRUs are module-level and bounded, the extensions per request.
+        CachedParse,
+        CachedValidation,
     ]
     return strawberry.Schema(
         query=merge_types("Query", (Query, AdminQuery)),

@@ -1,0 +1,31 @@
+"""Parsed and validated query texts are reused; the checks they passed still run."""
+
+from __future__ import annotations
+
+from tests.support.server import StartApp
+from tests.support.upstream import FakeUpstream
+
+MODEL = "query ($id: ID!) { model(id: $id) { id } }"
+
+
+async def test_a_cached_query_still_refuses_unsafe_variables(
+    start_app: StartApp, catalog_upstream: FakeUpstream
+) -> None:
+    app = await start_app()
+    ok = await app.graphql(MODEL, {"id": "openai/gpt-4o-mini"})
+    assert ok["data"]["model"]["id"] == "openrouter:openai/gpt-4o-mini"
+    refused = await app.graphql(MODEL, {"id": "openai/gpt\x00-4o-mini"})
+    assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    again = await app.graphql(MODEL, {"id": "openai/gpt-4o-mini"})
+    assert again == ok
+
+
+async def test_errors_are_reported_alike_every_time(
+    start_app: StartApp, catalog_upstream: FakeUpstream
+) -> None:
+    app = await start_app()
+    for query, fragment in (("{ health { ", "Syntax Error"), ("{ nosuchfield }", "nosuchfield")):
+        first, second = await app.graphql(query), await app.graphql(query)
+        assert first == second
+        assert first["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        assert fragment in first["errors"][0]["message"]
