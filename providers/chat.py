@@ -6,7 +6,7 @@ used in tests are interchangeable.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
@@ -60,3 +60,17 @@ class ChatProvider(Protocol):
     name: str
 
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[ChatDelta]: ...
+
+
+def content_text(content: object) -> str:
+    """The text of an OpenAI-format message content: a string, or the `text` of its parts
+    (requests carry parts, and a few servers stream content that way too)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        return "".join(
+            part["text"]
+            for part in content
+            if isinstance(part, Mapping) and isinstance(part.get("text"), str)
+        )
+    return ""

@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar
 import aiohttp
 from pydantic import SecretStr
 
-from providers.chat import ChatDelta, ChatRequest, TokenUsage
+from providers.chat import ChatDelta, ChatRequest, TokenUsage, content_text
 from providers.errors import (
     ProviderError,
     ProviderProtocolError,
@@ -309,7 +309,7 @@ class OpenAICompatibleClient:
             raise ProviderProtocolError("the upstream sent malformed `choices`", provider=self.name)
         first = choices[0]
         message = first.get(key)
-        content = _content_text(message.get("content")) if isinstance(message, dict) else ""
+        content = content_text(message.get("content")) if isinstance(message, dict) else ""
         return content, _str_or_none(first.get("finish_reason"))
 
 
@@ -345,19 +345,6 @@ def _payload(request: ChatRequest) -> dict[str, Any]:
     }
     payload.update({key: value for key, value in optional.items() if value is not None})
     return payload
-
-
-def _content_text(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        # A few servers stream content as parts, like the request format.
-        return "".join(
-            part["text"]
-            for part in content
-            if isinstance(part, dict) and isinstance(part.get("text"), str)
-        )
-    return ""
 
 
 def _usage(value: object) -> TokenUsage | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
+from providers.chat import content_text
 from providers.model import Pricing
 
 MILLION = Decimal(1_000_000)
@@ -136,17 +137,6 @@ def estimate_prompt_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
     Images and other non-text parts are not counted: their price depends on details
     (size, provider) the gateway does not know.
     """
-    return sum(MESSAGE_OVERHEAD_TOKENS + estimate_tokens(_text_of(m)) for m in messages)
-
-
-def _text_of(message: Mapping[str, Any]) -> str:
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Sequence):
-        return "".join(
-            part["text"]
-            for part in content
-            if isinstance(part, Mapping) and isinstance(part.get("text"), str)
-        )
-    return ""
+    return sum(
+        MESSAGE_OVERHEAD_TOKENS + estimate_tokens(content_text(m.get("content"))) for m in messages
+    )
