@@ -11,8 +11,8 @@ import strawberry
 from resolvers.chat_finish import ExchangeWriter
 from resolvers.chat_prepare import (
     PreparedChat,
-    prepare_chat_input,
-    prepare_compare_input,
+    prepare_chat,
+    prepare_compare,
     start_run,
 )
 from resolvers.chat_run import RunResult
@@ -47,7 +47,7 @@ async def chat(
     context = info.context
     context.require_user()
     context.allow_up_to(context.services.settings.chat_total_timeout + 5)
-    prepared = await prepare_chat_input(context, input)
+    prepared = await prepare_chat(context, input)
     writer = prepared.writer(context, request_id=context.request_id)
     result, message_id = await run_to_end(context, prepared, -1, writer)
     if result.error is not None:
@@ -61,7 +61,7 @@ async def compare(
     context = info.context
     context.require_user()
     context.allow_up_to(context.services.settings.chat_total_timeout + 5)
-    prepared = await prepare_compare_input(context, input)
+    prepared = await prepare_compare(context, input)
     writer = prepared.writer(context, request_id=context.request_id)
     outcomes = await asyncio.gather(
         *(run_to_end(context, prepared, i, writer) for i in range(len(prepared.models)))

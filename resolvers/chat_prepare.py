@@ -67,58 +67,23 @@ class PreparedChat:
         )
 
 
-async def prepare_chat_input(context: Context, input: ChatInputLike) -> PreparedChat:
-    return await prepare_chat(
-        context,
-        model=input.model,
-        fallbacks=input.fallbacks,
-        messages=input.messages,
-        options=input.options,
-        session_id=input.session_id,
-    )
-
-
-async def prepare_compare_input(context: Context, input: CompareInputLike) -> PreparedChat:
-    return await prepare_compare(
-        context,
-        models=input.models,
-        messages=input.messages,
-        options=input.options,
-        session_id=input.session_id,
-    )
-
-
-async def prepare_chat(
-    context: Context,
-    *,
-    model: str,
-    fallbacks: Sequence[str] | None,
-    messages: Sequence[MessageLike],
-    options: OptionsLike | None,
-    session_id: str | None,
-) -> PreparedChat:
+async def prepare_chat(context: Context, input: ChatInputLike) -> PreparedChat:
     settings = context.services.settings
-    conversation = check_conversation(messages, options, session_id, settings)
+    conversation = check_conversation(input.messages, input.options, input.session_id, settings)
     view = await context.services.catalog.view()
-    models = resolve_models(view.index, model, fallbacks)
+    models = resolve_models(view.index, input.model, input.fallbacks)
     _check_models(conversation, models)
     return PreparedChat(conversation=conversation, models=models)
 
 
-async def prepare_compare(
-    context: Context,
-    *,
-    models: Sequence[str],
-    messages: Sequence[MessageLike],
-    options: OptionsLike | None,
-    session_id: str | None,
-) -> PreparedChat:
+async def prepare_compare(context: Context, input: CompareInputLike) -> PreparedChat:
     settings = context.services.settings
+    models = input.models
     if not models:
         raise BadUserInput("name at least one model", field="input.models")
     if len(models) > settings.max_compare:
         raise BadUserInput(f"at most {settings.max_compare} models at once", field="input.models")
-    conversation = check_conversation(messages, options, session_id, settings)
+    conversation = check_conversation(input.messages, input.options, input.session_id, settings)
     view = await context.services.catalog.view()
     resolved = [resolve_model(view.index, m, f"input.models[{i}]") for i, m in enumerate(models)]
     if len({m.id for m in resolved}) != len(resolved):

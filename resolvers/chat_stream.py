@@ -22,8 +22,8 @@ from providers.model import ModelInfo
 from resolvers.chat_finish import ExchangeWriter
 from resolvers.chat_prepare import (
     PreparedChat,
-    prepare_chat_input,
-    prepare_compare_input,
+    prepare_chat,
+    prepare_compare,
     start_run,
 )
 from resolvers.chat_views import CompletedEvent, DeltaEvent, FailedEvent, terminal_event
@@ -82,7 +82,7 @@ async def chat_stream(
     user_id = context.require_user().user_id
     # Taken before anything else, so a user over the cap never reaches an upstream.
     async with context.services.rate_limiter.stream_slot(user_id):
-        prepared = await prepare_chat_input(context, input)
+        prepared = await prepare_chat(context, input)
         writer = prepared.writer(context, request_id=_operation_id(context))
         async with contextlib.aclosing(
             _model_events(context, prepared, prepared.models, writer)
@@ -108,7 +108,7 @@ async def compare_stream(
 async def _compare_events(
     context: Context, input: "CompareInput"
 ) -> AsyncGenerator[StreamEvent, None]:
-    prepared = await prepare_compare_input(context, input)
+    prepared = await prepare_compare(context, input)
     writer = prepared.writer(context, request_id=_operation_id(context))
     queue: asyncio.Queue[StreamEvent | Exception | None] = asyncio.Queue()
 
