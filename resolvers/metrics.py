@@ -25,89 +25,77 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _metric(name: str, kind: str, help_text: str, lines: Iterable[str]) -> list[str]:
-    return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *lines]
+def _metric(
+    name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, str], float]]
+) -> list[str]:
+    return [
+        f"# HELP {name} {help_text}",
+        f"# TYPE {name} {kind}",
+        *(_line(name, value, labels) for labels, value in samples),
+    ]
 
 
 def render_metrics(services: Services) -> str:
-    catalog = services.catalog.snapshot()
+    catalog = services.catalog.snapshot().providers
+    usage, limiter = services.usage, services.rate_limiter
+    database_up = services.database is not None and services.database.available
+    single: list[tuple[str, str, str, float]] = [
+        (
+            "aipasta_uptime_seconds",
+            "gauge",
+            "Seconds since the server started.",
+            round(time.monotonic() - services.started_at, 3),
+        ),
+        ("aipasta_database_up", "gauge", "1 when MongoDB is connected.", int(database_up)),
+        (
+            "aipasta_usage_records_pending",
+            "gauge",
+            "Usage records waiting to be written.",
+            usage.pending,
+        ),
+        (
+            "aipasta_usage_records_dropped_total",
+            "counter",
+            "Usage records dropped because the buffer was full.",
+            usage.dropped,
+        ),
+        (
+            "aipasta_usage_records_rejected_total",
+            "counter",
+            "Usage records MongoDB refused as invalid.",
+            usage.rejected,
+        ),
+        (
+            "aipasta_rate_limit_store_failures_total",
+            "counter",
+            "Rate-limit checks let through because the limiter's store failed.",
+            limiter.store_failures,
+        ),
+        ("aipasta_open_streams", "gauge", "Chat streams open now.", limiter.open_streams_total),
+        (
+            "aipasta_background_tasks",
+            "gauge",
+            "Bookkeeping of finished or cancelled streams still running.",
+            services.background.running,
+        ),
+    ]
     out: list[str] = []
-    out += _metric(
-        "aipasta_uptime_seconds",
-        "gauge",
-        "Seconds since the server started.",
-        [_line("aipasta_uptime_seconds", round(time.monotonic() - services.started_at, 3))],
-    )
-    out += _metric(
-        "aipasta_database_up",
-        "gauge",
-        "1 when MongoDB is connected.",
-        [
-            _line(
-                "aipasta_database_up",
-                int(services.database is not None and services.database.available),
-            )
-        ],
-    )
+    for name, kind, help_text, value in single:
+        out += _metric(name, kind, help_text, [({}, value)])
     out += _metric(
         "aipasta_catalog_models",
         "gauge",
         "Models in each provider's current list.",
-        [
-            _line("aipasta_catalog_models", p.model_count, {"provider": p.provider})
-            for p in catalog.providers
-        ],
+        [({"provider": p.provider}, p.model_count) for p in catalog],
     )
     out += _metric(
         "aipasta_catalog_provider_status",
         "gauge",
         "1 for each provider's catalog status (ok, stale, error, pending).",
         [
-            _line(
-                "aipasta_catalog_provider_status",
-                int(p.status == status),
-                {"provider": p.provider, "status": status},
-            )
-            for p in catalog.providers
+            ({"provider": p.provider, "status": status}, int(p.status == status))
+            for p in catalog
             for status in STATUSES
         ],
-    )
-    usage = services.usage
-    out += _metric(
-        "aipasta_usage_records_pending",
-        "gauge",
-        "Usage records waiting to be written.",
-        [_line("aipasta_usage_records_pending", usage.pending)],
-    )
-    out += _metric(
-        "aipasta_usage_records_dropped_total",
-        "counter",
-        "Usage records dropped because the buffer was full.",
-        [_line("aipasta_usage_records_dropped_total", usage.dropped)],
-    )
-    out += _metric(
-        "aipasta_usage_records_rejected_total",
-        "counter",
-        "Usage records MongoDB refused as invalid.",
-        [_line("aipasta_usage_records_rejected_total", usage.rejected)],
-    )
-    limiter = services.rate_limiter
-    out += _metric(
-        "aipasta_rate_limit_store_failures_total",
-        "counter",
-        "Rate-limit checks let through because the limiter's store failed.",
-        [_line("aipasta_rate_limit_store_failures_total", limiter.store_failures)],
-    )
-    out += _metric(
-        "aipasta_open_streams",
-        "gauge",
-        "Chat streams open now.",
-        [_line("aipasta_open_streams", limiter.open_streams_total)],
-    )
-    out += _metric(
-        "aipasta_background_tasks",
-        "gauge",
-        "Bookkeeping of finished or cancelled streams still running.",
-        [_line("aipasta_background_tasks", services.background.running)],
     )
     return "\n".join(out) + "\n"
