@@ -7,8 +7,9 @@ their protocol handler applies the limits per `subscribe` message.
 For each HTTP request to /graphql, in order:
 1. the body cap: 413 from `Content-Length` before reading a byte, or as soon as a body
    sent without one (chunked) grows past `max_body_bytes`;
-2. sign-in, once: the `SignIn` is left in `scope["state"]` for the GraphQL view;
-3. the rate limits (`RateLimiter.check`): 429 with `Retry-After` when refused.
+2. the rate limits around sign-in (resolvers.admission): the IP's flood guard, then
+   sign-in, once (the `SignIn` is left in `scope["state"]` for the GraphQL view), then
+   the user's or the anonymous IP's limit; 429 with `Retry-After` when refused.
 Health and GraphiQL's page are not operations and skip all three.
 """
 
@@ -27,10 +28,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aipasta.client_ip import client_ip
 from aipasta.settings import Settings
+from resolvers.admission import Admission, admit
 from resolvers.context import Services
 from resolvers.errors import ErrorCode
 from resolvers.rate_limiter import RateDecision
-from resolvers.sign_in import STATE_KEY, check_credentials
+from resolvers.sign_in import STATE_KEY, SignIn, check_credentials
 
 GRAPHQL_PATH = "/graphql"
 CORS_HEADERS = ["Authorization", "Content-Type"]
@@ -72,16 +74,24 @@ class EdgeGuard:
         if body is None:
             await self._too_large(send)
             return
-        sign_in = await check_credentials(services, Headers(scope=scope).get("authorization"))
-        scope.setdefault("state", {})[STATE_KEY] = sign_in
-        decision = await services.rate_limiter.check(
-            client_ip=client_ip(scope, self.trusted_proxies),
-            user_id=sign_in.identity.user_id if sign_in.identity else None,
-        )
-        if not decision.allowed:
-            await rate_limited(send, decision)
+        admission = await self._admit(services, scope)
+        if not admission.decision.allowed:
+            await rate_limited(send, admission.decision)
             return
         await self.app(scope, replay(body, receive), send)
+
+    async def _admit(self, services: Services, scope: Scope) -> Admission:
+        """The rate limits around sign-in (resolvers.admission); the `SignIn` is left in
+        `scope["state"]` for the GraphQL view."""
+
+        async def sign_in() -> SignIn:
+            result = await check_credentials(services, Headers(scope=scope).get("authorization"))
+            scope.setdefault("state", {})[STATE_KEY] = result
+            return result
+
+        return await admit(
+            services, client_ip=client_ip(scope, self.trusted_proxies), sign_in=sign_in
+        )
 
     async def _too_large(self, send: Send) -> None:
         limit = self.max_body_bytes

@@ -259,6 +259,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("AIPASTA_USER_RATE_LIMIT"),
         description="GraphQL operations per signed-in user.",
     )
+    ip_flood_limit: str = Field(
+        default="600/minute",
+        validation_alias=AliasChoices("AIPASTA_IP_FLOOD_LIMIT"),
+        description="Operations per client IP, signed in or not, counted before sign-in.",
+    )
     max_streams_per_user: int = Field(
         default=10, ge=1, validation_alias=AliasChoices("AIPASTA_MAX_STREAMS_PER_USER")
     )
@@ -368,7 +373,7 @@ class Settings(BaseSettings):
         """The HS256 secret for plain JWTs: AIPASTA_JWT_SECRET, else NEXTAUTH_SECRET."""
         return self.jwt_secret or self.nextauth_secret
 
-    @field_validator("rate_limit", "user_rate_limit")
+    @field_validator("rate_limit", "user_rate_limit", "ip_flood_limit")
     @classmethod
     def _rate(cls, value: str) -> str:
         try:

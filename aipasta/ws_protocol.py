@@ -9,8 +9,8 @@ On top of Strawberry's handler:
   non-string `query` (answered with a Python error text), non-object `variables`
   (silently ignored) and non-string or empty ids.
 - `subscribe` beyond `ws_max_operations` open operations, or refused by the rate
-  limiter, is answered with an `error` message for that id in the API's error format;
-  the socket stays open.
+  limits (resolvers.admission, in the same order as over HTTP), is answered with an
+  `error` message for that id in the API's error format; the socket stays open.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 )
 
 from aipasta.client_ip import client_ip
+from resolvers.admission import admit
 from resolvers.context import Context
 from resolvers.errors import ErrorCode
+from resolvers.sign_in import SignIn
 
 # Frames whose `payload`, when present, must be an object.
 _OPTIONAL_PAYLOAD = frozenset({"connection_init", "ping", "pong"})
@@ -98,13 +100,18 @@ class GatewayTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def _rate_limited(self) -> GraphQLFormattedError | None:
         services = self.context.services
-        identity = self.context.identity
-        decision = await services.rate_limiter.check(
+        admission = await admit(
+            services,
             client_ip=client_ip(
                 self.context.request.scope, services.settings.trusted_proxy_networks
             ),
-            user_id=identity.user_id if identity else None,
+            sign_in=self._signed_in,
         )
+        decision = admission.decision
         if decision.allowed:
             return None
         return {"message": decision.error().message, "extensions": decision.extensions()}
+
+    async def _signed_in(self) -> SignIn:
+        """Who the connection signed in as (at `connection_init`)."""
+        return SignIn(self.context.identity, self.context.auth_error)
