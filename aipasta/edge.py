@@ -16,6 +16,7 @@ Health and GraphiQL's page are not operations and skip all three.
 from __future__ import annotations
 
 import json
+import logging
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -27,12 +28,15 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aipasta.client_ip import client_ip
+from aipasta.request_ids import REQUEST_ID_HEADER, request_id
 from aipasta.settings import Settings
 from resolvers.admission import Admission, admit
 from resolvers.context import Services
 from resolvers.errors import ErrorCode
 from resolvers.rate_limiter import RateDecision
 from resolvers.sign_in import STATE_KEY, SignIn, check_credentials
+
+log = logging.getLogger("aipasta.edge")
 
 GRAPHQL_PATH = "/graphql"
 CORS_HEADERS = ["Authorization", "Content-Type"]
@@ -76,7 +80,7 @@ class EdgeGuard:
             return
         admission = await self._admit(services, scope)
         if not admission.decision.allowed:
-            await rate_limited(send, admission.decision)
+            await rate_limited(send, admission.decision, request_id(scope))
             return
         await self.app(scope, replay(body, receive), send)
 
@@ -158,14 +162,18 @@ def replay(messages: deque[Message], receive: Receive) -> Receive:
     return receive_again
 
 
-async def rate_limited(send: Send, decision: RateDecision) -> None:
+async def rate_limited(send: Send, decision: RateDecision, request: str) -> None:
     error = decision.error()
+    log.info("request %s: %s (%s limit %d)", request, error.code.value, decision.scope, error.limit)
     await send_error(
         send,
         429,
         error.message,
         error.extensions,
-        headers=[(b"retry-after", str(error.retry_after_seconds).encode())],
+        headers=[
+            (b"retry-after", str(error.retry_after_seconds).encode()),
+            (REQUEST_ID_HEADER.lower().encode(), request.encode()),
+        ],
     )
 
 

@@ -15,6 +15,8 @@ On top of Strawberry's handler:
 
 from __future__ import annotations
 
+import logging
+
 from graphql import GraphQLFormattedError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -29,6 +31,8 @@ from resolvers.admission import admit
 from resolvers.context import Context
 from resolvers.errors import ErrorCode
 from resolvers.sign_in import SignIn
+
+log = logging.getLogger("aipasta.ws")
 
 # Frames whose `payload`, when present, must be an object.
 _OPTIONAL_PAYLOAD = frozenset({"connection_init", "ping", "pong"})
@@ -80,6 +84,8 @@ class GatewayTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
         if self.connection_acknowledged and message["id"] not in self.operations:
             refusal = self._too_many_open() or await self._rate_limited()
             if refusal is not None:
+                code = refusal.get("extensions", {}).get("code")
+                log.info("request %s: %s on subscribe", self.context.request_id, code)
                 await self.send_message(
                     {"id": message["id"], "type": "error", "payload": [refusal]}
                 )
