@@ -28,6 +28,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aipasta.client_ip import client_ip
+from aipasta.hosts import HostGuard
 from aipasta.request_ids import REQUEST_ID_HEADER, request_id
 from aipasta.settings import Settings
 from resolvers.admission import Admission, admit
@@ -45,9 +46,11 @@ CORS_EXPOSED = ["Retry-After", "X-Request-ID"]
 
 
 def edge_middleware(settings: Settings) -> list[Middleware]:
-    """The app's middleware, outermost first: CORS also answers preflights and marks the
-    edge's own 413/429 answers, so a browser can read them."""
+    """The app's middleware, outermost first: the Host check (aipasta.hosts) before
+    anything; CORS also answers preflights and marks the edge's own 413/429 answers, so
+    a browser can read them."""
     return [
+        Middleware(HostGuard, allowed_hosts=settings.trusted_hosts),
         Middleware(
             CORSMiddleware,
             allow_origins=settings.allowed_origins,
