@@ -10,7 +10,7 @@ For each HTTP request to /graphql, in order:
 2. the rate limits around sign-in (resolvers.admission): the IP's flood guard, then
    sign-in, once (the `SignIn` is left in `scope["state"]` for the GraphQL view), then
    the user's or the anonymous IP's limit; 429 with `Retry-After` when refused.
-Health and GraphiQL's page are not operations and skip all three.
+Health and GraphiQL's page are not operations and skip both.
 """
 
 from __future__ import annotations

@@ -128,3 +128,24 @@ async def test_websocket_operation_errors_are_one_line_each(
     (record,) = [r for r in logs.records if "BAD_USER_INPUT" in r.getMessage()]
     (request_id,) = REQUEST_ID.findall(record.getMessage())
     assert_one_quiet_line(logs, request_id, "BAD_USER_INPUT")
+
+
+async def test_an_unexpected_error_over_a_websocket_logs_its_traceback_once(
+    start_app: StartApp, logs: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(self: Catalog) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Catalog, "view", broken)
+    app = await start_app()
+    ws = await GraphQLWebSocket.open(app)
+    try:
+        logs.clear()
+        outcome = await ws.run("{ modelCatalog { cached } }", {})
+    finally:
+        await ws.close()
+    (error,) = outcome.errors
+    assert error["extensions"]["code"] == "INTERNAL"
+    (record,) = [r for r in logs.records if r.exc_info]
+    assert record.levelno == logging.ERROR
+    assert error["extensions"]["requestId"] in record.getMessage()
