@@ -29,7 +29,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types.execution import ExecutionResult, StreamExecutionResult
 
-from resolvers.errors import ErrorCode, to_gateway_error
+from resolvers.errors import ErrorCode, log_level, to_gateway_error
 
 log = logging.getLogger("aipasta.errors")
 
@@ -37,19 +37,6 @@ log = logging.getLogger("aipasta.errors")
 # every suggestion is a GraphQL name (so the pattern cannot run into user text).
 _NAME = r"'[_A-Za-z][_0-9A-Za-z]*'"
 _SUGGESTION = re.compile(rf" Did you mean (?:[a-z][a-z ]* )?{_NAME}(?:,? (?:or )?{_NAME})*\?")
-
-
-# A dependency of the gateway failed, rather than the client asking for something wrong.
-_DEPENDENCY_FAILED = frozenset(
-    code.value
-    for code in (
-        ErrorCode.DATABASE_UNAVAILABLE,
-        ErrorCode.PROVIDER_ERROR,
-        ErrorCode.PROVIDER_UNAVAILABLE,
-        ErrorCode.PROVIDER_TIMEOUT,
-        ErrorCode.PROVIDER_RATE_LIMITED,
-    )
-)
 
 
 def without_suggestions(message: str) -> str:
@@ -101,8 +88,7 @@ def log_error(error: GraphQLError, request_id: str | None) -> None:
             exc_info=(type(original), original, original.__traceback__) if original else None,
         )
         return
-    level = logging.WARNING if code in _DEPENDENCY_FAILED else logging.INFO
-    log.log(level, "request %s: %s at %s", request_id, code, where)
+    log.log(log_level(code), "request %s: %s at %s", request_id, code, where)
 
 
 def _rebuilt(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:

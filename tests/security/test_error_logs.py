@@ -12,7 +12,15 @@ import pytest
 
 from resolvers.catalog import Catalog
 from tests.security.conftest import post
-from tests.streaming.conftest import GraphQLWebSocket
+from tests.streaming.conftest import (
+    CHAT_STREAM,
+    MISTRAL,
+    MISTRAL_UPSTREAM,
+    GraphQLWebSocket,
+    StreamApp,
+    user_says,
+)
+from tests.streaming.sse_upstream import SSEUpstream, http_error
 from tests.support.server import RunningApp, StartApp
 
 SECRET = "sk-or-v1-0123456789abcdef-user-literal"
@@ -149,3 +157,24 @@ async def test_an_unexpected_error_over_a_websocket_logs_its_traceback_once(
     (record,) = [r for r in logs.records if r.exc_info]
     assert record.levelno == logging.ERROR
     assert error["extensions"]["requestId"] in record.getMessage()
+
+
+async def test_a_failure_told_in_band_is_one_warning_line_without_the_upstream_text(
+    sse: SSEUpstream, stream_app: StreamApp, logs: pytest.LogCaptureFixture
+) -> None:
+    # The upstream's answer may quote the prompt (or worse): the code says enough.
+    sse.script(MISTRAL_UPSTREAM, http_error(402, f"Insufficient credits for {SECRET}"))
+    app = await stream_app()
+    ws = await GraphQLWebSocket.open(app)
+    try:
+        logs.clear()
+        variables = {"input": {"model": MISTRAL, "messages": user_says(SECRET)}}
+        outcome = await ws.run(CHAT_STREAM, variables)
+    finally:
+        await ws.close()
+    (failed,) = outcome.events
+    assert (failed["__typename"], failed["code"]) == ("ChatFailed", "INSUFFICIENT_CREDITS")
+    (record,) = [r for r in logs.records if "INSUFFICIENT_CREDITS" in r.getMessage()]
+    assert MISTRAL in record.getMessage()
+    (request_id,) = REQUEST_ID.findall(record.getMessage())
+    assert_one_quiet_line(logs, request_id, "INSUFFICIENT_CREDITS", level=logging.WARNING)
