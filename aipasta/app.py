@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
 
-import aiohttp
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
@@ -19,7 +18,7 @@ from aipasta.database import close_database, open_database
 from aipasta.edge import edge_middleware
 from aipasta.graphql_view import GatewayGraphQL
 from aipasta.settings import AuthMode, Settings
-from aipasta.upstreams import chat_providers, model_sources
+from aipasta.upstreams import chat_providers, http_session, model_sources
 from documents.database import Database
 from documents.errors import DatabaseUnavailable
 from resolvers.catalog import Catalog, Clock, utc_now
@@ -73,10 +72,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
         # First: a bad AIPASTA_RATE_LIMIT_STORAGE stops the start before anything is open.
         rate_limiter = RateLimiter(settings)
         database, lease = await open_database(settings)
-        http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=200, limit_per_host=100),
-            headers={"User-Agent": f"aipasta/{__version__}"},
-        )
+        http = http_session(settings)
         catalog = Catalog(
             model_sources(settings, http),
             store=CatalogStore(database),

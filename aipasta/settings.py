@@ -156,6 +156,12 @@ class Settings(BaseSettings):
     catalog_timeout: float = Field(
         default=30.0, gt=0, validation_alias=AliasChoices("AIPASTA_CATALOG_TIMEOUT")
     )
+    upstream_pool_size: int = Field(
+        default=2000,
+        ge=1,
+        validation_alias=AliasChoices("AIPASTA_UPSTREAM_POOL_SIZE"),
+        description="Most upstream connections open at once, all providers together.",
+    )
     upstream_retries: int = Field(
         default=2, ge=0, le=10, validation_alias=AliasChoices("AIPASTA_UPSTREAM_RETRIES")
     )

@@ -1,12 +1,16 @@
-"""Building the provider clients from settings: catalog sources and chat clients."""
+"""Building the provider clients from settings: their HTTP session, catalog sources and
+chat clients."""
 
 from __future__ import annotations
 
+import logging
+import resource
 from functools import partial
 
 import aiohttp
 from pydantic import SecretStr
 
+from aipasta import __version__
 from aipasta.settings import ExtraProvider, Settings
 from providers.chat import ChatProvider
 from providers.fetch import RetryPolicy
@@ -18,7 +22,27 @@ from providers.openai_compat import ChatTimeouts, OpenAICompatibleClient
 from providers.openai_models import parse_openai_models
 from providers.openrouter import NAME as OPENROUTER
 from providers.openrouter import openrouter_headers, parse_openrouter_models
+from providers.pool import pooled_session
 from providers.source import ModelSource
+
+log = logging.getLogger(__name__)
+
+
+def http_session(settings: Settings) -> aiohttp.ClientSession:
+    """The one session every provider client shares (call it with the loop running)."""
+    pool_size = settings.upstream_pool_size
+    # Each stream holds a client connection as well as its upstream one.
+    needed = 2 * pool_size
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warning(
+            "AIPASTA_UPSTREAM_POOL_SIZE=%d needs about %d open files at full load but this "
+            "process may open %d (ulimit -n): raise that limit or lower the pool size",
+            pool_size,
+            needed,
+            soft,
+        )
+    return pooled_session(pool_size=pool_size, headers={"User-Agent": f"aipasta/{__version__}"})
 
 
 def _retry_policy(settings: Settings) -> RetryPolicy:

@@ -11,6 +11,7 @@ so the layers above map errors without knowing HTTP.
     ├── ContentFiltered           403 moderation / content policy
     ├── UpstreamModelNotFound     404: no such model upstream
     ├── ProviderTimeout           408/504, connect / first-token / idle timeouts
+    │   └── PoolExhausted         no connection of the gateway's own pool came free in time
     ├── ProviderRateLimited       429, with retry_after when the upstream said
     ├── ProviderUnavailable       5xx, connection refused or reset
     └── ProviderProtocolError     a 2xx answer we cannot understand (bad JSON, bad shape)
@@ -68,6 +69,10 @@ class UpstreamModelNotFound(ProviderError):
 class ProviderTimeout(ProviderError):
     code = "PROVIDER_TIMEOUT"
     retryable = True
+
+
+class PoolExhausted(ProviderTimeout):
+    """The upstream was never asked: every pooled connection was busy for too long."""
 
 
 class ProviderRateLimited(ProviderError):

@@ -21,6 +21,7 @@ from providers.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from providers.pool import PoolWait
 from providers.status import error_from_response
 
 log = logging.getLogger(__name__)
@@ -89,12 +90,17 @@ async def _get_once(
     policy: RetryPolicy,
 ) -> object:
     timeout = aiohttp.ClientTimeout(total=policy.timeout, sock_connect=policy.connect_timeout)
+    pool = PoolWait()
     try:
-        async with session.get(url, headers=dict(headers), timeout=timeout) as response:
+        async with session.get(
+            url, headers=dict(headers), timeout=timeout, trace_request_ctx=pool.context
+        ) as response:
             body = await _read_capped(response, provider)
             if response.status >= 400:
                 raise error_from_response(provider, response.status, body, response.headers)
     except TimeoutError:
+        if (exhausted := pool.exhausted(provider)) is not None:
+            raise exhausted from None
         raise ProviderTimeout(f"no answer within {policy.timeout:g}s", provider=provider) from None
     except aiohttp.ClientError as exc:
         raise ProviderUnavailable(

@@ -28,6 +28,7 @@ from providers.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from providers.pool import PoolWait
 from providers.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEEvent
 from providers.status import error_from_payload, error_from_response
 
@@ -131,17 +132,7 @@ class OpenAICompatibleClient:
         # back to the pool. Anything else closes it.
         clean = False
         try:
-            response = await self._within(
-                clock,
-                self._session.post(
-                    self._url,
-                    json=_payload(request),
-                    headers=self._headers(),
-                    timeout=self._client_timeout,
-                    allow_redirects=False,
-                    raise_for_status=False,
-                ),
-            )
+            response = await self._post(request, clock)
             if not 200 <= response.status < 300:
                 body, clean = await self._read_body(response, clock, MAX_ERROR_BODY_BYTES)
                 raise error_from_response(self.name, response.status, body, response.headers)
@@ -203,18 +194,38 @@ class OpenAICompatibleClient:
                 else:
                     response.close()
 
-    async def _within(self, clock: _Clock, awaitable: Awaitable[_T]) -> _T:
+    async def _post(self, request: ChatRequest, clock: _Clock) -> aiohttp.ClientResponse:
+        pool = PoolWait()
+        return await self._within(
+            clock,
+            self._session.post(
+                self._url,
+                json=_payload(request),
+                headers=self._headers(),
+                timeout=self._client_timeout,
+                allow_redirects=False,
+                raise_for_status=False,
+                trace_request_ctx=pool.context,
+            ),
+            pool,
+        )
+
+    async def _within(
+        self, clock: _Clock, awaitable: Awaitable[_T], pool: PoolWait | None = None
+    ) -> _T:
         deadline, phase = clock.next_deadline()
         try:
             async with asyncio.timeout_at(deadline):
                 return await awaitable
-        except aiohttp.ServerTimeoutError as exc:
-            # With sock_read unset, aiohttp only times out while connecting.
-            raise ProviderTimeout(
-                f"could not connect to the upstream within {self._timeouts.connect:g}s",
-                provider=self.name,
-            ) from exc
         except TimeoutError as exc:
+            if pool is not None and (exhausted := pool.exhausted(self.name)) is not None:
+                raise exhausted from exc
+            if isinstance(exc, aiohttp.ServerTimeoutError):
+                # With sock_read unset, aiohttp only times out while connecting.
+                raise ProviderTimeout(
+                    f"could not connect to the upstream within {self._timeouts.connect:g}s",
+                    provider=self.name,
+                ) from exc
             raise ProviderTimeout(clock.describe(phase), provider=self.name) from exc
 
     async def _read_body(

@@ -231,5 +231,9 @@ class Catalog:
         key = tuple(state.models for state in states)
         if key != self._index_key:
             self._index = ModelIndex.build([(s.provider, s.models) for s in states])
-            self._index_key = key
+        # Kept even when equal: a refresh that brings the same list back makes new tuples,
+        # and only the lists compared last are matched by identity (tuples skip `==` for an
+        # element that is the same object), so an old key would cost a model-by-model
+        # comparison on every view from then on.
+        self._index_key = key
         return CatalogView(index=self._index, states=states, cached=cached, now=self._clock())

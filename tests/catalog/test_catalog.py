@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+
+import pytest
 
 from documents.catalog import CachedModelList
 from documents.database import Database
+from providers.model import ModelInfo
 from resolvers.catalog import Catalog
 from resolvers.catalog_store import CatalogStore
 from tests.support.sources import FakeClock, ScriptedSource, model
@@ -216,3 +220,35 @@ async def test_cancelled_caller_does_not_cancel_the_shared_fetch(database: Datab
     source.gate.set()
     view = await patient
     assert len(view.all) == 1 and source.calls == 1
+
+
+async def test_refresh_with_an_unchanged_list_keeps_views_cheap(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    source = ScriptedSource("openrouter", [model("openrouter", f"m{i}") for i in range(50)])
+    catalog = make_catalog([source], database, clock)
+    first = await catalog.view()
+    comparisons = 0
+    compare = ModelInfo.__eq__
+
+    def counting_eq(self: ModelInfo, other: object) -> bool:
+        nonlocal comparisons
+        comparisons += 1
+        return compare(self, other)
+
+    monkeypatch.setattr(ModelInfo, "__eq__", counting_eq)
+
+    # The upstream answers the same list again, parsed into new objects as a real one is.
+    source.models = [replace(m) for m in source.models]
+    clock.advance(TTL + 1)
+    refreshed = await catalog.view()
+    assert not refreshed.cached and source.calls == 2
+    assert refreshed.index is first.index  # same models: the index is not rebuilt
+    comparisons = 0
+
+    for _ in range(10):
+        view = await catalog.view()
+        assert view.cached and view.index is first.index
+
+    assert comparisons == 0

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
 
 from providers.errors import (
+    PoolExhausted,
     ProviderAuthError,
     ProviderProtocolError,
     ProviderRateLimited,
     ProviderUnavailable,
 )
 from providers.fetch import RetryPolicy, get_json
+from providers.pool import pooled_session
 
 URL = "http://upstream.test/api/v1/models"
 
@@ -113,3 +118,37 @@ async def test_connection_refused_is_unavailable(session: aiohttp.ClientSession)
             mock.get(URL, exception=aiohttp.ClientConnectionError("refused"))
         with pytest.raises(ProviderUnavailable):
             await get_json(session, URL, provider="p", headers={}, policy=policy([]))
+
+
+async def test_a_wait_for_a_free_pooled_connection_is_reported_as_a_full_pool() -> None:
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    async def models(request: web.Request) -> web.Response:
+        arrived.set()
+        await release.wait()
+        return web.json_response({"data": []})
+
+    app = web.Application()
+    app.router.add_get("/v1/models", models)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    url = str(server.make_url("/v1/models"))
+    try:
+        async with pooled_session(pool_size=1, headers={}) as session:
+            holding = asyncio.create_task(
+                get_json(session, url, provider="p", headers={}, policy=RetryPolicy(retries=0))
+            )
+            await arrived.wait()
+
+            with pytest.raises(PoolExhausted, match="the gateway's connection pool is full"):
+                await get_json(
+                    session,
+                    url,
+                    provider="p",
+                    headers={},
+                    policy=RetryPolicy(retries=0, timeout=0.2),
+                )
+            release.set()
+            assert await holding == {"data": []}
+    finally:
+        await server.close()

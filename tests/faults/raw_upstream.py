@@ -170,6 +170,11 @@ class RawUpstream:
         async with asyncio.timeout(within), self._changed:
             await self._changed.wait_for(lambda: self.open_connections == count)
 
+    async def wait_for_calls(self, count: int, within: float = 5.0) -> None:
+        """Until at least `count` chat requests arrived (bounded)."""
+        async with asyncio.timeout(within), self._changed:
+            await self._changed.wait_for(lambda: len(self.calls) >= count)
+
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
@@ -22,6 +23,7 @@ from pydantic import SecretStr
 
 from providers.chat import ChatDelta, ChatRequest, TokenUsage
 from providers.errors import (
+    PoolExhausted,
     ProviderAuthError,
     ProviderBadRequest,
     ProviderProtocolError,
@@ -30,6 +32,7 @@ from providers.errors import (
     ProviderUnavailable,
 )
 from providers.openai_compat import ChatTimeouts, OpenAICompatibleClient
+from providers.pool import pooled_session
 
 StartUpstream = Callable[
     [Callable[[web.Request], Awaitable[web.StreamResponse]]], Awaitable[str]
@@ -368,6 +371,68 @@ async def test_connect_timeout() -> None:
 
         with pytest.raises(ProviderTimeout, match=r"could not connect .* within 0\.2s"):
             await collect(client.stream_chat(REQUEST))
+
+
+# --- the gateway's own connection pool -------------------------------------------------
+
+POOL_FULL = (
+    r"no connection to the upstream came free within [\d.]+s: the gateway's connection pool is full"
+)
+
+
+async def test_waiting_for_a_free_pooled_connection_is_reported_as_a_full_pool(
+    start_upstream: StartUpstream,
+) -> None:
+    release = asyncio.Event()
+    requests = 0
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        nonlocal requests
+        requests += 1
+        response = await sse_response(request)
+        await response.write(chunk("held"))
+        await release.wait()
+        await response.write(chunk(" open", finish="stop") + DONE)
+        return response
+
+    timeouts = ChatTimeouts(connect=0.2, first_token=5.0, idle=5.0, total=10.0)
+    async with pooled_session(pool_size=1, headers={}) as session:
+        client = make_client(session, await start_upstream(handler), timeouts=timeouts)
+        holding = client.stream_chat(REQUEST)
+        assert (await anext(holding)).content == "held"
+
+        with pytest.raises(PoolExhausted, match=POOL_FULL) as info:
+            await collect(client.stream_chat(REQUEST))
+        assert "could not connect" not in info.value.message
+        assert (info.value.code, info.value.retryable) == ("PROVIDER_TIMEOUT", True)
+        assert requests == 1  # the upstream never saw the request that found no connection
+
+        release.set()
+        assert [d.content for d in await collect(holding)] == [" open"]
+        # The slot came back: the next request gets it.
+        release.clear()
+        again = client.stream_chat(REQUEST)
+        assert (await anext(again)).content == "held"
+        await again.aclose()
+    assert requests == 2
+
+
+async def test_a_stalled_connect_and_a_wait_for_its_pool_slot_are_told_apart() -> None:
+    timeouts = ChatTimeouts(connect=0.2, first_token=5.0, idle=5.0, total=10.0)
+    async with pooled_session(pool_size=1, headers={}, resolver=StallingResolver()) as session:
+        client = make_client(session, "http://upstream.invalid/v1", timeouts=timeouts)
+        # One request takes the only slot and never gets connected; the other waits for it.
+        results = await asyncio.gather(
+            collect(client.stream_chat(REQUEST)),
+            collect(client.stream_chat(REQUEST)),
+            return_exceptions=True,
+        )
+
+    (queued,) = [r for r in results if isinstance(r, PoolExhausted)]
+    (connecting,) = [r for r in results if r is not queued]
+    assert re.search(POOL_FULL, queued.message)
+    assert isinstance(connecting, ProviderTimeout)
+    assert "could not connect to the upstream within 0.2s" in connecting.message
 
 
 # --- connection failures ------------------------------------------------------------

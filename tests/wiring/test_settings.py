@@ -146,6 +146,7 @@ def test_command_line_overrides_beat_the_environment(monkeypatch: pytest.MonkeyP
         ("HUGGINGFACE_BASE_URL", "router.huggingface.co"),
         ("AIPASTA_MODELS_TTL_SECONDS", "0"),
         ("AIPASTA_LOG_LEVEL", "LOUD"),
+        ("AIPASTA_UPSTREAM_POOL_SIZE", "0"),
     ],
 )
 def test_invalid_value_names_the_variable(
