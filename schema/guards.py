@@ -2,7 +2,8 @@
 
 Over every transport (POST, GET, websockets) alike, since they live in the schema:
 - at most `max_tokens` tokens (the parser stops counting there: a huge document costs
-  no more than the limit), `max_depth` levels and `max_aliases` aliases;
+  no more than the limit), `max_depth` levels and `max_aliases` aliases, measured in
+  work linear in the document (schema.limits; the cost limit runs after validation);
 - no schema introspection unless enabled (production turns it off);
 - no NUL characters or unpaired surrogates in any string, whether a literal in the
   document or anywhere in the variables (MongoDB cannot store a lone surrogate, C
@@ -32,15 +33,15 @@ from graphql import (
     VariableDefinitionNode,
 )
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
-    QueryDepthLimiter,
     SchemaExtension,
 )
 
 from aipasta.settings import Settings
 from resolvers.errors import ErrorCode
+from schema.limits import shape_rule
 
 ExtensionFactory = Callable[[], SchemaExtension]
 
@@ -53,8 +54,9 @@ def guard_extensions(settings: Settings) -> list[ExtensionFactory]:
     """Factories, not instances: Strawberry builds each extension afresh per operation."""
     guards: list[ExtensionFactory] = [
         functools.partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
-        functools.partial(QueryDepthLimiter, max_depth=settings.max_depth),
-        functools.partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
+        functools.partial(
+            AddValidationRules, [shape_rule(settings.max_depth, settings.max_aliases)]
+        ),
         SafeStrings,
     ]
     if not settings.introspection_enabled:
