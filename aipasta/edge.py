@@ -6,7 +6,8 @@ their protocol handler applies the limits per `subscribe` message.
 
 For each HTTP request to /graphql, in order:
 1. the body cap: 413 from `Content-Length` before reading a byte, or as soon as a body
-   sent without one (chunked) grows past `max_body_bytes`;
+   sent without one (chunked) grows past `max_body_bytes`; the rest of the body is read
+   and dropped first (within bounds), so a client still sending it reads the answer;
 2. sign-in, once: the `SignIn` is left in `scope["state"]` for the GraphQL view;
 3. the rate limits (`RateLimiter.check`): 429 with `Retry-After` when refused.
 Health and GraphiQL's page are not operations and skip all three.
@@ -14,6 +15,8 @@ Health and GraphiQL's page are not operations and skip all three.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections import deque
 from collections.abc import Sequence
@@ -53,10 +56,29 @@ def edge_middleware(settings: Settings) -> list[Middleware]:
     ]
 
 
+# Over the body cap, how much more of the body is read (and dropped) so that the client
+# can read the 413: a client that sends its whole body before reading (no `Expect:
+# 100-continue`, e.g. Python's urllib) would otherwise see the connection reset.
+DRAIN_FACTOR = 4  # up to this many times the cap in all
+DRAIN_SECONDS = 5.0
+DRAIN_IDLE_SECONDS = 0.5  # a client that sends nothing more for this long is answered
+
+
 class EdgeGuard:
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Settings,
+        *,
+        drain_factor: int = DRAIN_FACTOR,
+        drain_seconds: float = DRAIN_SECONDS,
+        drain_idle_seconds: float = DRAIN_IDLE_SECONDS,
+    ) -> None:
         self.app = app
         self.max_body_bytes = settings.max_body_bytes
+        self.drain_bytes = drain_factor * settings.max_body_bytes
+        self.drain_seconds = drain_seconds
+        self.drain_idle_seconds = drain_idle_seconds
         self.trusted_proxies = settings.trusted_proxy_networks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -66,10 +88,13 @@ class EdgeGuard:
         services = _services(scope)
         declared = content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
+            if declared <= self.drain_bytes:
+                await self._drain(scope, receive)
             await self._too_large(send)
             return
         body = await read_body(receive, self.max_body_bytes)
         if body is None:
+            await self._drain(scope, receive)
             await self._too_large(send)
             return
         sign_in = await check_credentials(services, Headers(scope=scope).get("authorization"))
@@ -82,6 +107,23 @@ class EdgeGuard:
             await rate_limited(send, decision)
             return
         await self.app(scope, replay(body, receive), send)
+
+    async def _drain(self, scope: Scope, receive: Receive) -> None:
+        """Read and drop the rest of the body, within the drain bounds, before the 413:
+        the HTTP server closes a connection whose request was not read to its end, and
+        the client, still sending, would see a reset instead of the answer. A client that
+        sent `Expect: 100-continue` sends nothing more; one that pauses for
+        `drain_idle_seconds` is answered then."""
+        if Headers(scope=scope).get("expect", "").lower() == "100-continue":
+            return
+        drained = 0
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.drain_seconds):
+                while drained <= self.drain_bytes:
+                    message = await asyncio.wait_for(receive(), self.drain_idle_seconds)
+                    if message["type"] != "http.request" or not message.get("more_body"):
+                        return
+                    drained += len(message.get("body", b""))
 
     async def _too_large(self, send: Send) -> None:
         limit = self.max_body_bytes

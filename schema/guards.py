@@ -5,6 +5,8 @@ Over every transport (POST, GET, websockets) alike, since they live in the schem
   no more than the limit), `max_depth` levels and `max_aliases` aliases, measured in
   work linear in the document (schema.limits; the cost limit runs after validation);
 - no schema introspection unless enabled (production turns it off);
+- subscriptions only over websockets: over plain HTTP one would run as a query and
+  fail inside its resolver;
 - no NUL characters or unpaired surrogates in any string, whether a literal in the
   document or anywhere in the variables (MongoDB cannot store a lone surrogate, C
   consumers truncate at NUL). The resolvers check the fields they store too; checking
@@ -32,12 +34,14 @@ from graphql import (
     ValueNode,
     VariableDefinitionNode,
 )
+from starlette.websockets import WebSocket
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
     MaxTokensLimiter,
     SchemaExtension,
 )
+from strawberry.types.graphql import OperationType
 
 from aipasta.settings import Settings
 from resolvers.errors import ErrorCode
@@ -58,6 +62,7 @@ def guard_extensions(settings: Settings) -> list[ExtensionFactory]:
             AddValidationRules, [shape_rule(settings.max_depth, settings.max_aliases)]
         ),
         SafeStrings,
+        SubscriptionsOverWebsockets,
     ]
     if not settings.introspection_enabled:
         guards.append(DisableIntrospection)
@@ -146,4 +151,23 @@ class SafeStrings(SchemaExtension):
         where = unsafe_variable(self.execution_context.variables)
         if where is not None:
             self.execution_context.pre_execution_errors = [unsafe_string_error(where)]
+        yield
+
+
+class SubscriptionsOverWebsockets(SchemaExtension):
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        request = getattr(context.context, "request", None)
+        if (
+            context.pre_execution_errors is None
+            and context.operation_type is OperationType.SUBSCRIPTION
+            and not isinstance(request, WebSocket)
+        ):
+            context.pre_execution_errors = [
+                GraphQLError(
+                    "Subscriptions run over websockets: connect to /graphql with the "
+                    "graphql-transport-ws protocol",
+                    extensions={"code": ErrorCode.BAD_USER_INPUT.value},
+                )
+            ]
         yield
