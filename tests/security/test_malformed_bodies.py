@@ -131,9 +131,7 @@ async def test_a_client_sending_a_body_over_the_cap_whole_reads_the_413(
 ) -> None:
     app = await start_app()
     limit = 8 * 1024 * 1024
-    status, body = await asyncio.to_thread(
-        urllib_post, f"{app.base_url}/graphql", b" " * 9_000_000
-    )
+    status, body = await asyncio.to_thread(urllib_post, f"{app.base_url}/graphql", b" " * 9_000_000)
     assert status == 413
     assert body == {
         "data": None,

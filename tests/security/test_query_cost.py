@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from graphql import get_introspection_query, parse
+from graphql import OperationDefinitionNode, get_introspection_query, parse
 
 from aipasta.settings import Settings
 from schema.build import build_schema
-from schema.limits import CostEstimator, memoised, shape
+from schema.limits import DEFAULT_LIST_WEIGHT, CostEstimator, memoised, shape
 from tests.security.test_graphql_limits import catalog_calls, refusal
 from tests.streaming.conftest import GraphQLWebSocket
 from tests.support.server import StartApp
@@ -163,7 +163,9 @@ FRONTEND_OPERATIONS = {
         " stats { total multimodal textOnly free paid byProvider { provider count } }"
         " providers { provider status modelCount fetchedAt error } } }"
     ),
-    "the largest models page": f"{{ models(first: 200) {{ totalCount nodes {{ {MODEL} }} {PAGE_INFO} }} }}",
+    "the largest models page": (
+        f"{{ models(first: 200) {{ totalCount nodes {{ {MODEL} }} {PAGE_INFO} }} }}"
+    ),
     "the largest history page": (
         f'{{ chatHistory(sessionId: "s", last: 200) {{ nodes {{ {MESSAGE} }} {PAGE_INFO} }} }}'
     ),
@@ -201,9 +203,9 @@ def test_real_operations_pass_the_default_limits(query: str) -> None:
     schema = build_schema(settings)._schema
     document = parse(query, max_tokens=settings.max_tokens)
     fragments = memoised(document, lambda f, done: shape(f.selection_set, done))
-    (operation,) = (d for d in document.definitions if hasattr(d, "operation"))
-    measured = shape(operation.selection_set, fragments)  # type: ignore[attr-defined]
+    (operation,) = (d for d in document.definitions if isinstance(d, OperationDefinitionNode))
+    measured = shape(operation.selection_set, fragments)
     assert measured.depth <= settings.max_depth
     assert measured.aliases <= settings.max_aliases
-    cost = CostEstimator(schema, {}, 10).operation_cost(document, operation)  # type: ignore[arg-type]
+    cost = CostEstimator(schema, {}, DEFAULT_LIST_WEIGHT).operation_cost(document, operation)
     assert cost <= settings.max_query_cost
