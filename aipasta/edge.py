@@ -6,7 +6,8 @@ their protocol handler applies the limits per `subscribe` message.
 
 For each HTTP request to /graphql, in order:
 1. the body cap: 413 from `Content-Length` before reading a byte, or as soon as a body
-   sent without one (chunked) grows past `max_body_bytes`;
+   sent without one (chunked) grows past `max_body_bytes`; the rest of the body is read
+   and dropped first (within bounds), so a client still sending it reads the answer;
 2. the rate limits around sign-in (resolvers.admission): the IP's flood guard, then
    sign-in, once (the `SignIn` is left in `scope["state"]` for the GraphQL view), then
    the user's or the anonymous IP's limit; 429 with `Retry-After` when refused.
@@ -15,6 +16,8 @@ Health and GraphiQL's page are not operations and skip both.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections import deque
@@ -62,10 +65,29 @@ def edge_middleware(settings: Settings) -> list[Middleware]:
     ]
 
 
+# Over the body cap, how much more of the body is read (and dropped) so that the client
+# can read the 413: a client that sends its whole body before reading (no `Expect:
+# 100-continue`, e.g. Python's urllib) would otherwise see the connection reset.
+DRAIN_FACTOR = 4  # up to this many times the cap in all
+DRAIN_SECONDS = 5.0
+DRAIN_IDLE_SECONDS = 0.5  # a client that sends nothing more for this long is answered
+
+
 class EdgeGuard:
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Settings,
+        *,
+        drain_factor: int = DRAIN_FACTOR,
+        drain_seconds: float = DRAIN_SECONDS,
+        drain_idle_seconds: float = DRAIN_IDLE_SECONDS,
+    ) -> None:
         self.app = app
         self.max_body_bytes = settings.max_body_bytes
+        self.drain_bytes = drain_factor * settings.max_body_bytes
+        self.drain_seconds = drain_seconds
+        self.drain_idle_seconds = drain_idle_seconds
         self.trusted_proxies = settings.trusted_proxy_networks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -75,11 +97,14 @@ class EdgeGuard:
         services = _services(scope)
         declared = content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
-            await self._too_large(send)
+            if declared <= self.drain_bytes:
+                await self._drain(scope, receive)
+            await self._too_large(send, request_id(scope))
             return
         body = await read_body(receive, self.max_body_bytes)
         if body is None:
-            await self._too_large(send)
+            await self._drain(scope, receive)
+            await self._too_large(send, request_id(scope))
             return
         admission = await self._admit(services, scope)
         if not admission.decision.allowed:
@@ -100,13 +125,31 @@ class EdgeGuard:
             services, client_ip=client_ip(scope, self.trusted_proxies), sign_in=sign_in
         )
 
-    async def _too_large(self, send: Send) -> None:
+    async def _drain(self, scope: Scope, receive: Receive) -> None:
+        """Read and drop the rest of the body, within the drain bounds, before the 413:
+        the HTTP server closes a connection whose request was not read to its end, and
+        the client, still sending, would see a reset instead of the answer. A client that
+        sent `Expect: 100-continue` sends nothing more; one that pauses for
+        `drain_idle_seconds` is answered then."""
+        if Headers(scope=scope).get("expect", "").lower() == "100-continue":
+            return
+        drained = 0
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.drain_seconds):
+                while drained <= self.drain_bytes:
+                    message = await asyncio.wait_for(receive(), self.drain_idle_seconds)
+                    if message["type"] != "http.request" or not message.get("more_body"):
+                        return
+                    drained += len(message.get("body", b""))
+
+    async def _too_large(self, send: Send, request: str) -> None:
         limit = self.max_body_bytes
         await send_error(
             send,
             413,
             f"Request body too large: the limit is {limit} bytes",
             {"code": ErrorCode.BAD_USER_INPUT.value, "limit": limit},
+            headers=[(REQUEST_ID_HEADER.lower().encode(), request.encode())],
         )
 
 

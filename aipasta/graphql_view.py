@@ -28,6 +28,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from aipasta.json_depth import JSONTooDeep, check_json_depth
 from aipasta.request_ids import REQUEST_ID_HEADER
 from aipasta.request_ids import request_id as request_id_of
 from aipasta.settings import AuthMode, Settings
@@ -57,6 +58,7 @@ class GatewayGraphQL(GraphQL[Context, None]):
             allowed_origins=settings.allowed_origins,
         )
         self.operation_timeout = settings.operation_timeout
+        self.max_json_depth = settings.max_json_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,8 +67,23 @@ class GatewayGraphQL(GraphQL[Context, None]):
         try:
             response = await self.run(Request(scope, receive=receive))
         except HTTPException as exc:
-            response = http_error(exc)
+            response = http_error(exc, request_id_of(scope))
         await response(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """Every JSON text a client sends (body, GET parameters, websocket frames): one
+        nested too deeply is refused before the decoder's recursion meets it. Over a
+        websocket the JSONDecodeError closes the socket with 4400."""
+        check_json_depth(data, self.max_json_depth)
+        return super().decode_json(data)
+
+    def parse_json(self, data: str | bytes) -> object:
+        try:
+            return super().parse_json(data)
+        except HTTPException as exc:
+            if isinstance(exc.__cause__, JSONTooDeep):
+                raise HTTPException(400, exc.__cause__.msg) from None
+            raise
 
     async def execute_single(  # noqa: PLR0917 - Strawberry's signature
         self,
@@ -122,8 +139,9 @@ class GatewayGraphQL(GraphQL[Context, None]):
         return ACK
 
 
-def http_error(exc: HTTPException) -> JSONResponse:
-    """Strawberry's refusals (plain text by default) in the API's error format."""
+def http_error(exc: HTTPException, request_id: str) -> JSONResponse:
+    """Strawberry's refusals (plain text by default) in the API's error format, with a
+    request id."""
     if exc.status_code == 404:
         code = ErrorCode.NOT_FOUND
     elif exc.status_code < 500:
@@ -133,4 +151,5 @@ def http_error(exc: HTTPException) -> JSONResponse:
     return JSONResponse(
         {"data": None, "errors": [{"message": exc.reason, "extensions": {"code": code.value}}]},
         status_code=exc.status_code,
+        headers={REQUEST_ID_HEADER: request_id},
     )

@@ -304,13 +304,33 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("AIPASTA_CORS_ORIGINS"),
         description="Comma-separated browser origins allowed over HTTP and websockets.",
     )
-    max_depth: int = Field(default=12, ge=1, validation_alias=AliasChoices("AIPASTA_MAX_DEPTH"))
+    max_depth: int = Field(
+        default=15,
+        ge=1,
+        validation_alias=AliasChoices("AIPASTA_MAX_DEPTH"),
+        description="Levels below a root field, introspection included (its standard query: 14).",
+    )
     max_aliases: int = Field(default=30, ge=0, validation_alias=AliasChoices("AIPASTA_MAX_ALIASES"))
     max_tokens: int = Field(
         default=2000, ge=10, validation_alias=AliasChoices("AIPASTA_MAX_TOKENS")
     )
+    max_query_cost: int = Field(
+        default=60_000,
+        ge=1,
+        validation_alias=AliasChoices("AIPASTA_MAX_QUERY_COST"),
+        description=(
+            "Estimated fields one operation may resolve: a list counts its `first`/`last` "
+            "items, or 10 without them."
+        ),
+    )
     max_body_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, validation_alias=AliasChoices("AIPASTA_MAX_BODY_BYTES")
+    )
+    max_json_depth: int = Field(
+        default=64,
+        ge=2,
+        validation_alias=AliasChoices("AIPASTA_MAX_JSON_DEPTH"),
+        description="Nesting of arrays and objects in a request body or websocket message.",
     )
     operation_timeout: float = Field(
         default=30.0,

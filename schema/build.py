@@ -13,6 +13,7 @@ from aipasta.settings import Settings
 from schema.admin import AdminMutation, AdminQuery
 from schema.errors import PublicErrors, log_error
 from schema.guards import ExtensionFactory, guard_extensions
+from schema.limits import DEFAULT_LIST_WEIGHT, QueryCost
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.query_cache import CachedParse, CachedValidation
@@ -43,6 +44,10 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         # request; the LRUs are module-level and bounded, the extensions per request.
         CachedParse,
         CachedValidation,
+        # After validation: only a valid document is costed, with this request's variables.
+        functools.partial(
+            QueryCost, max_cost=settings.max_query_cost, default_list_weight=DEFAULT_LIST_WEIGHT
+        ),
     ]
     return GatewaySchema(
         query=merge_types("Query", (Query, AdminQuery)),

@@ -2,8 +2,11 @@
 
 Over every transport (POST, GET, websockets) alike, since they live in the schema:
 - at most `max_tokens` tokens (the parser stops counting there: a huge document costs
-  no more than the limit), `max_depth` levels and `max_aliases` aliases;
+  no more than the limit), `max_depth` levels and `max_aliases` aliases, measured in
+  work linear in the document (schema.limits; the cost limit runs after validation);
 - no schema introspection unless enabled (production turns it off);
+- subscriptions only over websockets: over plain HTTP one would run as a query and
+  fail inside its resolver;
 - no NUL characters or unpaired surrogates in any string, whether a literal in the
   document or anywhere in the variables (MongoDB cannot store a lone surrogate, C
   consumers truncate at NUL). The resolvers check the fields they store too; checking
@@ -31,16 +34,18 @@ from graphql import (
     ValueNode,
     VariableDefinitionNode,
 )
+from starlette.websockets import WebSocket
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
-    QueryDepthLimiter,
     SchemaExtension,
 )
+from strawberry.types.graphql import OperationType
 
 from aipasta.settings import Settings
 from resolvers.errors import ErrorCode
+from schema.limits import shape_rule
 
 ExtensionFactory = Callable[[], SchemaExtension]
 
@@ -53,9 +58,11 @@ def guard_extensions(settings: Settings) -> list[ExtensionFactory]:
     """Factories, not instances: Strawberry builds each extension afresh per operation."""
     guards: list[ExtensionFactory] = [
         functools.partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
-        functools.partial(QueryDepthLimiter, max_depth=settings.max_depth),
-        functools.partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
+        functools.partial(
+            AddValidationRules, [shape_rule(settings.max_depth, settings.max_aliases)]
+        ),
         SafeStrings,
+        SubscriptionsOverWebsockets,
     ]
     if not settings.introspection_enabled:
         guards.append(DisableIntrospection)
@@ -144,4 +151,23 @@ class SafeStrings(SchemaExtension):
         where = unsafe_variable(self.execution_context.variables)
         if where is not None:
             self.execution_context.pre_execution_errors = [unsafe_string_error(where)]
+        yield
+
+
+class SubscriptionsOverWebsockets(SchemaExtension):
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        request = getattr(context.context, "request", None)
+        if (
+            context.pre_execution_errors is None
+            and context.operation_type is OperationType.SUBSCRIPTION
+            and not isinstance(request, WebSocket)
+        ):
+            context.pre_execution_errors = [
+                GraphQLError(
+                    "Subscriptions run over websockets: connect to /graphql with the "
+                    "graphql-transport-ws protocol",
+                    extensions={"code": ErrorCode.BAD_USER_INPUT.value},
+                )
+            ]
         yield

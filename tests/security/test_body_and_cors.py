@@ -52,6 +52,7 @@ async def test_a_declared_length_over_the_cap_is_refused_before_the_body_is_read
     status, headers, body = parse(answer)
     assert status == 413
     assert headers["content-type"] == "application/json"
+    assert len(headers["x-request-id"]) == 32  # to quote in a bug report
     assert body == too_large(8 * 1024 * 1024)
 
 
