@@ -20,7 +20,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -43,11 +43,14 @@ _HTTP_ERRORS = {
     503: "No instances available (simulated)",
 }
 _RANDOM_FAILURES = ("429", "500", "502", "503", "midstream")
+# fmt: off
 _WORDS = (
-    "pasta simulated answer gateway token stream model provider request reply quick brown "
-    "sauce noodle basil tomato garlic olive cheese fresh dough simmer boil serve plate fork "
-    "kitchen recipe taste salt pepper oven warm bright calm steady clear gentle"
-).split()
+    "pasta", "simulated", "answer", "gateway", "token", "stream", "model", "provider",
+    "request", "reply", "quick", "brown", "sauce", "noodle", "basil", "tomato", "garlic",
+    "olive", "cheese", "fresh", "dough", "simmer", "boil", "serve", "plate", "fork",
+    "kitchen", "recipe", "taste", "salt", "pepper", "oven", "warm", "bright", "calm",
+)
+# fmt: on
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -202,20 +205,28 @@ class Directives:
     times: int | None = None
 
 
+_NUMBERS = ("retry-after", "after", "tokens", "times")
+
+
 def parse_directives(*sources: str | None) -> Directives:
     """`key=value` words from the `X-Simulate` header and `[simulate ...]`; junk is ignored."""
-    directives = Directives()
+    error: str | None = None
+    numbers: dict[str, int] = {}
     for source in sources:
         for word in (source or "").replace(";", " ").replace(",", " ").split():
             key, _, value = word.partition("=")
             key = key.strip().lower()
             if key == "error" and value:
-                directives = replace(directives, error=value.lower()[:20])
-            elif key in ("retry-after", "after", "tokens", "times") and value.isdigit():
-                number = min(int(value), MAX_TOKENS)
-                attribute = key.replace("-", "_")
-                directives = replace(directives, **{attribute: number})
-    return directives
+                error = value.lower()[:20]
+            elif key in _NUMBERS and value.isdigit():
+                numbers[key] = min(int(value), MAX_TOKENS)
+    return Directives(
+        error=error,
+        retry_after=numbers.get("retry-after", 1),
+        after=numbers.get("after"),
+        tokens=numbers.get("tokens"),
+        times=numbers.get("times"),
+    )
 
 
 class _Refused(Exception):
@@ -324,7 +335,8 @@ class Simulator:
     def __init__(self, config: SimulatorConfig | None = None, *, sleep: Sleep = asyncio.sleep):
         self.config = config or SimulatorConfig()
         self._sleep = sleep
-        self._chance = random.Random(self.config.seed)
+        # Reproducible on purpose: nothing here is a secret.
+        self._chance = random.Random(self.config.seed)  # noqa: S311
         self._served = 0
         self._failed: OrderedDict[str, int] = OrderedDict()
 
@@ -336,6 +348,10 @@ class Simulator:
         return app
 
     async def _models(self, request: web.Request) -> web.Response:
+        try:
+            self._fail_on_demand(parse_directives(request.headers.get("X-Simulate")), "models")
+        except _Refused as refused:
+            return refused.response()
         return web.json_response(models_payload())
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
@@ -373,13 +389,13 @@ class Simulator:
 
         directives = parse_directives(header, *_DIRECTIVE.findall(_last_user_text(messages)))
         self._served += 1
-        self._fail_by_request(directives, hashlib.sha256(body).hexdigest())
+        failure = self._fail_on_demand(directives, hashlib.sha256(body).hexdigest(), by_chance=True)
         # The words depend on the seeds, the model and the conversation only.
         conversation = json.dumps(messages, sort_keys=True, default=str)
         digest = hashlib.sha256(
             f"{self.config.seed}|{payload.get('seed')}|{model.id}|{conversation}".encode()
         ).hexdigest()
-        rng = random.Random(digest)
+        rng = random.Random(digest)  # noqa: S311 - the same prompt gets the same words
         answer = _Answer(generation_id=f"gen-{self._served}-{digest[:20]}", model=model)
         answer.prompt_tokens, answer.images = _prompt_size(messages)
         if len(messages) > 1 and "input_cache_read" in model.pricing:
@@ -414,29 +430,33 @@ class Simulator:
         else:
             answer.content = _words(rng, budget)
 
-        if directives.error == "midstream":
+        if failure == "midstream":
             after = directives.after if directives.after is not None else len(answer.content) // 2
             answer.fail_after = min(after, len(answer.content))
         return answer
 
-    def _fail_by_request(self, directives: Directives, request_key: str) -> None:
+    def _fail_on_demand(
+        self, directives: Directives, request_key: str, *, by_chance: bool = False
+    ) -> str | None:
+        """Refuse the request with an HTTP error when its directives (or, for a chat,
+        `error_rate`) say so; with `times=N` only the first N identical requests fail.
+        Returns the failure still to come in the answer (`midstream`), if any."""
         error = directives.error
-        if error is None and self.config.error_rate and self._chance.random() < (
-            self.config.error_rate
-        ):
+        chance = self.config.error_rate if by_chance else 0.0
+        if error is None and chance and self._chance.random() < chance:
             error = self._chance.choice(_RANDOM_FAILURES)
-        if error is None or not error.isdigit():
-            return
+        if error is None:
+            return None
         if directives.times is not None:
             tries = self._failed.pop(request_key, 0) + 1
             self._failed[request_key] = tries
             while len(self._failed) > _REMEMBERED:
                 self._failed.popitem(last=False)
             if tries > directives.times:
-                return
+                return None
+        if not error.isdigit() or not 400 <= int(error) <= 599:
+            return error
         status = int(error)
-        if not 400 <= status <= 599:
-            return
         headers = {"Retry-After": str(directives.retry_after)} if status == 429 else None
         raise _Refused(status, _HTTP_ERRORS.get(status, f"simulated HTTP {status}"), headers)
 
