@@ -486,8 +486,10 @@ class Simulator:
 
     def _events(self, answer: _Answer) -> Iterator[bytes | None]:
         """The stream's events in order; None where a token's delay falls."""
-        for piece in answer.reasoning if answer.show_reasoning else ():
-            yield None
+        for piece in answer.reasoning:
+            yield None  # hidden reasoning (`exclude`) takes its time all the same
+            if not answer.show_reasoning:
+                continue
             detail = {"type": "reasoning.text", "text": piece, "format": "unknown", "index": 0}
             yield _sse(
                 answer.delta({"content": "", "reasoning": piece, "reasoning_details": [detail]})
