@@ -18,7 +18,7 @@ from aipasta.database import close_database, open_database
 from aipasta.edge import edge_middleware
 from aipasta.graphql_view import GatewayGraphQL
 from aipasta.settings import AuthMode, Settings
-from aipasta.upstreams import chat_providers, http_session, model_sources
+from aipasta.upstreams import builtin_simulator, chat_providers, http_session, model_sources
 from documents.database import Database
 from documents.errors import DatabaseUnavailable
 from resolvers.catalog import Catalog, Clock, utc_now
@@ -72,9 +72,10 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
         # First: a bad AIPASTA_RATE_LIMIT_STORAGE stops the start before anything is open.
         rate_limiter = RateLimiter(settings)
         database, lease = await open_database(settings)
+        simulator = await builtin_simulator(settings)
         http = http_session(settings)
         catalog = Catalog(
-            model_sources(settings, http),
+            model_sources(settings, http, simulator),
             store=CatalogStore(database),
             ttl_seconds=settings.models_ttl_seconds,
             retry_seconds=settings.models_retry_seconds,
@@ -87,7 +88,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             settings=settings,
             http=http,
             catalog=catalog,
-            chat=chat_providers(settings, http),
+            chat=chat_providers(settings, http, simulator),
             database=database,
             keys=keys,
             authenticator=Authenticator(settings, keys),
@@ -104,6 +105,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             await services.background.drain(within=SHUTDOWN_GRACE_SECONDS)
             await usage.close()
             await http.close()
+            if simulator is not None:
+                await simulator.close()
             await rate_limiter.close()
             await close_database(settings, database, lease)
 

@@ -1,4 +1,4 @@
-"""`aipasta` command line: serve, export-schema, keys."""
+"""`aipasta` command line: serve, export-schema, keys, simulate-upstream."""
 
 from __future__ import annotations
 
@@ -18,7 +18,53 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (AIPASTA_PORT)")
     commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     keys_command.add_parser(commands)
+    _add_simulator_parser(commands)
     return parser
+
+
+def _add_simulator_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from providers.simulator import MAX_TOKENS
+
+    simulate = commands.add_parser(
+        "simulate-upstream", help="serve a simulated OpenRouter-compatible upstream"
+    )
+    simulate.add_argument("--host", default="127.0.0.1", help="interface to bind")
+    simulate.add_argument("--port", type=int, default=9100, help="port to listen on")
+    simulate.add_argument(
+        "--tokens", type=int, default=50, help=f"tokens per answer (at most {MAX_TOKENS})"
+    )
+    simulate.add_argument("--token-delay-ms", type=float, default=20.0, help="delay per token")
+    simulate.add_argument("--latency-ms", type=float, default=0.0, help="delay before answering")
+    simulate.add_argument(
+        "--error-rate", type=float, default=0.0, help="share of requests that fail (0 to 1)"
+    )
+    simulate.add_argument("--seed", type=int, default=0, help="seed of the generated text")
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from providers.simulator import Simulator, SimulatorConfig
+
+    try:
+        config = SimulatorConfig(
+            tokens=args.tokens,
+            token_delay=args.token_delay_ms / 1000,
+            latency=args.latency_ms / 1000,
+            error_rate=args.error_rate,
+            seed=args.seed,
+        )
+    except ValueError as exc:
+        print(f"aipasta simulate-upstream: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"Simulated upstream on http://{args.host}:{args.port}/api/v1 - point the gateway at it "
+        f"with OPENROUTER_BASE_URL=http://{args.host}:{args.port}/api/v1",
+        file=sys.stderr,
+        flush=True,
+    )
+    web.run_app(Simulator(config).app(), host=args.host, port=args.port, print=None)
+    return 0
 
 
 def _serve(settings: Settings) -> int:
@@ -47,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         sys.stdout.write(export_sdl())
         return 0
+    if args.command == "simulate-upstream":
+        return _simulate(args)
     overrides = {}
     if getattr(args, "host", None):
         overrides["AIPASTA_HOST"] = args.host

@@ -47,6 +47,12 @@ class AuthMode(StrEnum):
     OFF = "off"
 
 
+class SimulatorMode(StrEnum):
+    AUTO = "auto"
+    ON = "on"
+    OFF = "off"
+
+
 class LogLevel(StrEnum):
     DEBUG = "DEBUG"
     INFO = "INFO"
@@ -63,7 +69,7 @@ _HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
 
 # Later files win: the environment, then .env.local, then .env.
 ENV_FILES = (".env", ".env.local")
-RESERVED_PROVIDER_NAMES = frozenset({"openrouter", "huggingface"})
+RESERVED_PROVIDER_NAMES = frozenset({"openrouter", "huggingface", "simulator"})
 
 
 class ExtraProvider(BaseModel):
@@ -202,6 +208,19 @@ class Settings(BaseSettings):
         default_factory=list,
         validation_alias=AliasChoices("AIPASTA_PROVIDERS"),
         description="JSON list of extra OpenAI-compatible providers.",
+    )
+    simulator: SimulatorMode = Field(
+        default=SimulatorMode.AUTO,
+        validation_alias=AliasChoices("AIPASTA_SIMULATOR"),
+        description="The built-in simulated provider: auto (on in development when no "
+        "provider is configured), on or off.",
+    )
+    simulator_token_delay_ms: float = Field(
+        default=20.0,
+        ge=0,
+        le=10_000,
+        validation_alias=AliasChoices("AIPASTA_SIMULATOR_TOKEN_DELAY_MS"),
+        description="The built-in simulator's pause before each token it streams.",
     )
     chat_connect_timeout: float = Field(
         default=10.0, gt=0, validation_alias=AliasChoices("AIPASTA_CHAT_CONNECT_TIMEOUT")
@@ -499,6 +518,19 @@ class Settings(BaseSettings):
         if self.graphiql is not None:
             return self.graphiql
         return self.env is Environment.DEVELOPMENT
+
+    @property
+    def provider_configured(self) -> bool:
+        """Whether any real provider is set up: a key, or an AIPASTA_PROVIDERS entry."""
+        keys = (self.openrouter_api_key, self.huggingface_api_key)
+        return bool(self.providers) or any(key and key.get_secret_value() for key in keys)
+
+    @property
+    def simulator_enabled(self) -> bool:
+        """Never in production unless asked for by name."""
+        if self.simulator is not SimulatorMode.AUTO:
+            return self.simulator is SimulatorMode.ON
+        return self.env is Environment.DEVELOPMENT and not self.provider_configured
 
     @property
     def host_is_loopback(self) -> bool:

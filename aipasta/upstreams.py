@@ -23,6 +23,8 @@ from providers.openai_models import parse_openai_models
 from providers.openrouter import NAME as OPENROUTER
 from providers.openrouter import openrouter_headers, parse_openrouter_models
 from providers.pool import pooled_session
+from providers.simulator import NAME as SIMULATOR
+from providers.simulator import RunningSimulator, SimulatorConfig, start_simulator
 from providers.source import ModelSource
 
 log = logging.getLogger(__name__)
@@ -68,7 +70,11 @@ def _extra_pricing(extra: ExtraProvider) -> Pricing:
     )
 
 
-def model_sources(settings: Settings, http: aiohttp.ClientSession) -> list[ModelSource]:
+def model_sources(
+    settings: Settings,
+    http: aiohttp.ClientSession,
+    simulator: RunningSimulator | None = None,
+) -> list[ModelSource]:
     policy = _retry_policy(settings)
     sources: list[ModelSource] = [
         # OpenRouter lists its models without a key too.
@@ -104,6 +110,18 @@ def model_sources(settings: Settings, http: aiohttp.ClientSession) -> list[Model
                 configured=True,
             )
         )
+    if simulator is not None:
+        sources.append(
+            ModelListing(
+                http,
+                name=SIMULATOR,
+                base_url=simulator.base_url,
+                headers=bearer_headers(None),
+                policy=policy,
+                parse=partial(parse_openrouter_models, provider=SIMULATOR),
+                configured=True,
+            )
+        )
     return sources
 
 
@@ -111,7 +129,11 @@ def _has(key: SecretStr | None) -> bool:
     return key is not None and bool(key.get_secret_value())
 
 
-def chat_providers(settings: Settings, http: aiohttp.ClientSession) -> dict[str, ChatProvider]:
+def chat_providers(
+    settings: Settings,
+    http: aiohttp.ClientSession,
+    simulator: RunningSimulator | None = None,
+) -> dict[str, ChatProvider]:
     timeouts = ChatTimeouts(
         connect=settings.chat_connect_timeout,
         first_token=settings.chat_first_token_timeout,
@@ -145,4 +167,23 @@ def chat_providers(settings: Settings, http: aiohttp.ClientSession) -> dict[str,
             api_key=settings.provider_key(extra),
             timeouts=timeouts,
         )
+    if simulator is not None:
+        providers[SIMULATOR] = OpenAICompatibleClient(
+            http, name=SIMULATOR, base_url=simulator.base_url, api_key=None, timeouts=timeouts
+        )
     return providers
+
+
+async def builtin_simulator(settings: Settings) -> RunningSimulator | None:
+    """The simulated upstream on a loopback port, when settings enable it."""
+    if not settings.simulator_enabled:
+        return None
+    delay = settings.simulator_token_delay_ms / 1000
+    simulator = await start_simulator(SimulatorConfig(token_delay=delay))
+    log.warning(
+        "serving the built-in upstream SIMULATOR as provider `simulator` (models "
+        "`simulator:sim/...`): its answers are generated words, not a language model. "
+        "For real models set OPENROUTER_API_KEY or HUGGINGFACE_API_KEY (or AIPASTA_PROVIDERS) "
+        "in .env.local; AIPASTA_SIMULATOR=off turns the simulator off"
+    )
+    return simulator

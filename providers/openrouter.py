@@ -36,30 +36,31 @@ def openrouter_headers(
     return headers
 
 
-def parse_openrouter_models(payload: object) -> list[ModelInfo]:
+def parse_openrouter_models(payload: object, *, provider: str = NAME) -> list[ModelInfo]:
+    """OpenRouter's listing; `provider` names another server that lists models its way."""
     data = data_list(payload)
     if data is None:
-        raise ProviderProtocolError("model list has no `data` array", provider=NAME)
+        raise ProviderProtocolError("model list has no `data` array", provider=provider)
     models: dict[str, ModelInfo] = {}
     skipped = 0
     for entry in data:
-        model = _parse_model(as_mapping(entry))
+        model = _parse_model(as_mapping(entry), provider)
         if model is None:
             skipped += 1
         else:
             models.setdefault(model.upstream_id, model)
     if skipped:
-        log.warning("openrouter: skipped %d malformed model entries", skipped)
+        log.warning("%s: skipped %d malformed model entries", provider, skipped)
     return list(models.values())
 
 
-def _parse_model(entry: Mapping[str, Any]) -> ModelInfo | None:
+def _parse_model(entry: Mapping[str, Any], provider: str) -> ModelInfo | None:
     upstream_id = as_text(entry.get("id"), limit=300)
     if upstream_id is None:
         return None
     architecture = as_mapping(entry.get("architecture"))
     return ModelInfo(
-        provider=NAME,
+        provider=provider,
         upstream_id=upstream_id,
         name=as_text(entry.get("name"), limit=300) or upstream_id,
         description=as_text(entry.get("description")),

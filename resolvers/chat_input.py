@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from aipasta.settings import Settings
 from providers.chat import ChatRequest
 from providers.model import ModelInfo
-from resolvers.catalog_index import ModelIndex
+from resolvers.catalog import CatalogView
 from resolvers.enums import ChatRole
 from resolvers.errors import BadUserInput, ModelNotFound
 from resolvers.validation import (
@@ -136,23 +136,46 @@ def check_conversation(
     )
 
 
-def resolve_model(index: ModelIndex, model_id: str, field: str) -> ModelInfo:
+def resolve_model(view: CatalogView, model_id: str, field: str) -> ModelInfo:
     model_id = check_text(model_id, field, MAX_MODEL_ID, min_len=1, strip=True)
-    model = index.get(model_id)
+    model = view.index.get(model_id)
     if model is None:
-        raise ModelNotFound(f"no model `{model_id}` in the catalog", details={"field": field})
+        raise _not_in_catalog(view, model_id, field)
     return model
 
 
+def _not_in_catalog(view: CatalogView, model_id: str, field: str) -> ModelNotFound:
+    """A missing model may only be missing because its provider's list could not be
+    fetched: then the error names that provider and its status."""
+    unlisted = [p for p in view.providers if p.fetched_at is None]
+    prefix = model_id.partition(":")[0]
+    if any(p.provider == prefix for p in view.providers):
+        unlisted = [p for p in unlisted if p.provider == prefix]
+    message = f"no model `{model_id}` in the catalog"
+    if not unlisted:
+        return ModelNotFound(message, details={"field": field})
+    names = ", ".join(p.provider for p in unlisted)
+    return ModelNotFound(
+        f"{message}: the model list of {names} could not be fetched, so it may be missing "
+        "only for now",
+        details={
+            "field": field,
+            "providers": [
+                {"provider": p.provider, "status": p.status, "error": p.error} for p in unlisted
+            ],
+        },
+    )
+
+
 def resolve_models(
-    index: ModelIndex, model: str, fallbacks: Sequence[str] | None
+    view: CatalogView, model: str, fallbacks: Sequence[str] | None
 ) -> list[ModelInfo]:
     """The model and its fallbacks, in order, without repeats."""
     if fallbacks and len(fallbacks) > MAX_FALLBACKS:
         raise BadUserInput(f"at most {MAX_FALLBACKS} fallbacks", field="input.fallbacks")
-    chosen = [resolve_model(index, model, "input.model")]
+    chosen = [resolve_model(view, model, "input.model")]
     for i, fallback in enumerate(fallbacks or ()):
-        candidate = resolve_model(index, fallback, f"input.fallbacks[{i}]")
+        candidate = resolve_model(view, fallback, f"input.fallbacks[{i}]")
         if candidate not in chosen:
             chosen.append(candidate)
     return chosen

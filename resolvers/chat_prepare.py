@@ -71,7 +71,7 @@ async def prepare_chat(context: Context, input: ChatInputLike) -> PreparedChat:
     settings = context.services.settings
     conversation = check_conversation(input.messages, input.options, input.session_id, settings)
     view = await context.services.catalog.view()
-    models = resolve_models(view.index, input.model, input.fallbacks)
+    models = resolve_models(view, input.model, input.fallbacks)
     _check_models(conversation, models)
     return PreparedChat(conversation=conversation, models=models)
 
@@ -85,7 +85,7 @@ async def prepare_compare(context: Context, input: CompareInputLike) -> Prepared
         raise BadUserInput(f"at most {settings.max_compare} models at once", field="input.models")
     conversation = check_conversation(input.messages, input.options, input.session_id, settings)
     view = await context.services.catalog.view()
-    resolved = [resolve_model(view.index, m, f"input.models[{i}]") for i, m in enumerate(models)]
+    resolved = [resolve_model(view, m, f"input.models[{i}]") for i, m in enumerate(models)]
     if len({m.id for m in resolved}) != len(resolved):
         raise BadUserInput("each model may be named once", field="input.models")
     _check_models(conversation, resolved)

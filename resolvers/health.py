@@ -19,6 +19,7 @@ class HealthServices:
     database: str
     openrouter: str
     huggingface: str
+    simulator: str
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,17 @@ class HealthReport:
     def as_json(self) -> dict[str, Any]:
         return {
             "status": self.status,
-            "services": asdict(self.services),
+            "services": self._services_json(),
             "version": self.version,
             "uptimeSeconds": round(self.uptime_seconds, 3),
         }
+
+    def _services_json(self) -> dict[str, str]:
+        services = asdict(self.services)
+        # The seed's format, plus the simulator only while it serves.
+        if services["simulator"] != CONFIGURED:
+            del services["simulator"]
+        return services
 
 
 def _configured(services: Services, provider: str) -> str:
@@ -48,8 +56,9 @@ async def health_report(services: Services) -> HealthReport:
         database=CONNECTED if database_up else DISCONNECTED,
         openrouter=_configured(services, "openrouter"),
         huggingface=_configured(services, "huggingface"),
+        simulator=_configured(services, "simulator"),
     )
-    any_provider = CONFIGURED in (report.openrouter, report.huggingface)
+    any_provider = CONFIGURED in (report.openrouter, report.huggingface, report.simulator)
     return HealthReport(
         status="ok" if database_up and any_provider else "degraded",
         services=report,

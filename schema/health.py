@@ -10,6 +10,10 @@ class HealthServices:
     database: str = strawberry.field(description="connected or disconnected")
     openrouter: str = strawberry.field(description="configured or not_configured")
     huggingface: str
+    simulator: str = strawberry.field(
+        description="configured or not_configured: the built-in simulated upstream, whose "
+        "answers are generated words (development, or AIPASTA_SIMULATOR=on)"
+    )
 
 
 @strawberry.type

@@ -34,7 +34,9 @@ async def test_health_json_in_the_seed_format(
 async def test_health_is_degraded_without_provider_keys(
     start_app: StartApp, catalog_upstream: FakeUpstream
 ) -> None:
-    app = await start_app(OPENROUTER_API_KEY=None, HUGGINGFACE_API_KEY=None)
+    app = await start_app(
+        OPENROUTER_API_KEY=None, HUGGINGFACE_API_KEY=None, AIPASTA_SIMULATOR="off"
+    )
     _, body = await app.get("/health")
     assert body["status"] == "degraded"
     assert body["services"]["openrouter"] == "not_configured"
