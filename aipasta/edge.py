@@ -8,7 +8,8 @@ For each HTTP request to /graphql, in order:
 1. the body cap: 413 from `Content-Length` before reading a byte, or as soon as a body
    sent without one (chunked) grows past `max_body_bytes`;
 2. sign-in, once: the `SignIn` is left in `scope["state"]` for the GraphQL view;
-3. the rate limits (`RateLimiter.check`): 429 with `Retry-After` when refused.
+3. the rate limits (`RateLimiter.check`): 429 with `Retry-After` when refused (503 when
+   the limiter's store is down and `AIPASTA_RATE_LIMIT_FAIL=closed`).
 Health and GraphiQL's page are not operations and skip all three.
 """
 
@@ -152,7 +153,7 @@ async def rate_limited(send: Send, decision: RateDecision) -> None:
     error = decision.error()
     await send_error(
         send,
-        429,
+        decision.status,
         error.message,
         error.extensions,
         headers=[(b"retry-after", str(error.retry_after_seconds).encode())],

@@ -10,6 +10,9 @@ class HealthServices:
     database: str = strawberry.field(description="connected or disconnected")
     openrouter: str = strawberry.field(description="configured or not_configured")
     huggingface: str
+    rate_limit_store: str = strawberry.field(
+        description="memory (counted per process), connected or disconnected"
+    )
 
 
 @strawberry.type
