@@ -134,6 +134,37 @@ async def test_slots_of_a_process_that_died_free_themselves(redis_url: str) -> N
         await alive.close()
 
 
+async def test_an_open_stream_keeps_renewing_its_slot(redis_url: str) -> None:
+    now = [1_000.0]
+    ticks: asyncio.Queue[asyncio.Event] = asyncio.Queue()
+
+    async def sleep(seconds: float) -> None:
+        assert seconds == LEASE_SECONDS / 3
+        woken = asyncio.Event()
+        await ticks.put(woken)
+        await woken.wait()
+
+    client = redis_client(open_storage(redis_url))
+    holder = SharedStreamSlots(client, max_streams=1, clock=lambda: now[0], sleep=sleep)
+    other = SharedStreamSlots(client, max_streams=1, clock=lambda: now[0])
+    try:
+        lease = await holder.take("alice")
+        assert lease is not None
+        sleeping = await ticks.get()
+        for _ in range(5):  # two and a half leases long
+            now[0] += LEASE_SECONDS / 2
+            sleeping.set()
+            sleeping = await ticks.get()  # renewed, and asleep again
+            assert await other.take("alice") is None
+        # Given back, the slot is free at once.
+        await holder.give_back(lease)
+        assert await other.take("alice") is not None
+        sleeping.set()
+    finally:
+        await holder.close()
+        await other.close()
+
+
 # --- the store going away ------------------------------------------------------------
 
 
