@@ -72,7 +72,14 @@ def _serve(settings: Settings) -> int:
 
     from aipasta.app import create_app
     from aipasta.logs import configure_logging
+    from resolvers.rate_limit_store import StoreConfigError, open_storage
 
+    try:
+        # Here rather than in the lifespan, whose failure uvicorn prints as a traceback.
+        open_storage(settings.rate_limit_storage)
+    except StoreConfigError as exc:
+        print(f"aipasta: {exc}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level)
     uvicorn.run(
         create_app(settings),

@@ -10,7 +10,8 @@ For each HTTP request to /graphql, in order:
    and dropped first (within bounds), so a client still sending it reads the answer;
 2. the rate limits around sign-in (resolvers.admission): the IP's flood guard, then
    sign-in, once (the `SignIn` is left in `scope["state"]` for the GraphQL view), then
-   the user's or the anonymous IP's limit; 429 with `Retry-After` when refused.
+   the user's or the anonymous IP's limit; 429 with `Retry-After` when refused (503 when
+   the limiter's store is down and `AIPASTA_RATE_LIMIT_FAIL=closed`).
 Health and GraphiQL's page are not operations and skip both.
 """
 
@@ -210,10 +211,12 @@ def replay(messages: deque[Message], receive: Receive) -> Receive:
 
 async def rate_limited(send: Send, decision: RateDecision, request: str) -> None:
     error = decision.error()
-    log.info("request %s: %s (%s limit %d)", request, error.code.value, decision.scope, error.limit)
+    log.info(
+        "request %s: %s (%s limit %d)", request, error.code.value, decision.scope, decision.limit
+    )
     await send_error(
         send,
-        429,
+        decision.status,
         error.message,
         error.extensions,
         headers=[

@@ -53,6 +53,13 @@ class SimulatorMode(StrEnum):
     OFF = "off"
 
 
+class FailMode(StrEnum):
+    """What a request gets when the rate-limit store cannot be reached."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
 class LogLevel(StrEnum):
     DEBUG = "DEBUG"
     INFO = "INFO"
@@ -304,6 +311,11 @@ class Settings(BaseSettings):
         default="memory://",
         validation_alias=AliasChoices("AIPASTA_RATE_LIMIT_STORAGE"),
         description="A `limits` async storage URI, e.g. async+redis://host:6379.",
+    )
+    rate_limit_fail: FailMode = Field(
+        default=FailMode.OPEN,
+        validation_alias=AliasChoices("AIPASTA_RATE_LIMIT_FAIL"),
+        description="open: let requests through while the store is down; closed: refuse them.",
     )
     trusted_proxies: str = Field(
         default="",

@@ -40,6 +40,9 @@ class ErrorCode(Enum):
     INTERNAL = "INTERNAL"
     # Beyond the contract: the gateway's own time limit on an operation.
     TIMEOUT = "TIMEOUT"
+    # Beyond the contract: a dependency of the gateway itself (not a provider, not the
+    # database) is down and the gateway refuses rather than serve unguarded.
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
 
 
 # A dependency of the gateway failed, rather than the client asking for something wrong:

@@ -12,6 +12,8 @@ CONNECTED = "connected"
 DISCONNECTED = "disconnected"
 CONFIGURED = "configured"
 NOT_CONFIGURED = "not_configured"
+# The rate limiter's store when it is this process's memory (nothing to reach).
+MEMORY = "memory"
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,8 @@ class HealthServices:
     openrouter: str
     huggingface: str
     simulator: str
+    # memory (this process's own counts), connected or disconnected.
+    rate_limit_store: str
 
 
 @dataclass(frozen=True)
@@ -38,16 +42,29 @@ class HealthReport:
         }
 
     def _services_json(self) -> dict[str, str]:
-        services = asdict(self.services)
+        services = {_camel(name): value for name, value in asdict(self.services).items()}
         # The seed's format, plus the simulator only while it serves.
         if services["simulator"] != CONFIGURED:
             del services["simulator"]
         return services
 
 
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(word.title() for word in rest)
+
+
 def _configured(services: Services, provider: str) -> str:
     source = services.catalog.source(provider)
     return CONFIGURED if source is not None and source.configured else NOT_CONFIGURED
+
+
+async def _rate_limit_store(services: Services) -> str:
+    limiter = services.rate_limiter
+    up = await limiter.ping_store()
+    if not limiter.store_shared:
+        return MEMORY
+    return CONNECTED if up else DISCONNECTED
 
 
 async def health_report(services: Services) -> HealthReport:
@@ -57,10 +74,12 @@ async def health_report(services: Services) -> HealthReport:
         openrouter=_configured(services, "openrouter"),
         huggingface=_configured(services, "huggingface"),
         simulator=_configured(services, "simulator"),
+        rate_limit_store=await _rate_limit_store(services),
     )
     any_provider = CONFIGURED in (report.openrouter, report.huggingface, report.simulator)
+    store_up = report.rate_limit_store != DISCONNECTED
     return HealthReport(
-        status="ok" if database_up and any_provider else "degraded",
+        status="ok" if database_up and any_provider and store_up else "degraded",
         services=report,
         version=services.version,
         uptime_seconds=time.monotonic() - services.started_at,

@@ -71,6 +71,18 @@ def render_metrics(services: Services) -> str:
             "Rate-limit checks let through because the limiter's store failed.",
             limiter.store_failures,
         ),
+        (
+            "aipasta_rate_limit_store_up",
+            "gauge",
+            "1 when the rate limiter's store answered last time (always 1 in memory).",
+            int(limiter.store_up),
+        ),
+        (
+            "aipasta_rate_limit_store_shared",
+            "gauge",
+            "1 when the rate limits are counted in a store shared with other processes.",
+            int(limiter.store_shared),
+        ),
         ("aipasta_open_streams", "gauge", "Chat streams open now.", limiter.open_streams_total),
         (
             "aipasta_background_tasks",

@@ -11,13 +11,15 @@ Who is limited by what (resolvers.admission runs them in this order):
 Limits use the `limits` library's moving window: a client gets at most N operations in
 any window, with no burst of 2N across a window boundary as a fixed window would allow.
 The counts live in `AIPASTA_RATE_LIMIT_STORAGE` (process memory by default; a shared
-store such as `async+redis://` when several processes serve the same clients).
+store such as `redis://` when several processes serve the same clients, see
+`resolvers.rate_limit_store`).
 
-The open-stream count is kept in this process only: with several processes behind a
-balancer a user may hold `max_streams_per_user` streams on each of them.
+With a Redis store the open-stream cap holds across processes too (`resolvers.stream_slots`);
+with any other store it is counted in this process only.
 
-A failing store never takes the gateway down: the request goes through, the failure is
-counted in `store_failures` and logged at most once a minute.
+A failing store never takes the gateway down: the failure is counted in `store_failures`
+and logged at most once a minute, and the request goes through
+(`AIPASTA_RATE_LIMIT_FAIL=open`) or is refused with `SERVICE_UNAVAILABLE` (`closed`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import ipaddress
 import logging
 import math
 import time
-import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -36,10 +37,11 @@ from typing import Any, Literal
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
-from limits.storage import storage_from_string
 
-from aipasta.settings import Settings
+from aipasta.settings import FailMode, Settings
 from resolvers.errors import ErrorCode, GatewayError
+from resolvers.rate_limit_store import StoreUnavailable, in_process, open_storage
+from resolvers.stream_slots import Lease, SharedStreamSlots, redis_client
 
 log = logging.getLogger("aipasta.rate_limit")
 
@@ -95,8 +97,17 @@ class RateDecision:
     remaining: int
     retry_after: float
     scope: Scope
+    # Refused because the store is down and the limiter fails closed.
+    store_down: bool = False
 
-    def error(self) -> RateLimited:
+    @property
+    def status(self) -> int:
+        """The HTTP status of a refusal."""
+        return 503 if self.store_down else 429
+
+    def error(self) -> RateLimited | StoreUnavailable:
+        if self.store_down:
+            return StoreUnavailable()
         who = "this user" if self.scope == "user" else "this address"
         return RateLimited(
             f"Rate limit exceeded for {who}: retry in {whole_seconds(self.retry_after)} s",
@@ -130,6 +141,17 @@ class RateLimiter:
         self._last_failure_log: float | None = None
         self._unlogged_failures = 0
         self.store_failures = 0
+        self._fail_closed = settings.rate_limit_fail is FailMode.CLOSED
+        # None until the store first answered or failed; always True in memory.
+        self._store_up: bool | None = True if in_process(self._storage) else None
+        client = redis_client(self._storage)
+        self._shared_streams = (
+            None
+            if client is None
+            else SharedStreamSlots(
+                client, max_streams=self._max_streams, on_failure=self._store_failed
+            )
+        )
 
     @classmethod
     def with_defaults(cls) -> RateLimiter:
@@ -149,11 +171,15 @@ class RateLimiter:
     async def _guarded(self, items: list[RateLimitItem], scope: Scope, key: str) -> RateDecision:
         try:
             async with asyncio.timeout(self._store_timeout):
-                return await self._hit(items, scope, key)
-        except Exception as exc:  # noqa: BLE001 - any store fault lets the request through
+                decision = await self._hit(items, scope, key)
+        except Exception as exc:  # noqa: BLE001 - any store fault is the fail mode's
             self._store_failed(exc)
             tightest = min(item.amount for item in items)
+            if self._fail_closed:
+                return RateDecision(False, tightest, 0, 0.0, scope, store_down=True)
             return RateDecision(True, tightest, tightest, 0.0, scope)
+        self._store_up = True
+        return decision
 
     async def _hit(self, items: list[RateLimitItem], scope: Scope, key: str) -> RateDecision:
         tightest: RateDecision | None = None
@@ -170,6 +196,7 @@ class RateLimiter:
         return tightest
 
     def _store_failed(self, exc: Exception) -> None:
+        self._store_up = False
         self.store_failures += 1
         self._unlogged_failures += 1
         now = self._monotonic()
@@ -177,8 +204,9 @@ class RateLimiter:
         if last is not None and now - last < FAILURE_LOG_INTERVAL_SECONDS:
             return
         log.error(
-            "rate limit store failed %d time(s); requests are let through unlimited: %r",
+            "rate limit store failed %d time(s); requests are %s: %r",
             self._unlogged_failures,
+            "refused" if self._fail_closed else "let through unlimited",
             exc,
         )
         self._last_failure_log = now
@@ -186,15 +214,12 @@ class RateLimiter:
 
     @asynccontextmanager
     async def stream_slot(self, user_id: str) -> AsyncIterator[None]:
-        """Hold one of the user's `max_streams_per_user` stream slots (this process only)."""
+        """Hold one of the user's `max_streams_per_user` stream slots: across processes
+        with a Redis store, else (or while it is down and failing open) in this process."""
+        lease = await self._take_shared_stream(user_id)
         open_now = self._streams.get(user_id, 0)
-        if open_now >= self._max_streams:
-            raise RateLimited(
-                f"Too many open streams: at most {self._max_streams} at once per user; "
-                "end one before starting another",
-                retry_after=STREAM_RETRY_SECONDS,
-                limit=self._max_streams,
-            )
+        if lease is None and open_now >= self._max_streams:
+            raise self._too_many_streams()
         self._streams[user_id] = open_now + 1
         try:
             yield
@@ -204,6 +229,42 @@ class RateLimiter:
                 self._streams[user_id] = left
             else:
                 del self._streams[user_id]
+            if lease is not None:
+                await self._give_back_stream(lease)
+
+    def _too_many_streams(self) -> RateLimited:
+        return RateLimited(
+            f"Too many open streams: at most {self._max_streams} at once per user; "
+            "end one before starting another",
+            retry_after=STREAM_RETRY_SECONDS,
+            limit=self._max_streams,
+        )
+
+    async def _take_shared_stream(self, user_id: str) -> Lease | None:
+        """The user's slot in the shared store; None when there is none or it is down
+        and failing open (the per-process count applies then)."""
+        if self._shared_streams is None:
+            return None
+        try:
+            async with asyncio.timeout(self._store_timeout):
+                lease = await self._shared_streams.take(user_id)
+        except Exception as exc:  # noqa: BLE001 - any store fault is the fail mode's
+            self._store_failed(exc)
+            if self._fail_closed:
+                raise StoreUnavailable() from None
+            return None
+        self._store_up = True
+        if lease is None:
+            raise self._too_many_streams()
+        return lease
+
+    async def _give_back_stream(self, lease: Lease) -> None:
+        assert self._shared_streams is not None
+        try:
+            async with asyncio.timeout(self._store_timeout):
+                await self._shared_streams.give_back(lease)
+        except Exception as exc:  # noqa: BLE001 - the slot's lease runs out by itself
+            self._store_failed(exc)
 
     def open_streams(self, user_id: str) -> int:
         return self._streams.get(user_id, 0)
@@ -212,24 +273,34 @@ class RateLimiter:
     def open_streams_total(self) -> int:
         return sum(self._streams.values())
 
+    @property
+    def store_shared(self) -> bool:
+        """Whether the counts live outside this process (and so hold across processes)."""
+        return not in_process(self._storage)
+
+    @property
+    def store_up(self) -> bool:
+        """Whether the store answered the last time it was asked (memory always does)."""
+        return self._store_up is not False
+
+    async def ping_store(self) -> bool:
+        """Ask the store now (for health); the answer is also what /metrics shows."""
+        if self.store_shared:
+            try:
+                async with asyncio.timeout(self._store_timeout):
+                    self._store_up = await self._storage.check()
+            except Exception:  # noqa: BLE001 - unreachable in any way is down
+                self._store_up = False
+        return self.store_up
+
     async def close(self) -> None:
+        if self._shared_streams is not None:
+            await self._shared_streams.close()
         # The memory store expires entries in a task of its own; don't leave it pending.
         timer = getattr(self._storage, "timer", None)
         if isinstance(timer, asyncio.Task) and not timer.done():
             timer.cancel()
             await asyncio.gather(timer, return_exceptions=True)
-
-
-def open_storage(uri: str) -> Storage:
-    """The async `limits` store for `uri`; a plain scheme (`memory://`, `redis://`) means
-    its async variant, since the gateway never blocks its event loop on the store."""
-    scheme = urllib.parse.urlparse(uri).scheme
-    if not scheme.startswith("async+"):
-        uri = f"async+{uri}"
-    storage = storage_from_string(uri)
-    if not isinstance(storage, Storage):
-        raise TypeError(f"{uri} is not an async rate limit store")
-    return storage
 
 
 def ip_key(client_ip: str) -> str:

@@ -14,6 +14,9 @@ class HealthServices:
         description="configured or not_configured: the built-in simulated upstream, whose "
         "answers are generated words (development, or AIPASTA_SIMULATOR=on)"
     )
+    rate_limit_store: str = strawberry.field(
+        description="memory (counted per process), connected or disconnected"
+    )
 
 
 @strawberry.type

@@ -26,6 +26,7 @@ async def test_health_json_in_the_seed_format(
         "database": "connected",
         "openrouter": "configured",
         "huggingface": "configured",
+        "rateLimitStore": "memory",
     }
     assert body["version"] == "0.1.0"
     assert body["uptimeSeconds"] >= 0

@@ -15,12 +15,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import pytest_asyncio
 import uvicorn
 from pymongo import AsyncMongoClient
@@ -30,6 +31,7 @@ from aipasta.app import create_app
 from resolvers.context import Services
 from tests.conftest import make_settings
 from tests.faults.raw_upstream import RawUpstream
+from tests.support.redis_server import RedisServer, require_redis
 from tests.support.server import RunningApp
 
 MISTRAL = "openrouter:mistralai/mistral-7b-instruct"
@@ -236,3 +238,30 @@ async def dedicated_mongo(tmp_path: Path) -> AsyncIterator[DedicatedMongo]:
         yield mongo
     finally:
         mongo.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_session() -> Iterator[RedisServer]:
+    """One redis-server for the session (skipped, saying why, where there is none)."""
+    server = RedisServer(require_redis())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_session: RedisServer) -> str:
+    """The session's Redis, emptied for this test."""
+    redis_session.flush()
+    return redis_session.url
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, which it may stop and start again."""
+    server = RedisServer(require_redis())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

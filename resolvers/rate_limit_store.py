@@ -1,0 +1,129 @@
+"""The rate limiter's store: opening it from `AIPASTA_RATE_LIMIT_STORAGE`, and its state.
+
+`limits` reaches Redis (and the other shared stores) through an optional client whose
+supported versions it declares in its own extras (`limits[async-redis]` pins `coredis`).
+Both a missing client and one of a version `limits` does not support are found here,
+before anything starts, and reported in one line naming the variable and what to
+install: with an unsupported client every check would fail, silently letting every
+request through.
+
+What a request gets while the store is unreachable is `AIPASTA_RATE_LIMIT_FAIL`: `open`
+lets it through, `closed` refuses it with `SERVICE_UNAVAILABLE` (HTTP 503).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import urllib.parse
+
+from limits.aio.storage import MemoryStorage, Storage
+from limits.errors import ConfigurationError
+from limits.storage import storage_from_string
+from packaging.requirements import InvalidRequirement, Requirement
+
+from resolvers.errors import ErrorCode, GatewayError
+
+SETTING = "AIPASTA_RATE_LIMIT_STORAGE"
+# A refused request is told to come back after this long: the store is retried at
+# every request, so it is back as soon as it answers.
+UNAVAILABLE_RETRY_SECONDS = 5
+
+# The `limits` extra each family of async schemes needs, and what to install for it.
+_CLIENTS: tuple[tuple[str, str, str], ...] = (
+    ("async+redis", "async-redis", "aipasta[redis]"),
+    ("async+valkey", "async-valkey", "limits[async-valkey]"),
+    ("async+memcached", "async-memcached", "limits[async-memcached]"),
+    ("async+mongodb", "async-mongodb", "limits[async-mongodb]"),
+)
+
+
+class StoreConfigError(Exception):
+    """`AIPASTA_RATE_LIMIT_STORAGE` cannot be used; the message says how to fix it."""
+
+
+class StoreUnavailable(GatewayError):
+    """The store cannot be reached and `AIPASTA_RATE_LIMIT_FAIL=closed`."""
+
+    code = ErrorCode.SERVICE_UNAVAILABLE
+    retryable = True
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The rate limiter's store is unreachable, so requests are refused for now; "
+            f"retry in {UNAVAILABLE_RETRY_SECONDS} s",
+            details={"dependency": "rateLimitStore"},
+        )
+        self.retry_after = UNAVAILABLE_RETRY_SECONDS
+
+    @property
+    def retry_after_seconds(self) -> int:
+        return UNAVAILABLE_RETRY_SECONDS
+
+
+def async_uri(uri: str) -> str:
+    """A plain scheme (`memory://`, `redis://`) means its async variant: the gateway never
+    blocks its event loop on the store."""
+    scheme = urllib.parse.urlparse(uri).scheme
+    return uri if scheme.startswith("async+") else f"async+{uri}"
+
+
+def shown(uri: str) -> str:
+    """The URI as a log line may show it: scheme, host and port, never a password."""
+    parts = urllib.parse.urlparse(uri)
+    where = parts.hostname or parts.path or ""
+    if parts.port is not None:
+        where = f"{where}:{parts.port}"
+    return f"{parts.scheme}://{where}"
+
+
+def open_storage(uri: str) -> Storage:
+    """The async `limits` store for `uri`, or StoreConfigError saying what to do."""
+    given = f"{SETTING}={shown(uri)}"
+    uri = async_uri(uri)
+    _check_client(uri, given)
+    try:
+        storage = storage_from_string(uri)
+    except ConfigurationError as exc:
+        # limits' own message may quote the whole URI, password included.
+        raise StoreConfigError(
+            f"{given} is not a rate limit store limits can open "
+            "(e.g. memory:// or redis://host:6379)"
+        ) from exc
+    if not isinstance(storage, Storage):
+        raise StoreConfigError(f"{given} is not an async rate limit store")
+    return storage
+
+
+def _check_client(uri: str, given: str) -> None:
+    scheme = urllib.parse.urlparse(uri).scheme
+    for prefix, extra, install in _CLIENTS:
+        if scheme.startswith(prefix):
+            problem = _client_problem(extra)
+            if problem is not None:
+                raise StoreConfigError(f"{given} needs {problem}: pip install '{install}'")
+            return
+
+
+def _client_problem(extra: str) -> str | None:
+    """Why the client packages `limits[extra]` names are not usable, or None."""
+    for text in importlib.metadata.requires("limits") or []:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            continue
+        marker = requirement.marker
+        if marker is None or not marker.evaluate({"extra": extra}):
+            continue
+        supported = f"{requirement.name}{requirement.specifier}"
+        try:
+            installed = importlib.metadata.version(requirement.name)
+        except importlib.metadata.PackageNotFoundError:
+            return f"{supported}, which is not installed"
+        if not requirement.specifier.contains(installed, prereleases=True):
+            return f"{supported} (the version limits supports), not {requirement.name} {installed}"
+    return None
+
+
+def in_process(storage: Storage) -> bool:
+    """Whether the counts live in this process's memory (nothing to reach, nothing shared)."""
+    return type(storage) is MemoryStorage
