@@ -12,6 +12,11 @@ CONNECTED = "connected"
 DISCONNECTED = "disconnected"
 CONFIGURED = "configured"
 NOT_CONFIGURED = "not_configured"
+# The embedded database's process (see aipasta/supervisor.py): it runs, it has exited
+# and is being started again, or it has not started yet.
+RUNNING = "running"
+RESTARTING = "restarting"
+STARTING = "starting"
 
 
 @dataclass(frozen=True)
@@ -27,14 +32,18 @@ class HealthReport:
     services: HealthServices
     version: str
     uptime_seconds: float
+    embedded_database: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        report: dict[str, Any] = {
             "status": self.status,
             "services": asdict(self.services),
             "version": self.version,
             "uptimeSeconds": round(self.uptime_seconds, 3),
         }
+        if self.embedded_database is not None:
+            report["embeddedDatabase"] = self.embedded_database
+        return report
 
 
 def _configured(services: Services, provider: str) -> str:
@@ -42,10 +51,30 @@ def _configured(services: Services, provider: str) -> str:
     return CONFIGURED if source is not None and source.configured else NOT_CONFIGURED
 
 
+def _database_state(services: Services, up: bool) -> str:
+    if up:
+        return CONNECTED
+    process = services.database_process
+    if process is not None and process.state != RUNNING:
+        return process.state  # "starting" or "restarting": the server is on it
+    return DISCONNECTED
+
+
+def _embedded_database(services: Services) -> dict[str, Any] | None:
+    process = services.database_process
+    if process is None:
+        return None
+    return {
+        "state": process.state,
+        "restarts": process.restarts,
+        "failedAttempts": process.failed_attempts,
+    }
+
+
 async def health_report(services: Services) -> HealthReport:
     database_up = services.database is not None and await services.database.ping()
     report = HealthServices(
-        database=CONNECTED if database_up else DISCONNECTED,
+        database=_database_state(services, database_up),
         openrouter=_configured(services, "openrouter"),
         huggingface=_configured(services, "huggingface"),
     )
@@ -55,6 +84,7 @@ async def health_report(services: Services) -> HealthReport:
         services=report,
         version=services.version,
         uptime_seconds=time.monotonic() - services.started_at,
+        embedded_database=_embedded_database(services),
     )
 
 
