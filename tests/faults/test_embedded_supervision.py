@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pymongo import MongoClient
 
 from aipasta.database import close_served_database, serve_database
-from aipasta.embedded import EmbeddedMongo
+from aipasta.embedded import EmbeddedError, EmbeddedMongo
 from aipasta.supervisor import EmbeddedSupervisor
 from resolvers.identity.key_store import ApiKeyStore
 from tests.conftest import make_settings
@@ -240,3 +241,41 @@ async def test_health_reports_a_database_that_cannot_start_and_recovers_once_it_
         assert body["embeddedDatabase"] == {"state": "running", "restarts": 0, "failedAttempts": 0}
         assert await save(app, "s", "now it works")
         assert await stored(app, "s") == ["now it works"]
+
+
+def test_a_lost_state_file_never_starts_a_second_database_on_the_same_files(
+    data_dir: Path,
+) -> None:
+    embedded = EmbeddedMongo(data_dir, start_timeout=10)
+    lease = embedded.acquire()
+    try:
+        (data_dir / "embedded.json").unlink()  # as if a user had wiped it by hand
+        with pytest.raises(EmbeddedError, match="still has the files"):
+            EmbeddedMongo(data_dir, start_timeout=10).acquire()
+        # The one database that has the files is untouched and still the only one.
+        client: MongoClient[dict[str, Any]] = MongoClient(lease.uri, serverSelectionTimeoutMS=3000)
+        try:
+            assert client.admin.command("ping")["ok"] == 1
+        finally:
+            client.close()
+        assert secantus_processes(data_dir) == [lease.pid]
+    finally:
+        (data_dir / "embedded.json").write_text(json.dumps({"pid": lease.pid, "port": lease.port}))
+        embedded.release(lease)
+
+
+def secantus_processes(data_dir: Path) -> list[int]:
+    """Pids of the SecantusDB processes whose storage is this data folder's."""
+    storage = str((data_dir / "db").resolve())
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().rpartition(")")[2].split()[:1]
+        except OSError:
+            continue
+        if b"secantus" in argv and storage.encode() in argv and state != ["Z"]:
+            found.append(int(proc.name))
+    return found
