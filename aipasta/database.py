@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from aipasta.embedded import EmbeddedError, EmbeddedMongo, Lease, unused_uri
 from aipasta.settings import Settings
-from aipasta.supervisor import EmbeddedSupervisor, Sleep
+from aipasta.supervisor import EmbeddedSupervisor, Monotonic, Sleep
 from documents.database import Database
 from documents.registry import document_models
 
@@ -67,7 +68,7 @@ async def close_database(
 
 
 async def serve_database(
-    settings: Settings, *, sleep: Sleep = asyncio.sleep
+    settings: Settings, *, sleep: Sleep = asyncio.sleep, clock: Monotonic = time.monotonic
 ) -> tuple[Database, EmbeddedSupervisor | None]:
     """For the API server: the database, and with the embedded one its supervisor, which
     keeps starting it (with back-off) when it cannot start now or exits later."""
@@ -80,6 +81,7 @@ async def serve_database(
         backoff_seconds=settings.embedded_restart_backoff,
         max_backoff_seconds=settings.embedded_restart_max_backoff,
         sleep=sleep,
+        clock=clock,
     )
     await supervisor.start()
     lease = supervisor.lease

@@ -42,6 +42,7 @@ HOST = "127.0.0.1"
 CACHE_SIZE = "256M"
 STOP_TIMEOUT = 15.0
 RESIGNAL_AFTER = 1.0
+FILES_RELEASE_WAIT = 5.0
 
 
 class EmbeddedError(Exception):
@@ -175,15 +176,26 @@ class EmbeddedMongo:
     def _start(self, prefer_port: int | None = None) -> tuple[int, int]:
         self._storage.mkdir(parents=True, exist_ok=True)
         with open(self._files_lock_path, "a+") as files_lock:
-            try:
-                fcntl.flock(files_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not self._lock_files(files_lock.fileno()):
                 raise EmbeddedError(
                     f"another database process still has the files in {self._storage} open"
-                ) from None
+                )
             # The child inherits the locked file and holds it until it exits; this
             # process lets go of its copy when the `with` closes it.
             return self._spawn(files_lock.fileno(), prefer_port)
+
+    def _lock_files(self, files_lock: int) -> bool:
+        # A killed server's last threads let go of the files a moment after it is gone.
+        deadline = time.monotonic() + min(self.start_timeout, FILES_RELEASE_WAIT)
+        while True:
+            try:
+                fcntl.flock(files_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.05)
+            else:
+                return True
 
     def _spawn(self, files_lock: int, prefer_port: int | None) -> tuple[int, int]:
         last_error = "did not start"

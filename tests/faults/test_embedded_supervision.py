@@ -8,6 +8,7 @@ test's data folder, and SIGKILL that process as a crash would.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
@@ -52,10 +53,26 @@ def running_pid(data_dir: Path) -> int:
     return int(json.loads((data_dir / "embedded.json").read_text())["pid"])
 
 
-def kill_database(data_dir: Path) -> int:
+async def kill_database(data_dir: Path, *, until_files_released: bool = False) -> int:
+    """SIGKILL the running database and return once it has died (that takes a moment)."""
     pid = running_pid(data_dir)
     os.kill(pid, signal.SIGKILL)
+    if until_files_released:
+        # Its last threads let go of the files after its main thread has exited.
+        await until(lambda: files_released(data_dir))
+    else:
+        await until(lambda: pid not in secantus_processes(data_dir))
     return pid
+
+
+def files_released(data_dir: Path) -> bool:
+    with open(data_dir / "embedded.files.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -124,7 +141,7 @@ async def test_killed_during_writes_it_is_restarted_and_every_acknowledged_write
         try:
             await until(lambda: acked() >= 30)
             before_kill = acked()
-            kill_database(data_dir)
+            await kill_database(data_dir)
             # The writers keep going through the crash and the restart, untouched.
             supervisor = app.services.database_process
             assert supervisor is not None
@@ -154,7 +171,7 @@ async def test_a_keys_command_after_a_crash_uses_the_database_the_server_uses(
 ) -> None:
     async with launch(tmp_path, **provider_env(raw), **SUPERVISED) as app:
         await until_healthy(app)
-        kill_database(data_dir)
+        await kill_database(data_dir)
         # Whichever comes first, the CLI or the server's supervisor, starts it again:
         # there is one database, and both see the same keys.
         created = run_cli(
@@ -219,6 +236,43 @@ async def test_an_unusable_data_folder_is_retried_with_doubling_back_off(
         await close_served_database(database, supervisor)
 
 
+async def test_a_database_that_dies_soon_after_each_start_is_restarted_ever_more_slowly(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        AIPASTA_DB_TIMEOUT_MS=300,
+        AIPASTA_DB_RETRY_SECONDS=0.05,
+        AIPASTA_EMBEDDED_CHECK_SECONDS=0.25,
+        AIPASTA_EMBEDDED_RESTART_BACKOFF=0.5,
+        AIPASTA_EMBEDDED_RESTART_MAX_BACKOFF=4,
+    )
+    sleep = ManualSleep()
+    now = [1000.0]
+    database, supervisor = await serve_database(settings, sleep=sleep, clock=lambda: now[0])
+    try:
+        assert supervisor is not None
+        await until(lambda: len(sleep.delays) == 1)  # the first check
+        pids = [running_pid(data_dir)]
+        for _ in range(3):  # each time it is found dead a moment after it started
+            await kill_database(data_dir, until_files_released=True)
+            await sleep.pass_one()  # the check finds it dead: a back-off first
+            await sleep.pass_one()  # the back-off: started again, then the next check
+            pids.append(running_pid(data_dir))
+        assert sleep.delays == [0.25, 0.5, 0.25, 1.0, 0.25, 2.0, 0.25]
+        # After a long run, it is started again at once and the back-off starts over.
+        now[0] += 4
+        await kill_database(data_dir, until_files_released=True)
+        await sleep.pass_one()
+        pids.append(running_pid(data_dir))
+        assert sleep.delays[7:] == [0.25]
+        assert len(set(pids)) == 5
+        assert (supervisor.state, supervisor.restarts) == ("running", 4)
+        assert await database.wait_connected(within=60)
+    finally:
+        await close_served_database(database, supervisor)
+
+
 async def test_health_reports_a_database_that_cannot_start_and_recovers_once_it_can(
     tmp_path: Path, data_dir: Path, raw: RawUpstream
 ) -> None:
@@ -251,7 +305,7 @@ def test_a_lost_state_file_never_starts_a_second_database_on_the_same_files(
     try:
         (data_dir / "embedded.json").unlink()  # as if a user had wiped it by hand
         with pytest.raises(EmbeddedError, match="still has the files"):
-            EmbeddedMongo(data_dir, start_timeout=10).acquire()
+            EmbeddedMongo(data_dir, start_timeout=1).acquire()
         # The one database that has the files is untouched and still the only one.
         client: MongoClient[dict[str, Any]] = MongoClient(lease.uri, serverSelectionTimeoutMS=3000)
         try:
