@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 
 from aipasta import __version__
-from aipasta.database import close_database, open_database
+from aipasta.database import close_served_database, serve_database
 from aipasta.edge import edge_middleware
 from aipasta.graphql_view import GatewayGraphQL
 from aipasta.settings import AuthMode, Settings
@@ -71,7 +71,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         # First: a bad AIPASTA_RATE_LIMIT_STORAGE stops the start before anything is open.
         rate_limiter = RateLimiter(settings)
-        database, lease = await open_database(settings)
+        database, supervisor = await serve_database(settings)
         simulator = await builtin_simulator(settings)
         http = http_session(settings)
         catalog = Catalog(
@@ -95,6 +95,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             version=__version__,
             usage=usage,
             rate_limiter=rate_limiter,
+            database_process=supervisor,
         )
         await _bootstrap_admin_key(settings, database, keys)
         try:
@@ -108,7 +109,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             if simulator is not None:
                 await simulator.close()
             await rate_limiter.close()
-            await close_database(settings, database, lease)
+            await close_served_database(database, supervisor)
 
     async def health_endpoint(request: Request) -> JSONResponse:
         report = await health_report(request.state.services)

@@ -6,11 +6,16 @@ process that needs it, a server or a CLI command, goes through the data folder:
 
 - `embedded.lock`   an flock held while the state below is read or changed;
 - `embedded.json`   pid and port of the running server;
+- `embedded.files.lock` an flock the database process itself holds (it inherits the
+                    locked file) for as long as it lives: no second server is started
+                    on the files while one still has them open, whatever the state says;
 - `embedded.users/` one file per user (`<pid>-<token>`); the last user to leave,
                     or the first to find only dead users, stops the server.
 
-So two processes never open the same database files, and a crashed user does not
-keep the server alive forever. These calls block: run them in a thread.
+A server that dies is started again by whichever process notices first (the API server
+checks every second, see aipasta/supervisor.py), on the port it had when that port is
+still free, so every process's client reconnects to the same address. A crashed user
+does not keep the server alive forever. These calls block: run them in a thread.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ HOST = "127.0.0.1"
 CACHE_SIZE = "256M"
 STOP_TIMEOUT = 15.0
 RESIGNAL_AFTER = 1.0
+FILES_RELEASE_WAIT = 5.0
 
 
 class EmbeddedError(Exception):
@@ -61,6 +67,7 @@ class EmbeddedMongo:
         self._lock_path = self.data_dir / "embedded.lock"
         self._state_path = self.data_dir / "embedded.json"
         self._users_dir = self.data_dir / "embedded.users"
+        self._files_lock_path = self.data_dir / "embedded.files.lock"
         self._storage = self.data_dir / "db"
         self._log_path = self.data_dir / "embedded.log"
 
@@ -72,16 +79,38 @@ class EmbeddedMongo:
             )
         self._users_dir.mkdir(parents=True, exist_ok=True)
         with self._locked():
-            state = self._running_state()
-            started = state is None
-            if state is None:
-                self._prune_users(all_users=True)
-                state = self._start()
             user_file = self._users_dir / f"{os.getpid()}-{secrets.token_hex(4)}"
+            lease = self._ensure(user_file)
             user_file.touch()
+        return lease
+
+    def ensure(self, lease: Lease) -> Lease:
+        """The running server for the holder of `lease`, started again if it has exited.
+
+        The lease that comes back names the server that runs now (`started` when this
+        call started it); the holder keeps its place among the users.
+        """
+        self._users_dir.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            lease.user_file.touch()
+            return self._ensure(lease.user_file)
+
+    def running(self, lease: Lease) -> bool:
+        """Cheap check, without the lock: the leased server process still lives."""
+        _reap(lease.pid)
+        return _alive(lease.pid)
+
+    def _ensure(self, user_file: Path) -> Lease:
+        previous = self._read_state()
+        state = self._running_state()
+        started = state is None
+        if state is None:
+            # Users of the dead server that still live want the new one too.
+            self._prune_users(all_users=False)
+            state = self._start(prefer_port=previous[1] if previous else None)
         pid, port = state
         return Lease(
-            uri=f"mongodb://{HOST}:{port}/?directConnection=true",
+            uri=_uri(port),
             pid=pid,
             port=port,
             user_file=user_file,
@@ -94,8 +123,9 @@ class EmbeddedMongo:
             self._prune_users(all_users=False)
             if any(self._users_dir.iterdir()):
                 return
-            state = self._read_state()
-            if state is not None and state[0] == lease.pid:
+            # Whichever server runs now: it may have been restarted since `lease` was taken.
+            state = self._running_state()
+            if state is not None:
                 self._stop(*state)
                 self._state_path.unlink(missing_ok=True)
 
@@ -143,11 +173,36 @@ class EmbeddedMongo:
             if all_users or not pid_text.isdigit() or not _alive(int(pid_text)):
                 user.unlink(missing_ok=True)
 
-    def _start(self) -> tuple[int, int]:
+    def _start(self, prefer_port: int | None = None) -> tuple[int, int]:
         self._storage.mkdir(parents=True, exist_ok=True)
+        with open(self._files_lock_path, "a+") as files_lock:
+            if not self._lock_files(files_lock.fileno()):
+                raise EmbeddedError(
+                    f"another database process still has the files in {self._storage} open"
+                )
+            # The child inherits the locked file and holds it until it exits; this
+            # process lets go of its copy when the `with` closes it.
+            return self._spawn(files_lock.fileno(), prefer_port)
+
+    def _lock_files(self, files_lock: int) -> bool:
+        # A killed server's last threads let go of the files a moment after it is gone.
+        deadline = time.monotonic() + min(self.start_timeout, FILES_RELEASE_WAIT)
+        while True:
+            try:
+                fcntl.flock(files_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.05)
+            else:
+                return True
+
+    def _spawn(self, files_lock: int, prefer_port: int | None) -> tuple[int, int]:
         last_error = "did not start"
-        for _ in range(3):
-            port = _free_port()
+        for attempt in range(3):
+            port = prefer_port if attempt == 0 and prefer_port is not None else _free_port()
+            if _port_open(port):
+                port = _free_port()
             with open(self._log_path, "ab") as log_file:
                 process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                     [
@@ -168,6 +223,7 @@ class EmbeddedMongo:
                     stdin=subprocess.DEVNULL,
                     stdout=log_file,
                     stderr=log_file,
+                    pass_fds=(files_lock,),
                     # Its own session: Ctrl-C on one user must not kill it under the others.
                     start_new_session=True,
                 )
@@ -260,6 +316,18 @@ def _port_open(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.settimeout(0.2)
         return probe.connect_ex((HOST, port)) == 0
+
+
+def _uri(port: int) -> str:
+    # No retryable writes: SecantusDB does not keep their records across a restart, so a
+    # write retried on the restarted server after a crash that had already applied it
+    # would be applied twice (an `$inc`) or fail (a duplicate `_id`).
+    return f"mongodb://{HOST}:{port}/?directConnection=true&retryWrites=false"
+
+
+def unused_uri() -> str:
+    """An address where nothing listens (yet): for a client made before its server."""
+    return _uri(_free_port())
 
 
 def _free_port() -> int:

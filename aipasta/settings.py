@@ -209,6 +209,24 @@ class Settings(BaseSettings):
     embedded_start_timeout: float = Field(
         default=30.0, gt=0, validation_alias=AliasChoices("AIPASTA_EMBEDDED_START_TIMEOUT")
     )
+    embedded_check_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        validation_alias=AliasChoices("AIPASTA_EMBEDDED_CHECK_SECONDS"),
+        description="How often the server checks that the embedded database still runs.",
+    )
+    embedded_restart_backoff: float = Field(
+        default=0.5,
+        gt=0,
+        validation_alias=AliasChoices("AIPASTA_EMBEDDED_RESTART_BACKOFF"),
+        description="First wait before starting the embedded database again (doubles).",
+    )
+    embedded_restart_max_backoff: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=AliasChoices("AIPASTA_EMBEDDED_RESTART_MAX_BACKOFF"),
+        description="Longest wait between two starts of the embedded database.",
+    )
 
     # Chat.
     providers: list[ExtraProvider] = Field(

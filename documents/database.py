@@ -58,13 +58,19 @@ class Database:
         operation_timeout_ms: int = 5000,
         retry_seconds: float = 2.0,
     ) -> None:
+        self._uri = uri
+        self._client_options: dict[str, Any] = {
+            "serverSelectionTimeoutMS": connect_timeout_ms,
+            "connectTimeoutMS": connect_timeout_ms,
+            "timeoutMS": operation_timeout_ms,
+            "appname": "aipasta",
+            "tz_aware": True,
+            # Acknowledged means journaled: a write the client was told about survives a
+            # crash of the server right after (history, keys, usage all go through here).
+            "journal": True,
+        }
         self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            uri,
-            serverSelectionTimeoutMS=connect_timeout_ms,
-            connectTimeoutMS=connect_timeout_ms,
-            timeoutMS=operation_timeout_ms,
-            appname="aipasta",
-            tz_aware=True,
+            uri, **self._client_options
         )
         self._db: AsyncDatabase[dict[str, Any]] = self._client.get_default_database(default=db_name)
         self._models = list(document_models)
@@ -133,6 +139,21 @@ class Database:
             if is_connection_lost(exc):
                 self.mark_down(exc)
             raise DatabaseUnavailable() from None
+
+    @property
+    def uri(self) -> str:
+        return self._uri
+
+    async def move_to(self, uri: str) -> None:
+        """Follow MongoDB to a new address (the embedded server came back on another port)."""
+        if uri == self._uri:
+            return
+        old = self._client
+        self._uri = uri
+        self._client = AsyncMongoClient(uri, **self._client_options)
+        self._db = self._client.get_default_database(default=self._db.name)
+        self.mark_down(ConnectionFailure("the database moved"))
+        await old.close()
 
     async def close(self) -> None:
         if self._reconnect_task is not None:

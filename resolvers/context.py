@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import strawberry
@@ -27,6 +27,14 @@ from resolvers.rate_limiter import RateLimiter
 from resolvers.usage_recorder import UsageRecorder
 
 
+class DatabaseProcess(Protocol):
+    """The embedded database's supervisor, as health reports it."""
+
+    state: str
+    restarts: int
+    failed_attempts: int
+
+
 @dataclass
 class Services:
     """Built once by the app's lifespan; shared by every request."""
@@ -43,6 +51,8 @@ class Services:
     usage: UsageRecorder = field(default_factory=lambda: UsageRecorder(None))
     background: BackgroundTasks = field(default_factory=BackgroundTasks)
     rate_limiter: RateLimiter = field(default_factory=RateLimiter.with_defaults)
+    # Set when the server runs the embedded database itself.
+    database_process: DatabaseProcess | None = None
 
 
 @dataclass

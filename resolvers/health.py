@@ -14,6 +14,11 @@ CONFIGURED = "configured"
 NOT_CONFIGURED = "not_configured"
 # The rate limiter's store when it is this process's memory (nothing to reach).
 MEMORY = "memory"
+# The embedded database's process (see aipasta/supervisor.py): it runs, it has exited
+# and is being started again, or it has not started yet.
+RUNNING = "running"
+RESTARTING = "restarting"
+STARTING = "starting"
 
 
 @dataclass(frozen=True)
@@ -32,14 +37,18 @@ class HealthReport:
     services: HealthServices
     version: str
     uptime_seconds: float
+    embedded_database: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        report: dict[str, Any] = {
             "status": self.status,
             "services": self._services_json(),
             "version": self.version,
             "uptimeSeconds": round(self.uptime_seconds, 3),
         }
+        if self.embedded_database is not None:
+            report["embeddedDatabase"] = self.embedded_database
+        return report
 
     def _services_json(self) -> dict[str, str]:
         services = {_camel(name): value for name, value in asdict(self.services).items()}
@@ -65,12 +74,30 @@ async def _rate_limit_store(services: Services) -> str:
     if not limiter.store_shared:
         return MEMORY
     return CONNECTED if up else DISCONNECTED
+def _database_state(services: Services, up: bool) -> str:
+    if up:
+        return CONNECTED
+    process = services.database_process
+    if process is not None and process.state != RUNNING:
+        return process.state  # "starting" or "restarting": the server is on it
+    return DISCONNECTED
+
+
+def _embedded_database(services: Services) -> dict[str, Any] | None:
+    process = services.database_process
+    if process is None:
+        return None
+    return {
+        "state": process.state,
+        "restarts": process.restarts,
+        "failedAttempts": process.failed_attempts,
+    }
 
 
 async def health_report(services: Services) -> HealthReport:
     database_up = services.database is not None and await services.database.ping()
     report = HealthServices(
-        database=CONNECTED if database_up else DISCONNECTED,
+        database=_database_state(services, database_up),
         openrouter=_configured(services, "openrouter"),
         huggingface=_configured(services, "huggingface"),
         simulator=_configured(services, "simulator"),
@@ -83,6 +110,7 @@ async def health_report(services: Services) -> HealthReport:
         services=report,
         version=services.version,
         uptime_seconds=time.monotonic() - services.started_at,
+        embedded_database=_embedded_database(services),
     )
 
 
