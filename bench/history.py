@@ -70,8 +70,16 @@ async def fill(database: Database, args: argparse.Namespace) -> None:
         batch.append(message(user, session, at))
         summary = sessions.setdefault(
             (user, session),
-            {"userId": user, "sessionId": session, "title": session, "messageCount": 0,
-             "lastMessage": "...", "totalCost": 0.0, "createdAt": at, "updatedAt": at},
+            {
+                "userId": user,
+                "sessionId": session,
+                "title": session,
+                "messageCount": 0,
+                "lastMessage": "...",
+                "totalCost": 0.0,
+                "createdAt": at,
+                "updatedAt": at,
+            },
         )
         summary["messageCount"] += 1
         summary["updatedAt"] = at

@@ -82,9 +82,7 @@ def _window_starts(session: ChatSession, want: int, upper: datetime) -> Iterator
     yield None
 
 
-async def _newest(
-    document: type[D], query: dict[str, Any], time_field: str, limit: int
-) -> list[D]:
+async def _newest(document: type[D], query: dict[str, Any], time_field: str, limit: int) -> list[D]:
     found: list[D] = (
         await document.find(query).sort(_newest_first(time_field)).limit(limit).to_list()
     )

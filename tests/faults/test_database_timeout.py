@@ -81,7 +81,7 @@ async def test_an_operation_past_its_timeout_leaves_the_database_up(
     key_hash = created.record.keyHash
 
     async with next_find_held(mongo_uri):
-        with pytest.raises(DatabaseTimeout, match="did not answer within 0.3 s"):
+        with pytest.raises(DatabaseTimeout, match=r"did not answer within 0\.3 s"):
             await keys.find(key_hash)
 
     assert database.available

@@ -22,7 +22,7 @@ from documents.history import ChatMessage
 from documents.registry import document_models
 from resolvers.history_store import HistoryStore
 from resolvers.identity.key_store import ApiKeyStore
-from tests.history.conftest import HISTORY, SESSIONS, HistoryClient, make_services
+from tests.history.conftest import HistoryClient, make_services
 from tests.support.commands import CommandLog
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
