@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_asyncio
 
 from aipasta.settings import Settings
@@ -22,8 +24,10 @@ from documents.history import ChatMessage
 from documents.registry import document_models
 from resolvers.history_store import HistoryStore
 from resolvers.identity.key_store import ApiKeyStore
+from resolvers.usage_recorder import UsageRecorder
 from tests.history.conftest import HistoryClient, make_services
 from tests.support.commands import CommandLog
+from tests.usage.test_usage_report import RECORDS, UsageClient, services
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 SESSION_MESSAGES = 200
@@ -155,3 +159,33 @@ async def test_an_api_key_is_looked_up_by_plain_equality_on_its_index(
     assert find["filter"] == {"keyHash": created.record.keyHash}
     plan = await explain(database, find)
     assert index_names(plan["queryPlanner"]["winningPlan"]) == {"keyHash_1"}
+
+
+async def test_a_usage_report_matches_on_its_index(
+    watched: tuple[Database, CommandLog], tmp_path: Path
+) -> None:
+    database, commands = watched
+    recorder = UsageRecorder(database)
+    for record in RECORDS:
+        recorder.record(record)
+    assert await recorder.flush() == len(RECORDS)
+    commands.clear()
+    await UsageClient(services(tmp_path, database)).report(
+        since="2025-03-01T00:00:00Z", until="2025-04-01T00:00:00Z"
+    )
+    (aggregate,) = [c for c in commands.commands if c.get("aggregate") == "usage_records"]
+    match = aggregate["pipeline"][0]["$match"]
+    assert match["userId"] == "alice"
+    plan = await explain(database, {"find": "usage_records", "filter": match})
+    assert index_names(plan["queryPlanner"]["winningPlan"]) == {"user_created"}
+
+
+async def test_an_api_key_of_the_wrong_type_is_refused_before_any_query(
+    watched: tuple[Database, CommandLog],
+) -> None:
+    database, commands = watched
+    commands.clear()
+    sneaky: Any = {"$ne": ""}
+    with pytest.raises(TypeError, match="must be a plain value"):
+        await ApiKeyStore(database).find(sneaky)
+    assert commands.names() == []
