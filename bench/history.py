@@ -116,6 +116,7 @@ async def main() -> None:
     parser.add_argument("--session-messages", type=int, default=20_000)
     parser.add_argument("--sessions", type=int, default=50, help="sessions of the bench user")
     parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         embedded = EmbeddedMongo(Path(folder) / "data")
@@ -142,6 +143,16 @@ async def main() -> None:
             report(
                 f"chatSessions(first: 20) of {args.sessions}",
                 await timed(client, SESSIONS, {"first": 20}, args.requests),
+            )
+            together = await asyncio.gather(
+                *(
+                    timed(client, HISTORY, {"sessionId": BIG, "last": 50}, args.requests)
+                    for _ in range(args.concurrency)
+                )
+            )
+            report(
+                f"chatHistory(last: 50) at {args.concurrency} at once",
+                ([t for ts, _ in together for t in ts], [e for _, es in together for e in es]),
             )
         finally:
             await database.close()
