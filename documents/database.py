@@ -3,7 +3,9 @@
 The gateway starts and answers without MongoDB: `start()` never raises for an
 unreachable server, it keeps retrying in the background. Operations run inside
 `guard()`, which turns a lost connection into DatabaseUnavailable (fast, no stack
-trace for the client) and sets the reconnect loop going again.
+trace for the client) and sets the reconnect loop going again. An operation that runs
+past its timeout fails alone, as DatabaseTimeout: a slow query is not an outage, and
+only a failed ping, server selection or connection marks the database down.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 import pymongo
 from beanie import Document, init_beanie
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     AutoReconnect,
@@ -28,14 +30,24 @@ from pymongo.errors import (
     WaitQueueTimeoutError,
 )
 
-from documents.errors import DatabaseUnavailable
+from documents.errors import DatabaseTimeout, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
 
+def is_operation_timeout(exc: BaseException) -> bool:
+    """One operation ran out of time (a slow query, a full pool), the server being there:
+    not a failed server selection, which is pymongo finding no server at all."""
+    if isinstance(exc, ServerSelectionTimeoutError):
+        return False
+    if isinstance(exc, NetworkTimeout | WaitQueueTimeoutError | ExecutionTimeout):
+        return True
+    return isinstance(exc, PyMongoError) and bool(getattr(exc, "timeout", False))
+
+
 def is_connection_lost(exc: BaseException) -> bool:
     """MongoDB itself is out of reach, as opposed to busy (a slow query, a full pool)."""
-    if isinstance(exc, NetworkTimeout | WaitQueueTimeoutError):
+    if is_operation_timeout(exc):
         return False
     return isinstance(exc, ServerSelectionTimeoutError | AutoReconnect)
 
@@ -57,6 +69,7 @@ class Database:
         connect_timeout_ms: int = 2000,
         operation_timeout_ms: int = 5000,
         retry_seconds: float = 2.0,
+        event_listeners: Sequence[monitoring.CommandListener] = (),
     ) -> None:
         self._uri = uri
         self._client_options: dict[str, Any] = {
@@ -68,6 +81,7 @@ class Database:
             # Acknowledged means journaled: a write the client was told about survives a
             # crash of the server right after (history, keys, usage all go through here).
             "journal": True,
+            "event_listeners": list(event_listeners),
         }
         self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             uri, **self._client_options
@@ -75,6 +89,7 @@ class Database:
         self._db: AsyncDatabase[dict[str, Any]] = self._client.get_default_database(default=db_name)
         self._models = list(document_models)
         self._ping_timeout = connect_timeout_ms / 1000
+        self._operation_timeout = operation_timeout_ms / 1000
         self._retry_seconds = retry_seconds
         self._available = False
         self._reconnect_task: asyncio.Task[None] | None = None
@@ -127,7 +142,8 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def guard(self) -> AsyncIterator[None]:
-        """Run database work; an unreachable MongoDB becomes DatabaseUnavailable."""
+        """Run database work; an unreachable MongoDB becomes DatabaseUnavailable, an
+        operation past its timeout DatabaseTimeout (and leaves the database up)."""
         if not self._available:
             raise DatabaseUnavailable()
         try:
@@ -135,6 +151,8 @@ class Database:
         except PyMongoError as exc:
             if not is_unavailable_error(exc):
                 raise
+            if is_operation_timeout(exc):
+                raise DatabaseTimeout(self._operation_timeout) from None
             # Overload is not an outage: only a lost server sends everyone to the reconnect loop.
             if is_connection_lost(exc):
                 self.mark_down(exc)

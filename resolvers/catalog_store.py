@@ -11,6 +11,7 @@ from decimal import Decimal
 from documents.catalog import CachedModelList, StoredModel
 from documents.database import Database
 from documents.errors import DatabaseUnavailable
+from documents.filters import equal
 from providers.model import ModelInfo, Pricing
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class CatalogStore:
             return None
         try:
             async with self._database.guard():
-                document = await CachedModelList.find_one(CachedModelList.provider == provider)
+                document = await CachedModelList.find_one(equal(provider=provider))
         except DatabaseUnavailable:
             return None
         if document is None:
@@ -58,7 +59,7 @@ class CatalogStore:
         stored = [_to_stored(m) for m in models]
         try:
             async with self._database.guard():
-                await CachedModelList.find_one(CachedModelList.provider == provider).upsert(
+                await CachedModelList.find_one(equal(provider=provider)).upsert(
                     {
                         "$set": {
                             "models": [s.model_dump() for s in stored],

@@ -6,6 +6,8 @@
     ├── Forbidden                FORBIDDEN
     ├── NotFound                 NOT_FOUND
     ├── ModelNotFound            MODEL_NOT_FOUND
+    ├── DatabaseUnavailableError DATABASE_UNAVAILABLE
+    ├── DatabaseTimeoutError     TIMEOUT, one MongoDB operation past AIPASTA_DB_OPERATION_TIMEOUT_MS
     └── UpstreamFailure          one of the PROVIDER_* codes (from a ProviderError)
 
 Lower layers raise their own errors (providers.errors, documents.errors);
@@ -19,7 +21,7 @@ import logging
 from enum import Enum
 from typing import Any
 
-from documents.errors import DatabaseUnavailable
+from documents.errors import DatabaseTimeout, DatabaseUnavailable
 from providers.errors import ProviderError
 
 
@@ -63,6 +65,9 @@ DEPENDENCY_FAILED = frozenset(
 def log_level(code: str) -> int:
     """The level of the one log line about a client error with this code."""
     return logging.WARNING if code in DEPENDENCY_FAILED else logging.INFO
+
+
+DATABASE_TIMEOUT_REASON = "DATABASE_TIMEOUT"
 
 
 class GatewayError(Exception):
@@ -113,6 +118,19 @@ class DatabaseUnavailableError(GatewayError):
     retryable = True
 
 
+class DatabaseTimeoutError(GatewayError):
+    """The database is up but this operation took too long (the gateway's own limit)."""
+
+    code = ErrorCode.TIMEOUT
+    retryable = True
+
+    def __init__(self, error: DatabaseTimeout) -> None:
+        super().__init__(
+            error.message,
+            details={"reason": DATABASE_TIMEOUT_REASON, "timeoutSeconds": error.seconds},
+        )
+
+
 class UpstreamFailure(GatewayError):
     def __init__(self, error: ProviderError) -> None:
         super().__init__(str(error))
@@ -128,6 +146,8 @@ def to_gateway_error(exc: BaseException) -> GatewayError | None:
         return exc
     if isinstance(exc, ProviderError):
         return UpstreamFailure(exc)
+    if isinstance(exc, DatabaseTimeout):
+        return DatabaseTimeoutError(exc)
     if isinstance(exc, DatabaseUnavailable):
         return DatabaseUnavailableError(exc.message)
     return None

@@ -74,6 +74,8 @@ async def _rate_limit_store(services: Services) -> str:
     if not limiter.store_shared:
         return MEMORY
     return CONNECTED if up else DISCONNECTED
+
+
 def _database_state(services: Services, up: bool) -> str:
     if up:
         return CONNECTED

@@ -177,10 +177,11 @@ async def chat_history(
     limit = check_page_size(last, "last", default=DEFAULT_HISTORY_PAGE, maximum=MAX_HISTORY_PAGE)
     position = None if before is None else decode_position(MESSAGE_CURSOR, before, field="before")
     store = _store(info)
-    if await store.session(user_id, sid) is None:
+    session = await store.session(user_id, sid)
+    if session is None:
         raise NotFound(SESSION_NOT_FOUND)
-    page: Page[ChatMessage] = await store.messages_before(user_id, sid, last=limit, before=position)
-    has_newer = position is not None and await store.has_messages_after(user_id, sid, position)
+    page: Page[ChatMessage] = await store.messages_before(session, last=limit, before=position)
+    has_newer = position is not None and await store.has_messages_after(session, position)
     nodes = [message_view(m) for m in page.items]
     cursors = [encode_position(MESSAGE_CURSOR, m.timestamp, m.id) for m in page.items]
     return MessagePage(

@@ -1,8 +1,10 @@
 """Chat history in MongoDB: messages, and the session summaries kept beside them.
 
-Every filter is built here from typed values, each compared with `$eq`, so nothing a
-client sends can turn into a query operator. Every call runs inside the database's
-guard: an unreachable MongoDB raises documents.errors.DatabaseUnavailable.
+Every filter is built here from typed values (documents.filters.equal refuses anything
+else), so nothing a client sends can turn into a query operator. Every query is an
+equality prefix of an index plus at most one range on the next indexed field, sorted
+in index order: the index serves both the filter and the sort. Every call runs inside
+the database's guard: an unreachable MongoDB raises documents.errors.DatabaseUnavailable.
 
 Saving a message is two writes: the message, then one atomic upsert of its session
 ($inc the counters, $max/$min the times, $set the preview, $setOnInsert the rest), so
@@ -11,24 +13,32 @@ concurrent saves never lose an update and listing sessions never reads messages.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from beanie import SortDirection
+from beanie import Document, SortDirection
 from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from documents.database import Database
+from documents.filters import equal
 from documents.history import ChatMessage, ChatSession
 
 # Two first messages racing on a new session can both try the insert; the loser's
 # retry then finds the session (MongoDB 4.2+ usually retries this itself).
 _UPSERT_ATTEMPTS = 3
 
+# The history page reads time windows of the session, newest first, until one holds
+# the page: SecantusDB reads every document its index range yields before applying a
+# limit, so a range must be narrow to be cheap (MongoDB would stop at the limit anyway).
+_MIN_WINDOW = timedelta(seconds=1)
+_WINDOW_GROWTH = 4
+
 T = TypeVar("T")
+D = TypeVar("D", bound=Document)
 
 
 @dataclass(frozen=True)
@@ -48,26 +58,35 @@ class Page(Generic[T]):
 
 
 def _owned(user_id: str, session_id: str) -> dict[str, Any]:
-    return {"userId": {"$eq": user_id}, "sessionId": {"$eq": session_id}}
+    return equal(userId=user_id, sessionId=session_id)
 
 
-def _before(time_field: str, position: Position) -> dict[str, Any]:
-    """Strictly before `position` in (time, _id) order."""
-    return {
-        "$or": [
-            {time_field: {"$lt": position.at}},
-            {time_field: {"$eq": position.at}, "_id": {"$lt": position.id}},
-        ]
-    }
+def _newest_first(time_field: str) -> list[tuple[str, SortDirection]]:
+    return [(time_field, SortDirection.DESCENDING), ("_id", SortDirection.DESCENDING)]
 
 
-def _after(time_field: str, position: Position) -> dict[str, Any]:
-    return {
-        "$or": [
-            {time_field: {"$gt": position.at}},
-            {time_field: {"$eq": position.at}, "_id": {"$gt": position.id}},
-        ]
-    }
+def _window_starts(session: ChatSession, want: int, upper: datetime) -> Iterator[datetime | None]:
+    """Lower bounds of successive time windows below `upper`, each wider than the last,
+    ending with None (no bound).
+
+    The first is sized from the session's own counters to hold about twice `want`
+    messages if they are evenly spread; each next one is four times wider. Only the
+    efficiency depends on the estimate: the last window is unbounded.
+    """
+    span = (session.updatedAt - session.createdAt) * (2 * want / max(session.messageCount, 1))
+    span = max(span, _MIN_WINDOW)
+    while upper - span > session.createdAt:
+        upper -= span
+        yield upper
+        span *= _WINDOW_GROWTH
+    yield None
+
+
+async def _newest(document: type[D], query: dict[str, Any], time_field: str, limit: int) -> list[D]:
+    found: list[D] = (
+        await document.find(query).sort(_newest_first(time_field)).limit(limit).to_list()
+    )
+    return found
 
 
 class HistoryStore:
@@ -79,20 +98,21 @@ class HistoryStore:
 
         `title` names a new or still untitled session; `preview` becomes lastMessage.
         """
+        owned = _owned(message.userId, message.sessionId)
         async with self._database.guard():
             await message.insert()
-            session = await self._fold_into_session(message, preview=preview, title=title)
+            session = await self._fold_into_session(owned, message, preview=preview, title=title)
             if title is not None and (session is None or session.get("title") is None):
                 # Only the first user message of a session started by another role
-                # gets here; `$eq: None` keeps a title set meanwhile (rename, race).
+                # gets here; `title: None` keeps a title set meanwhile (rename, race).
                 await ChatSession.get_pymongo_collection().update_one(
-                    {**_owned(message.userId, message.sessionId), "title": {"$eq": None}},
+                    owned | equal(title=None),
                     {"$set": {"title": title}},
                 )
         return message
 
     async def _fold_into_session(
-        self, message: ChatMessage, *, preview: str, title: str | None
+        self, owned: dict[str, Any], message: ChatMessage, *, preview: str, title: str | None
     ) -> Mapping[str, Any] | None:
         update = {
             "$inc": {"messageCount": 1, "totalCost": message.cost or 0.0},
@@ -106,7 +126,7 @@ class HistoryStore:
         for attempt in range(_UPSERT_ATTEMPTS):
             try:
                 session: Mapping[str, Any] | None = await collection.find_one_and_update(
-                    _owned(message.userId, message.sessionId),
+                    owned,
                     update,
                     upsert=True,
                     return_document=ReturnDocument.AFTER,
@@ -123,43 +143,63 @@ class HistoryStore:
             return await ChatSession.find_one(_owned(user_id, session_id))
 
     async def messages_before(
-        self, user_id: str, session_id: str, *, last: int, before: Position | None
+        self, session: ChatSession, *, last: int, before: Position | None
     ) -> Page[ChatMessage]:
-        """Up to `last` messages just before `before` (or the newest), oldest first."""
-        query = _owned(user_id, session_id)
-        if before is not None:
-            query |= _before("timestamp", before)
+        """Up to `last` messages of `session` just before `before` (or the newest),
+        oldest first."""
+        owned = _owned(session.userId, session.sessionId)
+        want = last + 1
+        found: list[ChatMessage] = []
         async with self._database.guard():
-            newest_first = (
-                await ChatMessage.find(query)
-                .sort([("timestamp", SortDirection.DESCENDING), ("_id", SortDirection.DESCENDING)])
-                .limit(last + 1)
-                .to_list()
-            )
-        newest_first, has_more = newest_first[:last], len(newest_first) > last
+            if before is None:
+                upper: dict[str, datetime] = {}
+                starts = _window_starts(session, want, session.updatedAt)
+            else:
+                # Same time, older id: equality on three indexed fields, range on `_id`.
+                ties = owned | equal(timestamp=before.at) | {"_id": {"$lt": before.id}}
+                found = await _newest(ChatMessage, ties, "timestamp", want)
+                upper = {"$lt": before.at}
+                starts = _window_starts(session, want, before.at)
+            for start in starts:
+                if len(found) >= want:
+                    break
+                window = upper if start is None else upper | {"$gte": start}
+                query = owned | {"timestamp": window} if window else owned
+                found += await _newest(ChatMessage, query, "timestamp", want - len(found))
+                if start is not None:
+                    upper = {"$lt": start}
+        newest_first, has_more = found[:last], len(found) > last
         return Page(items=newest_first[::-1], has_more=has_more)
 
-    async def has_messages_after(self, user_id: str, session_id: str, after: Position) -> bool:
+    async def has_messages_after(self, session: ChatSession, after: Position) -> bool:
+        # The session's updatedAt is its newest message's time: a later one is proof.
+        if session.updatedAt > after.at:
+            return True
+        owned = _owned(session.userId, session.sessionId)
         async with self._database.guard():
-            found = await ChatMessage.find_one(
-                _owned(user_id, session_id) | _after("timestamp", after)
-            )
-        return found is not None
+            for query in (
+                owned | {"timestamp": {"$gt": after.at}},
+                owned | equal(timestamp=after.at) | {"_id": {"$gt": after.id}},
+            ):
+                if await ChatMessage.find_one(query) is not None:
+                    return True
+        return False
 
     async def sessions(
         self, user_id: str, *, first: int, after: Position | None
     ) -> Page[ChatSession]:
         """Up to `first` sessions, most recently updated first, after `after`."""
-        query: dict[str, Any] = {"userId": {"$eq": user_id}}
-        if after is not None:
-            query |= _before("updatedAt", after)
+        mine = equal(userId=user_id)
+        want = first + 1
         async with self._database.guard():
-            found = (
-                await ChatSession.find(query)
-                .sort([("updatedAt", SortDirection.DESCENDING), ("_id", SortDirection.DESCENDING)])
-                .limit(first + 1)
-                .to_list()
-            )
+            if after is None:
+                found = await _newest(ChatSession, mine, "updatedAt", want)
+            else:
+                ties = mine | equal(updatedAt=after.at) | {"_id": {"$lt": after.id}}
+                found = await _newest(ChatSession, ties, "updatedAt", want)
+                if len(found) < want:
+                    older = mine | {"updatedAt": {"$lt": after.at}}
+                    found += await _newest(ChatSession, older, "updatedAt", want - len(found))
         return Page(items=found[:first], has_more=len(found) > first)
 
     async def delete_session(self, user_id: str, session_id: str) -> bool:

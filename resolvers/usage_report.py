@@ -16,6 +16,7 @@ from typing import Any
 from bson import Decimal128
 
 from documents.errors import DatabaseUnavailable
+from documents.filters import equal
 from documents.usage import UsageRecord
 from resolvers.context import Info
 from resolvers.enums import UsageGroupBy
@@ -87,7 +88,7 @@ def _as_utc(value: datetime | None) -> datetime | None:
 def _pipeline(
     user_id: str, since: datetime | None, until: datetime | None, group_by: UsageGroupBy
 ) -> list[dict[str, Any]]:
-    match: dict[str, Any] = {"userId": {"$eq": user_id}}
+    match: dict[str, Any] = equal(userId=user_id)
     created: dict[str, datetime] = {}
     if since is not None:
         created["$gte"] = since

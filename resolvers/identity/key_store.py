@@ -11,6 +11,7 @@ from pymongo import ReturnDocument
 from documents.api_key import ApiKey
 from documents.database import Database
 from documents.errors import DatabaseUnavailable
+from documents.filters import equal
 from resolvers.identity.api_key import (
     PREFIX_DISPLAY_LENGTH,
     hash_api_key,
@@ -76,7 +77,7 @@ class ApiKeyStore:
 
     async def find(self, key_hash: str) -> ApiKey | None:
         async with self._db().guard():
-            return await ApiKey.find_one({"keyHash": {"$eq": key_hash}})
+            return await ApiKey.find_one(equal(keyHash=key_hash))
 
     async def count(self) -> int:
         async with self._db().guard():
@@ -92,13 +93,13 @@ class ApiKeyStore:
         async with self._db().guard():
             if looks_like_api_key(prefix):
                 matches = await ApiKey.find(
-                    {"keyHash": {"$eq": hash_api_key(prefix)}, "revoked": {"$eq": False}}
+                    equal(keyHash=hash_api_key(prefix), revoked=False)
                 ).to_list()
             elif MIN_PREFIX <= len(prefix) <= PREFIX_DISPLAY_LENGTH and PREFIX_CHARS.fullmatch(
                 prefix
             ):
                 matches = await ApiKey.find(
-                    {"prefix": {"$regex": "^" + re.escape(prefix)}, "revoked": {"$eq": False}}
+                    {"prefix": {"$regex": "^" + re.escape(prefix)}, **equal(revoked=False)}
                 ).to_list()
             else:
                 raise KeyInputError(
@@ -109,7 +110,7 @@ class ApiKeyStore:
             if len(matches) > 1:
                 raise KeyInputError(f"{len(matches)} keys start with that prefix; give more of it")
             updated = await ApiKey.get_pymongo_collection().find_one_and_update(
-                {"_id": {"$eq": matches[0].id}, "revoked": {"$eq": False}},
+                equal(_id=matches[0].id, revoked=False),
                 {"$set": {"revoked": True, "revokedAt": datetime.now(UTC)}},
                 return_document=ReturnDocument.AFTER,
             )
@@ -124,5 +125,5 @@ class ApiKeyStore:
             return
         async with self._db().guard():
             await ApiKey.get_pymongo_collection().update_one(
-                {"_id": {"$eq": record.id}}, {"$set": {"lastUsedAt": now}}
+                equal(_id=record.id), {"$set": {"lastUsedAt": now}}
             )

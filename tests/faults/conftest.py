@@ -182,7 +182,8 @@ class DedicatedMongo:
     def uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
 
-    async def start(self, within: float = 30.0) -> None:
+    async def start(self, within: float = 30.0, *, test_commands: bool = False) -> None:
+        """Start (again); `test_commands` enables `configureFailPoint`."""
         assert self.process is None
         self.process = subprocess.Popen(
             [
@@ -198,6 +199,7 @@ class DedicatedMongo:
                 "--sync-on-commit",
                 "--log-level",
                 "ERROR",
+                *(["--enable-test-commands"] if test_commands else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -9,7 +9,8 @@ import pytest
 
 from documents.database import Database
 from documents.history import ChatMessage, ChatSession
-from resolvers.history_store import HistoryStore, Position
+from resolvers.history_store import HistoryStore, Page, Position
+from tests.support.commands import CommandLog
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -37,6 +38,14 @@ def message(
 
 async def save(store: HistoryStore, msg: ChatMessage, *, title: str | None = None) -> ChatMessage:
     return await store.save(msg, preview=msg.content, title=title)
+
+
+async def messages_before(
+    store: HistoryStore, user: str, session_id: str, *, last: int, before: Position | None
+) -> Page[ChatMessage]:
+    session = await store.session(user, session_id)
+    assert session is not None
+    return await store.messages_before(session, last=last, before=before)
 
 
 @pytest.fixture
@@ -93,7 +102,7 @@ async def test_message_pages_walk_back_through_equal_timestamps_without_gaps(
     seen: list[str] = []
     before: Position | None = None
     while True:
-        page = await store.messages_before("alice", "s1", last=3, before=before)
+        page = await messages_before(store, "alice", "s1", last=3, before=before)
         seen[:0] = [m.content for m in page.items]
         if not page.has_more:
             break
@@ -134,26 +143,48 @@ async def test_the_same_session_id_is_a_different_session_per_user(store: Histor
     assert alice is not None and bob is not None and alice.id != bob.id
     assert (alice.lastMessage, alice.totalCost) == ("alice's", 1.0)
     assert (bob.lastMessage, bob.totalCost) == ("bob's", 0.0)
-    page = await store.messages_before("bob", "shared", last=10, before=None)
+    page = await messages_before(store, "bob", "shared", last=10, before=None)
     assert [m.content for m in page.items] == ["bob's"]
 
 
 @pytest.mark.parametrize(
     "operator", [{"$ne": ""}, {"$gt": ""}, {"$exists": True}, {"$regex": ".*"}]
 )
-async def test_operator_objects_are_compared_as_values_never_run(
-    store: HistoryStore, database: Database, operator: dict[str, Any]
+async def test_operator_objects_are_refused_before_any_query(
+    store: HistoryStore, database: Database, mongo_uri: str, operator: dict[str, Any]
 ) -> None:
     # The resolvers refuse such ids before they get here; this checks the second wall.
     await save(store, message("alice", "s1", "secret"))
+    session = await store.session("alice", "s1")
+    assert session is not None
     sneaky: Any = operator
-
-    assert await store.session("alice", sneaky) is None
-    assert await store.session(sneaky, "s1") is None
-    assert (await store.sessions(sneaky, first=10, after=None)).items == []
-    assert (await store.messages_before(sneaky, sneaky, last=10, before=None)).items == []
-    assert await store.rename_session(sneaky, sneaky, "pwned") is None
-    assert await store.delete_session(sneaky, sneaky) is False
+    commands = CommandLog()
+    watched = Database(
+        mongo_uri, db_name=database.name, document_models=[], event_listeners=[commands]
+    )
+    await watched.start()
+    commands.clear()
+    try:
+        guarded = HistoryStore(watched)
+        forged = session.model_copy(update={"userId": sneaky})
+        for attempt in (
+            guarded.session("alice", sneaky),
+            guarded.session(sneaky, "s1"),
+            guarded.sessions(sneaky, first=10, after=None),
+            guarded.messages_before(forged, last=10, before=None),
+            guarded.rename_session(sneaky, sneaky, "pwned"),
+            guarded.delete_session(sneaky, sneaky),
+            guarded.save(
+                message("alice", "s1", "x").model_copy(update={"sessionId": sneaky}),
+                preview="x",
+                title=None,
+            ),
+        ):
+            with pytest.raises(TypeError, match="must be a plain value"):
+                await attempt
+        assert commands.names() == []
+    finally:
+        await watched.close()
 
     session = await store.session("alice", "s1")
     assert session is not None and session.title is None
