@@ -57,6 +57,8 @@ class Context:
     # Why a presented credential was not accepted: public fields still answer, the
     # rest report this instead of a bare "sign in".
     auth_error: GatewayError | None = None
+    # The credential a websocket connection signed in with, checked again while it lives.
+    authorization: str | None = None
     # graphql-transport-ws `connection_init` payload (Strawberry sets it).
     connection_params: dict[str, Any] | None = None
     # The running operation's time limit, when it has one (queries and mutations over HTTP).

@@ -3,7 +3,8 @@
 API keys are looked up by hash (one indexed query) and the answer, good or bad, is
 cached for `key_cache_seconds`: a busy client costs one lookup per window, and a
 revoked key stops working within that window. JWTs and NextAuth session tokens are
-verified locally, no I/O.
+verified locally, no I/O. `recheck_in` says when a credential's answer may change
+(its cache entry ends, its token expires), for connections that outlive one request.
 """
 
 from __future__ import annotations
@@ -24,15 +25,16 @@ from resolvers.identity.errors import (
     RevokedCredential,
 )
 from resolvers.identity.identity import AuthMethod, Identity, Role
-from resolvers.identity.jwt_token import verify_jwt
+from resolvers.identity.jwt_token import verify_jwt_token
 from resolvers.identity.key_store import ApiKeyStore
-from resolvers.identity.nextauth import verify_nextauth_token
+from resolvers.identity.nextauth import verify_nextauth_session
 
 log = logging.getLogger(__name__)
 
 MAX_CACHED_KEYS = 10_000
 
 Monotonic = Callable[[], float]
+WallClock = Callable[[], float]
 
 
 @dataclass(frozen=True)
@@ -44,11 +46,17 @@ class _Cached:
 
 class Authenticator:
     def __init__(
-        self, settings: Settings, keys: ApiKeyStore, *, monotonic: Monotonic = time.monotonic
+        self,
+        settings: Settings,
+        keys: ApiKeyStore,
+        *,
+        monotonic: Monotonic = time.monotonic,
+        wall_clock: WallClock = time.time,
     ) -> None:
         self._settings = settings
         self._keys = keys
         self._monotonic = monotonic
+        self._wall_clock = wall_clock
         self._cache: dict[str, _Cached] = {}
 
     async def authenticate(self, authorization: str | None) -> Identity | None:
@@ -66,6 +74,18 @@ class Authenticator:
         if kind == "jwe":
             return self._nextauth(token)
         return self._jwt(token)
+
+    def recheck_in(self, authorization: str, identity: Identity) -> float | None:
+        """Seconds until checking `authorization` again may give another answer than
+        `identity`: its token's expiry, or the end of its API key's cache entry (0 when
+        not cached). None when the answer cannot change (no credential, auth off)."""
+        if identity.expires_at is not None:
+            return max(0.0, identity.expires_at - self._wall_clock())
+        token = parse_authorization(authorization)
+        if token is None or identity.via is not AuthMethod.API_KEY:
+            return None
+        cached = self._cache.get(hash_api_key(token))
+        return 0.0 if cached is None else max(0.0, cached.until - self._monotonic())
 
     def forget(self) -> None:
         self._cache.clear()
@@ -106,13 +126,15 @@ class Authenticator:
         secret = self._settings.token_secret
         if secret is None:
             raise InvalidCredential("JWTs are not accepted: no AIPASTA_JWT_SECRET is configured")
-        user_id = verify_jwt(
+        verified = verify_jwt_token(
             token,
             secret=secret.get_secret_value(),
             audience=self._settings.jwt_audience,
             issuer=self._settings.jwt_issuer,
         )
-        return Identity(user_id=user_id, via=AuthMethod.JWT)
+        return Identity(
+            user_id=verified.user_id, via=AuthMethod.JWT, expires_at=verified.refused_from
+        )
 
     def _nextauth(self, token: str) -> Identity:
         secret = self._settings.nextauth_secret
@@ -120,5 +142,7 @@ class Authenticator:
             raise InvalidCredential(
                 "session tokens are not accepted: no NEXTAUTH_SECRET is configured"
             )
-        user_id = verify_nextauth_token(token, secret=secret.get_secret_value())
-        return Identity(user_id=user_id, via=AuthMethod.NEXTAUTH)
+        verified = verify_nextauth_session(token, secret=secret.get_secret_value())
+        return Identity(
+            user_id=verified.user_id, via=AuthMethod.NEXTAUTH, expires_at=verified.refused_from
+        )

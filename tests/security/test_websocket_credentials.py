@@ -1,0 +1,127 @@
+"""Credentials are checked again for as long as a websocket lives: a revoked API key or
+an expired token closes the socket with 4403, and the streams open on it end as on a
+client disconnect (upstream closed, partial answer saved, usage recorded)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+
+from documents.database import Database
+from resolvers.identity.key_store import ApiKeyStore
+from tests.signin.conftest import JWT_SECRET, NEXTAUTH_SECRET, make_jwt, make_nextauth
+from tests.streaming.conftest import (
+    CHAT,
+    WS_PROTOCOL,
+    GraphQLWebSocket,
+    StreamApp,
+)
+from tests.streaming.sse_upstream import SSEUpstream
+from tests.streaming.test_chat_stream import (
+    _assert_partial_kept,
+    _stream_until_partial,
+    chat_input,
+)
+from tests.support.server import RunningApp
+
+KEY_CACHE_SECONDS = 0.2
+# The bound the issue sets: a revocation closes the socket within the cache time + 1 s.
+REVOCATION_BOUND = KEY_CACHE_SECONDS + 1.0
+LEEWAY = 30
+TYPENAME = "{ __typename }"
+
+
+def signed_in(**overrides: Any) -> dict[str, Any]:
+    return {
+        "AIPASTA_AUTH": "required",
+        "AIPASTA_JWT_SECRET": JWT_SECRET,
+        "NEXTAUTH_SECRET": NEXTAUTH_SECRET,
+        "AIPASTA_KEY_CACHE_SECONDS": KEY_CACHE_SECONDS,
+        **overrides,
+    }
+
+
+async def open_signed_in(app: RunningApp, token: str) -> GraphQLWebSocket:
+    ws = await app.http.ws_connect(f"{app.base_url}/graphql", protocols=(WS_PROTOCOL,))
+    await ws.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+    assert (await ws.receive_json(timeout=5)) == {"type": "connection_ack"}
+    return GraphQLWebSocket(ws)
+
+
+async def closed_with(client: GraphQLWebSocket, within: float) -> tuple[int | None, str]:
+    """Read until the server closes the socket; its close code and reason."""
+    while True:
+        message = await client.ws.receive(timeout=within)
+        if message.type == aiohttp.WSMsgType.TEXT:
+            client._pending.append(message.json())
+            continue
+        assert message.type in {aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED}, message
+        return client.ws.close_code, str(message.extra or "")
+
+
+async def test_revoking_a_key_closes_its_socket_and_ends_its_stream_as_a_disconnect(
+    sse: SSEUpstream, stream_app: StreamApp, database: Database, store: Any
+) -> None:
+    keys = ApiKeyStore(database)
+    created = await keys.create(user_id="alice")
+    app = await stream_app(**signed_in())
+    client = await open_signed_in(app, created.key)
+    await _stream_until_partial(sse, client, "s-revoked")
+
+    await keys.revoke(created.key)
+    revoked_at = time.monotonic()
+    code, reason = await closed_with(client, within=REVOCATION_BOUND + 1)
+
+    assert code == 4403
+    assert "revoked" in reason
+    assert time.monotonic() - revoked_at < REVOCATION_BOUND
+    # As on a disconnect: the upstream request is abandoned, the partial answer saved
+    # (readable with another credential of the same user) and its usage recorded.
+    await sse.calls[0].wait_closed(within=1.0)
+    reader = await keys.create(user_id="alice")
+    app.http.headers["Authorization"] = f"Bearer {reader.key}"
+    await _assert_partial_kept(app, store, "s-revoked")
+    # No terminal event was sent for the stream: it ended with the socket.
+    assert all(m["type"] == "next" for m in client.unread("1"))
+
+
+async def test_a_subscribe_after_revocation_does_not_run(
+    sse: SSEUpstream, stream_app: StreamApp, database: Database, store: Any
+) -> None:
+    keys = ApiKeyStore(database)
+    created = await keys.create(user_id="alice")
+    app = await stream_app(**signed_in(AIPASTA_KEY_CACHE_SECONDS=0))
+    client = await open_signed_in(app, created.key)
+    assert (await client.run(TYPENAME, {})).completed
+
+    await keys.revoke(created.key)
+    await client.subscribe(CHAT, chat_input(sessionId="s-after"))
+    code, _ = await closed_with(client, within=REVOCATION_BOUND)
+
+    assert code == 4403
+    assert client.unread("2") == []
+    assert sse.calls == []
+    assert await store["chat_messages"].count_documents({}) == 0
+
+
+@pytest.mark.parametrize("kind", ["jwt", "nextauth"])
+async def test_a_token_socket_closes_once_exp_plus_the_leeway_has_passed(
+    kind: str, stream_app: StreamApp
+) -> None:
+    # Whole-second `exp`, 30 s leeway: this token stops working within the next second.
+    make = make_jwt if kind == "jwt" else make_nextauth
+    token = make("alice", ttl=1 - LEEWAY)
+    refused_from = int(time.time() + 1 - LEEWAY) + LEEWAY
+    app = await stream_app(**signed_in())
+    client = await open_signed_in(app, token)
+    assert (await client.run(TYPENAME, {})).completed
+
+    code, reason = await closed_with(client, within=3.0)
+
+    assert code == 4403
+    assert "expired" in reason
+    assert time.time() >= refused_from
+    assert time.time() < refused_from + 1.0
