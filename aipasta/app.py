@@ -18,6 +18,7 @@ from aipasta import __version__
 from aipasta.database import close_database, open_database
 from aipasta.edge import edge_middleware
 from aipasta.graphql_view import GatewayGraphQL
+from aipasta.redactor import build_redactor, install_log_redaction
 from aipasta.settings import AuthMode, Settings
 from aipasta.upstreams import chat_providers, model_sources
 from documents.database import Database
@@ -72,6 +73,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         # First: a bad AIPASTA_RATE_LIMIT_STORAGE stops the start before anything is open.
         rate_limiter = RateLimiter(settings)
+        redactor = build_redactor(settings)
+        uninstall_log_redaction = install_log_redaction(redactor)
         database, lease = await open_database(settings)
         http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=200, limit_per_host=100),
@@ -83,6 +86,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             ttl_seconds=settings.models_ttl_seconds,
             retry_seconds=settings.models_retry_seconds,
             clock=clock,
+            redactor=redactor,
         )
         keys = ApiKeyStore(database)
         usage = UsageRecorder(database)
@@ -98,6 +102,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             version=__version__,
             usage=usage,
             rate_limiter=rate_limiter,
+            redactor=redactor,
         )
         await _bootstrap_admin_key(settings, database, keys)
         try:
@@ -110,6 +115,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             await http.close()
             await rate_limiter.close()
             await close_database(settings, database, lease)
+            uninstall_log_redaction()
 
     async def health_endpoint(request: Request) -> JSONResponse:
         report = await health_report(request.state.services)

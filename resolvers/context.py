@@ -17,6 +17,7 @@ from starlette.websockets import WebSocket
 from aipasta.settings import Settings
 from documents.database import Database
 from providers.chat import ChatProvider
+from providers.redaction import Redactor
 from resolvers.background import BackgroundTasks
 from resolvers.catalog import Catalog
 from resolvers.errors import Forbidden, GatewayError, Unauthenticated
@@ -43,6 +44,8 @@ class Services:
     usage: UsageRecorder = field(default_factory=lambda: UsageRecorder(None))
     background: BackgroundTasks = field(default_factory=BackgroundTasks)
     rate_limiter: RateLimiter = field(default_factory=RateLimiter.with_defaults)
+    # Takes every configured secret out of what reaches clients and logs.
+    redactor: Redactor = field(default_factory=Redactor)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 - Syntax and validation errors keep their message (BAD_USER_INPUT).
 - Our typed errors keep their message and code (see resolvers.errors).
 - Anything else is masked as INTERNAL with a request id; the details go to the log.
+- Every message leaves redacted (the server's secrets, the request's bearer token).
 - With suggestions hidden (production), "Did you mean ...?" hints are cut from syntax,
   validation and coercion messages: they would spell out the schema that disabled
   introspection hides.
@@ -25,6 +26,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types.execution import ExecutionResult, StreamExecutionResult
 
+from providers.redaction import Redactor
 from resolvers.errors import ErrorCode, to_gateway_error
 
 log = logging.getLogger("aipasta.errors")
@@ -40,7 +42,21 @@ def without_suggestions(message: str) -> str:
 
 
 def public_error(
-    error: GraphQLError, request_id: str | None, *, hide_suggestions: bool = False
+    error: GraphQLError,
+    request_id: str | None,
+    *,
+    hide_suggestions: bool = False,
+    redactor: Redactor | None = None,
+) -> GraphQLError:
+    public = _public_error(error, request_id, hide_suggestions=hide_suggestions)
+    message = (redactor or Redactor()).redact(public.message)
+    if message == public.message:
+        return public
+    return _rebuilt(public, message, dict(public.extensions or {}))
+
+
+def _public_error(
+    error: GraphQLError, request_id: str | None, *, hide_suggestions: bool
 ) -> GraphQLError:
     original = error.original_error
     # Variable coercion errors wrap graphql-core's own GraphQLError: bad input, not a fault.
@@ -81,11 +97,14 @@ class PublicErrors(SchemaExtension):
         self.hide_suggestions = hide_suggestions
 
     def _public(self, error: GraphQLError) -> GraphQLError:
-        return public_error(error, self._request_id(), hide_suggestions=self.hide_suggestions)
-
-    def _request_id(self) -> str | None:
         context = self.execution_context.context
-        return getattr(context, "request_id", None)
+        services = getattr(context, "services", None)
+        return public_error(
+            error,
+            getattr(context, "request_id", None),
+            hide_suggestions=self.hide_suggestions,
+            redactor=getattr(services, "redactor", None),
+        )
 
     def _process(self, result: object) -> None:
         errors = getattr(result, "errors", None)
