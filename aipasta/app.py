@@ -74,7 +74,7 @@ async def _bootstrap_admin_key(
     database: Database | None,
     keys: ApiKeyStore,
     *,
-    interactive: Callable[[], bool] = stderr_is_terminal,
+    interactive: Callable[[], bool],
 ) -> None:
     """First start with sign-in required and no keys at all: make one admin key, show it
     once: on the terminal when there is one, else in an owner-only file of the data folder.
@@ -117,8 +117,10 @@ def create_app(
     settings: Settings,
     *,
     clock: Clock = utc_now,
-    interactive: Callable[[], bool] = stderr_is_terminal,
+    interactive: Callable[[], bool] | None = None,
 ) -> Starlette:
+    """`interactive` says whether stderr is a terminal (default: ask it at start-up)."""
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         # First: a bad AIPASTA_RATE_LIMIT_STORAGE stops the start before anything is open.
@@ -154,7 +156,9 @@ def create_app(
             rate_limiter=rate_limiter,
             redactor=redactor,
         )
-        await _bootstrap_admin_key(settings, database, keys, interactive=interactive)
+        await _bootstrap_admin_key(
+            settings, database, keys, interactive=interactive or stderr_is_terminal
+        )
         try:
             yield {"services": services}
         finally:
