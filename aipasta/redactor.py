@@ -47,7 +47,10 @@ def build_redactor(settings: Settings) -> Redactor:
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrites each record it sees into its redacted, fully formatted form."""
+    """Redacts each record it sees. A record holding no secret is left as it is; one that
+    does keeps its arguments, redacted one by one, when that removes every secret (some
+    formatters, uvicorn's access log among them, read the arguments), else it becomes
+    its redacted, formatted message."""
 
     def __init__(self, redactor: Redactor) -> None:
         super().__init__()
@@ -55,8 +58,10 @@ class RedactingFilter(logging.Filter):
         self._formatter = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self._redactor.redact(record.getMessage())
-        record.args = None
+        message = record.getMessage()
+        redacted = self._redactor.redact(message)
+        if redacted != message:
+            self._redact_message(record, redacted)
         if record.exc_info and not record.exc_text:
             record.exc_text = self._formatter.formatException(record.exc_info)
         if record.exc_text:
@@ -64,6 +69,18 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = self._redactor.redact(record.stack_info)
         return True
+
+    def _redact_message(self, record: logging.LogRecord, redacted: str) -> None:
+        if isinstance(record.msg, str) and isinstance(record.args, tuple):
+            original = record.msg, record.args
+            record.msg = self._redactor.redact(record.msg)
+            record.args = tuple(
+                self._redactor.redact(a) if isinstance(a, str) else a for a in record.args
+            )
+            if record.getMessage() == redacted:
+                return
+            record.msg, record.args = original
+        record.msg, record.args = redacted, None
 
 
 def install_log_redaction(redactor: Redactor) -> Callable[[], None]:
