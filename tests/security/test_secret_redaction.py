@@ -150,6 +150,29 @@ async def test_a_secret_in_an_exception_message_stays_out_of_the_log(
     assert_nowhere(secret, body, caplog)
 
 
+async def test_the_database_password_stays_out_of_answers_and_the_log(
+    configured_app: StreamApp,
+    mongo_uri: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    password = "db-Pw-7731-zq"
+
+    async def exploding(services: object) -> None:
+        raise RuntimeError(f"login failed with password {password}")
+
+    monkeypatch.setattr("resolvers.health.health_report", exploding)
+    # The embedded server has no such user: the gateway runs without its database.
+    with_password = mongo_uri.replace("mongodb://", f"mongodb://gateway:{password}@", 1)
+    app = await configured_app(MONGODB_URI=with_password)
+
+    body = await app.graphql("{ health { status } }")
+
+    assert body["errors"][0]["extensions"]["code"] == "INTERNAL"
+    assert "login failed with password [redacted]" in caplog.text
+    assert_nowhere(password, body, caplog)
+
+
 async def test_the_requests_own_bearer_token_is_redacted_from_what_echoes_it(
     configured_app: StreamApp, database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
