@@ -4,14 +4,20 @@ client disconnect (upstream closed, partial answer saved, usage recorded)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from aipasta.ws_credentials import CredentialWatch
 from documents.database import Database
+from resolvers.identity.authenticator import Authenticator
+from resolvers.identity.errors import CredentialError, RevokedCredential
 from resolvers.identity.key_store import ApiKeyStore
+from tests.conftest import make_settings
 from tests.signin.conftest import JWT_SECRET, NEXTAUTH_SECRET, make_jwt, make_nextauth
 from tests.streaming.conftest import (
     CHAT,
@@ -125,3 +131,72 @@ async def test_a_token_socket_closes_once_exp_plus_the_leeway_has_passed(
     assert "expired" in reason
     assert time.time() >= refused_from
     assert time.time() < refused_from + 1.0
+
+
+async def test_each_connection_sleeps_until_its_credential_can_change_then_checks_once(
+    tmp_path: Path, database: Database
+) -> None:
+    """One timer per connection, set for the next moment the answer could differ (the
+    end of the key's cache entry, the token's exp plus leeway); never a polling loop."""
+    monotonic = [1000.0]
+    wall = time.time()
+    settings = make_settings(
+        tmp_path,
+        AIPASTA_AUTH="required",
+        AIPASTA_JWT_SECRET=JWT_SECRET,
+        AIPASTA_KEY_CACHE_SECONDS=5,
+    )
+    keys = ApiKeyStore(database)
+    authenticator = Authenticator(
+        settings, keys, monotonic=lambda: monotonic[0], wall_clock=lambda: wall
+    )
+    created = await keys.create(user_id="alice")
+    delays: list[float] = []
+    refused = asyncio.Event()
+    errors: list[CredentialError] = []
+
+    async def sleep(seconds: float) -> None:
+        # Simulated time: each sleep moves the clock; the second one spans a revocation.
+        delays.append(seconds)
+        monotonic[0] += seconds
+        if len(delays) == 2:
+            await keys.revoke(created.key)
+
+    async def refuse(error: CredentialError) -> None:
+        errors.append(error)
+        refused.set()
+
+    # Verified at t=1000 (cached until 1005) and watched from t=1002.
+    authorization = f"Bearer {created.key}"
+    identity = await authenticator.authenticate(authorization)
+    assert identity is not None
+    monotonic[0] = 1002.0
+    watch = CredentialWatch(authenticator, authorization, identity, refuse=refuse, sleep=sleep)
+    watch.start()
+    await asyncio.wait_for(refused.wait(), 5)
+    await watch.stop()
+
+    # Up to the cache entry's end, then one lookup per cache window; the lookup after
+    # the revocation refuses the connection.
+    assert delays == [3.0, 5.0]
+    assert [type(e) for e in errors] == [RevokedCredential]
+
+    # A JWT: one sleep, until exp + 30 s.
+    token = make_jwt("alice", ttl=600)
+    jwt_identity = await authenticator.authenticate(f"Bearer {token}")
+    assert jwt_identity is not None
+    woke = asyncio.Event()
+
+    async def park(seconds: float) -> None:
+        delays.append(seconds)
+        woke.set()
+        await asyncio.Event().wait()
+
+    jwt_watch = CredentialWatch(
+        authenticator, f"Bearer {token}", jwt_identity, refuse=refuse, sleep=park
+    )
+    delays.clear()
+    jwt_watch.start()
+    await asyncio.wait_for(woke.wait(), 5)
+    await jwt_watch.stop()
+    assert delays == [pytest.approx(int(wall + 600) + LEEWAY - wall, abs=1)]
