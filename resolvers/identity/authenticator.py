@@ -133,7 +133,7 @@ class Authenticator:
             issuer=self._settings.jwt_issuer,
         )
         return Identity(
-            user_id=verified.user_id, via=AuthMethod.JWT, expires_at=verified.refused_from
+            user_id=verified.user_id, via=AuthMethod.JWT, expires_at=verified.expires_at
         )
 
     def _nextauth(self, token: str) -> Identity:
@@ -144,5 +144,5 @@ class Authenticator:
             )
         verified = verify_nextauth_session(token, secret=secret.get_secret_value())
         return Identity(
-            user_id=verified.user_id, via=AuthMethod.NEXTAUTH, expires_at=verified.refused_from
+            user_id=verified.user_id, via=AuthMethod.NEXTAUTH, expires_at=verified.expires_at
         )

@@ -17,6 +17,7 @@ from resolvers.identity.errors import (
     InvalidCredential,
     MalformedCredential,
 )
+from resolvers.validation import is_storable
 
 ALGORITHM = "HS256"
 MAX_USER_ID_LENGTH = 256
@@ -29,13 +30,7 @@ LEEWAY_SECONDS = 30.0
 class VerifiedToken:
     user_id: str
     # Epoch seconds from which the token is refused: its `exp` plus the leeway.
-    refused_from: float
-
-
-def _is_storable(text: str) -> bool:
-    # A NUL ends a C string and a lone surrogate cannot be encoded as UTF-8: either would
-    # fail (or be cut) when the id is written to the database.
-    return "\x00" not in text and not any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+    expires_at: float
 
 
 def user_id_from_claims(claims: Mapping[str, object]) -> str:
@@ -43,13 +38,13 @@ def user_id_from_claims(claims: Mapping[str, object]) -> str:
     subject = claims.get("sub")
     if subject is None:
         raise InvalidCredential("token has no subject")
-    # The id is later used as a database key, so anything but a bounded string is refused
-    # here rather than trusted downstream.
+    # The id is later used as a database key, so anything but a bounded string that
+    # MongoDB can store is refused here rather than trusted downstream.
     if (
         not isinstance(subject, str)
         or not subject
         or len(subject) > MAX_USER_ID_LENGTH
-        or not _is_storable(subject)
+        or not is_storable(subject)
     ):
         raise InvalidCredential("token subject is not a valid user id")
     return subject
