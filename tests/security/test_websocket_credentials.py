@@ -18,6 +18,7 @@ from resolvers.identity.authenticator import Authenticator
 from resolvers.identity.errors import CredentialError, RevokedCredential
 from resolvers.identity.key_store import ApiKeyStore
 from tests.conftest import make_settings
+from tests.faults.conftest import DedicatedMongo, launch
 from tests.signin.conftest import JWT_SECRET, NEXTAUTH_SECRET, make_jwt, make_nextauth
 from tests.streaming.conftest import (
     CHAT,
@@ -200,3 +201,34 @@ async def test_each_connection_sleeps_until_its_credential_can_change_then_check
     await asyncio.wait_for(woke.wait(), 5)
     await jwt_watch.stop()
     assert delays == [pytest.approx(int(wall + 600) + LEEWAY - wall, abs=1)]
+
+
+async def test_a_key_that_cannot_be_checked_refuses_the_operation_not_the_socket(
+    tmp_path: Path,
+) -> None:
+    """The database down: a `subscribe` cannot know whether the key was revoked, so it
+    does not run (DATABASE_UNAVAILABLE for that id); the socket stays open."""
+    mongo = DedicatedMongo(tmp_path)
+    await mongo.start()
+    try:
+        env = signed_in(
+            MONGODB_URI=mongo.uri,
+            AIPASTA_DB_NAME="creds",
+            AIPASTA_KEY_CACHE_SECONDS=0,
+            AIPASTA_DB_TIMEOUT_MS=300,
+            AIPASTA_DB_OPERATION_TIMEOUT_MS=1000,
+        )
+        async with launch(tmp_path, **env) as app:
+            created = await app.services.keys.create(user_id="alice")
+            client = await open_signed_in(app, created.key)
+            assert (await client.run(TYPENAME, {})).completed
+
+            mongo.kill()
+            outcome = await client.run(TYPENAME, {})
+
+            assert outcome.rejected and outcome.events == []
+            assert [e["extensions"]["code"] for e in outcome.errors] == ["DATABASE_UNAVAILABLE"]
+            await client.ws.send_json({"type": "ping"})
+            assert await client.ws.receive_json(timeout=5) == {"type": "pong"}
+    finally:
+        mongo.stop()
