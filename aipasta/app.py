@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TypedDict
 
 from starlette.applications import Starlette
@@ -17,6 +20,7 @@ from aipasta import __version__
 from aipasta.database import close_served_database, serve_database
 from aipasta.edge import edge_middleware
 from aipasta.graphql_view import GatewayGraphQL
+from aipasta.redactor import build_redactor, install_log_redaction
 from aipasta.settings import AuthMode, Settings
 from aipasta.upstreams import builtin_simulator, chat_providers, http_session, model_sources
 from documents.database import Database
@@ -40,10 +44,40 @@ class State(TypedDict):
     services: Services
 
 
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def _admin_key_text(key: str) -> str:
+    return (
+        "\nNo API keys existed, so an admin key was created for user 'admin'.\n"
+        "It is shown only this once; only its hash is stored:\n\n"
+        f"    {key}\n\n"
+        'In GraphiQL, open "Headers" and paste:\n\n'
+        f'    {{"Authorization": "Bearer {key}"}}\n\n'
+        "More keys: aipasta keys create --user ID [--admin]\n"
+    )
+
+
+def _write_owner_only(path: Path, text: str) -> None:
+    """Create `path` readable by its owner only: the mode is set by the call that creates
+    it (never a moment world-readable), and an existing file is never overwritten."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
+
+
 async def _bootstrap_admin_key(
-    settings: Settings, database: Database | None, keys: ApiKeyStore
+    settings: Settings,
+    database: Database | None,
+    keys: ApiKeyStore,
+    *,
+    interactive: Callable[[], bool],
 ) -> None:
-    """First start with sign-in required and no keys at all: make one admin key, show it once."""
+    """First start with sign-in required and no keys at all: make one admin key, show it
+    once: on the terminal when there is one, else in an owner-only file of the data folder.
+    """
     if settings.auth is not AuthMode.REQUIRED or database is None or not database.available:
         return
     try:
@@ -53,24 +87,45 @@ async def _bootstrap_admin_key(
     except DatabaseUnavailable:
         log.warning("could not check for API keys: database unavailable")
         return
-    # Straight to the terminal, not the log: log pipelines keep what they are given.
-    print(
-        "\nNo API keys existed, so an admin key was created for user 'admin'.\n"
-        "It is shown only this once; only its hash is stored:\n\n"
-        f"    {created.key}\n\n"
-        'In GraphiQL, open "Headers" and paste:\n\n'
-        f'    {{"Authorization": "Bearer {created.key}"}}\n\n'
-        "More keys: aipasta keys create --user ID [--admin]\n",
-        file=sys.stderr,
-        flush=True,
+    text = _admin_key_text(created.key)
+    if interactive():
+        # Straight to the terminal, not the log: log pipelines keep what they are given.
+        print(text, file=sys.stderr, flush=True)
+        return
+    # No terminal (a service, a container): stderr is likely a log pipeline too.
+    path = (settings.data_dir / f"admin-key-{created.record.prefix}.txt").resolve()
+    try:
+        await asyncio.to_thread(_write_owner_only, path, text)
+    except OSError as exc:
+        log.warning(
+            "No API keys existed; an admin key was made but could not be written to %s (%s). "
+            "Revoke it (prefix %s) and make one with: aipasta keys create --user ID --admin",
+            path,
+            exc.strerror,
+            created.record.prefix,
+        )
+        return
+    log.warning(
+        "No API keys existed: an admin key for user 'admin' was written to %s "
+        "(readable by its owner only). Read it, then delete the file.",
+        path,
     )
 
 
-def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock = utc_now,
+    interactive: Callable[[], bool] | None = None,
+) -> Starlette:
+    """`interactive` says whether stderr is a terminal (default: ask it at start-up)."""
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         # First: a bad AIPASTA_RATE_LIMIT_STORAGE stops the start before anything is open.
         rate_limiter = RateLimiter(settings)
+        redactor = build_redactor(settings)
+        uninstall_log_redaction = install_log_redaction(redactor)
         database, supervisor = await serve_database(settings)
         simulator = await builtin_simulator(settings)
         http = http_session(settings)
@@ -80,6 +135,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             ttl_seconds=settings.models_ttl_seconds,
             retry_seconds=settings.models_retry_seconds,
             clock=clock,
+            redactor=redactor,
         )
         keys = ApiKeyStore(database)
         usage = UsageRecorder(database)
@@ -96,8 +152,11 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             usage=usage,
             rate_limiter=rate_limiter,
             database_process=supervisor,
+            redactor=redactor,
         )
-        await _bootstrap_admin_key(settings, database, keys)
+        await _bootstrap_admin_key(
+            settings, database, keys, interactive=interactive or stderr_is_terminal
+        )
         try:
             yield {"services": services}
         finally:
@@ -110,6 +169,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
                 await simulator.close()
             await rate_limiter.close()
             await close_served_database(database, supervisor)
+            uninstall_log_redaction()
 
     async def health_endpoint(request: Request) -> JSONResponse:
         report = await health_report(request.state.services)

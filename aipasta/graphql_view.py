@@ -134,6 +134,9 @@ class GatewayGraphQL(GraphQL[Context, None]):
             raise ConnectionRejectionError from None
         if authorization is not None:
             await sign_in(context, authorization)
+        else:
+            authorization = context.request.headers.get("authorization")
+        context.authorization = authorization
         if isinstance(context.auth_error, Unauthenticated):
             raise ConnectionRejectionError
         return ACK

@@ -11,6 +11,8 @@ On top of Strawberry's handler:
 - `subscribe` beyond `ws_max_operations` open operations, or refused by the rate
   limits (resolvers.admission, in the same order as over HTTP), is answered with an
   `error` message for that id in the API's error format; the socket stays open.
+- The connection's credential is checked again on each `subscribe` and whenever its
+  answer could change (aipasta.ws_credentials); once refused, the socket closes with 4403.
 """
 
 from __future__ import annotations
@@ -22,14 +24,18 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
     Message,
     SubscribeMessage,
 )
 
 from aipasta.client_ip import client_ip
+from aipasta.ws_credentials import CLOSE_FORBIDDEN, CredentialWatch, watch_connection
+from documents.errors import DatabaseUnavailable
 from resolvers.admission import admit
 from resolvers.context import Context
 from resolvers.errors import ErrorCode
+from resolvers.identity.errors import CredentialError
 from resolvers.sign_in import SignIn
 
 log = logging.getLogger("aipasta.ws")
@@ -72,6 +78,42 @@ def _subscribe_payload_problem(payload: object) -> str | None:
 
 
 class GatewayTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
+    credential_watch: CredentialWatch | None = None
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged and self.credential_watch is None:
+            self.credential_watch = watch_connection(self.context, self._credential_refused)
+            if self.credential_watch is not None:
+                self.credential_watch.start()
+
+    async def shutdown(self) -> None:
+        if self.credential_watch is not None:
+            await self.credential_watch.stop()
+        await super().shutdown()
+
+    async def _credential_refused(self, error: CredentialError) -> None:
+        """End every operation as a disconnect would, then close the socket."""
+        for operation_id in list(self.operations):
+            await self.cleanup_operation(operation_id)
+        await self.websocket.close(code=CLOSE_FORBIDDEN, reason=str(error))
+
+    async def _credential_holds(self, operation_id: str) -> bool:
+        """Check the connection's credential again before a new operation. False when
+        the operation must not run: the socket is closing (refused), or the key cannot
+        be checked now (answered with an `error` for this id)."""
+        if self.credential_watch is None:
+            return True
+        try:
+            return await self.credential_watch.still_valid()
+        except DatabaseUnavailable:
+            error: GraphQLFormattedError = {
+                "message": "cannot check the API key now",
+                "extensions": {"code": ErrorCode.DATABASE_UNAVAILABLE.value},
+            }
+            await self.send_message({"id": operation_id, "type": "error", "payload": [error]})
+            return False
+
     async def handle_message(self, message: Message) -> None:
         problem = frame_problem(message)
         if problem is not None:
@@ -82,7 +124,11 @@ class GatewayTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         # Strawberry's own answers come first: before the ack 4401, a reused id 4409.
         if self.connection_acknowledged and message["id"] not in self.operations:
-            refusal = self._too_many_open() or await self._rate_limited()
+            refusal = self._too_many_open()
+            if refusal is None:
+                admitted, refusal = await self._admit(message["id"])
+                if not admitted and refusal is None:
+                    return  # closing (credential refused), or already answered
             if refusal is not None:
                 code = refusal.get("extensions", {}).get("code")
                 log.info("request %s: %s on subscribe", self.context.request_id, code)
@@ -104,20 +150,29 @@ class GatewayTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
             "extensions": {"code": ErrorCode.RATE_LIMITED.value, "limit": limit, "remaining": 0},
         }
 
-    async def _rate_limited(self) -> GraphQLFormattedError | None:
+    async def _admit(self, operation_id: str) -> tuple[bool, GraphQLFormattedError | None]:
+        """The rate limits around sign-in, as over HTTP (resolvers.admission), with the
+        connection's credential checked again at the sign-in step, after the flood guard.
+        (True, None): the operation may run; (False, refusal): answer it; (False, None):
+        the credential check already answered or is closing the socket."""
         services = self.context.services
+        holds = True
+
+        async def signed_in() -> SignIn:
+            nonlocal holds
+            holds = await self._credential_holds(operation_id)
+            return SignIn(self.context.identity, self.context.auth_error)
+
         admission = await admit(
             services,
             client_ip=client_ip(
                 self.context.request.scope, services.settings.trusted_proxy_networks
             ),
-            sign_in=self._signed_in,
+            sign_in=signed_in,
         )
+        if not holds:
+            return False, None
         decision = admission.decision
         if decision.allowed:
-            return None
-        return {"message": decision.error().message, "extensions": decision.extensions()}
-
-    async def _signed_in(self) -> SignIn:
-        """Who the connection signed in as (at `connection_init`)."""
-        return SignIn(self.context.identity, self.context.auth_error)
+            return True, None
+        return False, {"message": decision.error().message, "extensions": decision.extensions()}

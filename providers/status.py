@@ -28,24 +28,12 @@ from providers.errors import (
     ProviderUnavailable,
     UpstreamModelNotFound,
 )
+from providers.redaction import redact_patterns
 
 MAX_DETAIL_CHARS = 300
 
 _DELTA_SECONDS = re.compile(r"\d+(?:\.\d+)?")
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-_REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\bbearer\s+[^\s\"',;]+", re.IGNORECASE), "Bearer [redacted]"),
-    (re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{6,}"), "[redacted]"),
-    (re.compile(r"\bhf_[A-Za-z0-9]{6,}"), "[redacted]"),
-    (
-        re.compile(
-            r"\b(api[_-]?key|access[_-]?token|authorization|x-api-key)(\"?\s*[:=]\s*\"?)"
-            r"(?!Bearer \[redacted\])[^\s\"',;]+",
-            re.IGNORECASE,
-        ),
-        r"\1\2[redacted]",
-    ),
-)
 _MODERATION_WORDS = ("moderation", "flagged")
 
 
@@ -149,9 +137,7 @@ def _with_detail(summary: str, detail: str | None) -> str:
 
 def sanitize_detail(text: str) -> str:
     """Upstream text made safe to show: credentials redacted, one line, truncated."""
-    for pattern, replacement in _REDACTIONS:
-        text = pattern.sub(replacement, text)
-    text = " ".join(text.split())
+    text = " ".join(redact_patterns(text).split())
     if len(text) > MAX_DETAIL_CHARS:
         text = text[: MAX_DETAIL_CHARS - 1].rstrip() + "…"
     return text

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from providers.errors import ProviderError
 from providers.model import ModelInfo
+from providers.redaction import Redactor
 from providers.source import ModelSource
 from resolvers.catalog_index import ModelIndex, ModelStats, ProviderModels
 from resolvers.catalog_store import CatalogStore
@@ -134,7 +135,9 @@ class Catalog:
         ttl_seconds: float,
         retry_seconds: float,
         clock: Clock = utc_now,
+        redactor: Redactor | None = None,
     ) -> None:
+        self._redactor = redactor or Redactor()
         self._sources = {source.name: source for source in sources}
         self._store = store
         self._ttl = timedelta(seconds=ttl_seconds)
@@ -201,8 +204,9 @@ class Catalog:
         try:
             models = await self._fetch(name)
         except ProviderError as error:
-            log.warning("catalog refresh of %s failed: %s", name, error.message)
-            self._states[name] = replace(state, error=error.message, failed_at=self._clock())
+            message = self._redactor.redact(error.message)
+            log.warning("catalog refresh of %s failed: %s", name, message)
+            self._states[name] = replace(state, error=message, failed_at=self._clock())
             return False
         now = self._clock()
         expires_at = now + self._ttl

@@ -107,4 +107,5 @@ def start_run(context: Context, conversation: Conversation, models: Sequence[Mod
         rules=RetryRules(
             backoff=settings.chat_retry_backoff, max_wait=settings.chat_retry_max_wait
         ),
+        redactor=context.services.redactor,
     )

@@ -25,6 +25,7 @@ from providers.errors import (
 )
 from providers.model import ModelInfo
 from providers.pricing import Cost, cost_of, estimate_prompt_tokens, estimate_tokens
+from providers.redaction import Redactor
 from resolvers.chat_input import Conversation
 from resolvers.errors import ErrorCode, GatewayError, UpstreamFailure, log_level
 
@@ -101,6 +102,7 @@ class ChatRun:
         *,
         rules: RetryRules,
         monotonic: Monotonic = time.monotonic,
+        redactor: Redactor | None = None,
     ) -> None:
         if not models:
             raise ValueError("a run needs at least one model")
@@ -119,6 +121,7 @@ class ChatRun:
         self._finish_reason: str | None = None
         self._error: ProviderError | None = None
         self._completed = False
+        self._redactor = redactor or Redactor()
 
     @property
     def model(self) -> ModelInfo:
@@ -137,6 +140,8 @@ class ChatRun:
                     async for text in self._stream(model):
                         yield text
                 except ProviderError as error:
+                    # Its message reaches the client: upstreams echo keys they were sent.
+                    error.message = self._redactor.redact(error.message)
                     self._error = error
                     if self._parts:
                         return  # part of an answer was shown: no retry, no fallback

@@ -17,6 +17,7 @@ from starlette.websockets import WebSocket
 from aipasta.settings import Settings
 from documents.database import Database
 from providers.chat import ChatProvider
+from providers.redaction import Redactor
 from resolvers.background import BackgroundTasks
 from resolvers.catalog import Catalog
 from resolvers.errors import Forbidden, GatewayError, Unauthenticated
@@ -53,6 +54,8 @@ class Services:
     rate_limiter: RateLimiter = field(default_factory=RateLimiter.with_defaults)
     # Set when the server runs the embedded database itself.
     database_process: DatabaseProcess | None = None
+    # Takes every configured secret out of what reaches clients and logs.
+    redactor: Redactor = field(default_factory=Redactor)
 
 
 @dataclass
@@ -67,6 +70,8 @@ class Context:
     # Why a presented credential was not accepted: public fields still answer, the
     # rest report this instead of a bare "sign in".
     auth_error: GatewayError | None = None
+    # The credential a websocket connection signed in with, checked again while it lives.
+    authorization: str | None = None
     # graphql-transport-ws `connection_init` payload (Strawberry sets it).
     connection_params: dict[str, Any] | None = None
     # The running operation's time limit, when it has one (queries and mutations over HTTP).

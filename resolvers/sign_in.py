@@ -8,6 +8,7 @@ from starlette.requests import HTTPConnection
 
 from aipasta.settings import AuthMode
 from documents.errors import DatabaseUnavailable
+from providers.redaction import serving_token
 from resolvers.context import Context, Services
 from resolvers.errors import DatabaseUnavailableError, GatewayError, Unauthenticated
 from resolvers.identity.errors import CredentialError
@@ -36,8 +37,16 @@ async def check_credentials(services: Services, authorization: str | None) -> Si
         return SignIn(None, DatabaseUnavailableError("cannot check the API key now"))
 
 
+def _remember_token(authorization: str | None) -> None:
+    """Make the presented credential, whatever it is, redacted from what this request
+    sends and logs."""
+    if authorization:
+        serving_token.set(authorization.partition(" ")[2].strip() or authorization.strip())
+
+
 async def sign_in(context: Context, authorization: str | None) -> None:
     """Set `identity`, or `auth_error` when a credential was presented and refused."""
+    _remember_token(authorization)
     result = await check_credentials(context.services, authorization)
     context.identity, context.auth_error = result.identity, result.error
 
@@ -46,6 +55,7 @@ async def sign_in_request(context: Context, connection: HTTPConnection) -> None:
     """Sign in from the request's `Authorization` header, reusing an earlier check."""
     earlier = connection.scope.get("state", {}).get(STATE_KEY)
     if isinstance(earlier, SignIn):
+        _remember_token(connection.headers.get("authorization"))
         context.identity, context.auth_error = earlier.identity, earlier.error
         return
     await sign_in(context, connection.headers.get("authorization"))

@@ -23,6 +23,12 @@ SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _FORBIDDEN_CHARS = re.compile("[\x00\ud800-\udfff]")
 _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
 
+
+def is_storable(text: str) -> bool:
+    """Free of NUL bytes and lone surrogates (see above)."""
+    return _FORBIDDEN_CHARS.search(text) is None
+
+
 MAX_URL_CHARS = 2048
 MAX_ATTACHMENT_KIND_CHARS = 32
 MAX_ATTACHMENT_NAME_CHARS = 255

@@ -7,6 +7,7 @@
   per client error with its code and request id, never the query or its variables; a
   traceback only for INTERNAL. Strawberry's default logs each error at ERROR with the
   query text quoted, about 25 lines each.
+- Every message leaves redacted (the server's secrets, the request's bearer token).
 - With suggestions hidden (production), "Did you mean ...?" hints are cut from syntax,
   validation and coercion messages: they would spell out the schema that disabled
   introspection hides.
@@ -29,6 +30,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types.execution import ExecutionResult, StreamExecutionResult
 
+from providers.redaction import Redactor
 from resolvers.errors import ErrorCode, log_level, to_gateway_error
 
 log = logging.getLogger("aipasta.errors")
@@ -44,7 +46,21 @@ def without_suggestions(message: str) -> str:
 
 
 def public_error(
-    error: GraphQLError, request_id: str | None, *, hide_suggestions: bool = False
+    error: GraphQLError,
+    request_id: str | None,
+    *,
+    hide_suggestions: bool = False,
+    redactor: Redactor | None = None,
+) -> GraphQLError:
+    public = _public_error(error, request_id, hide_suggestions=hide_suggestions)
+    message = (redactor or Redactor()).redact(public.message)
+    if message == public.message:
+        return public
+    return _rebuilt(public, message, dict(public.extensions or {}))
+
+
+def _public_error(
+    error: GraphQLError, request_id: str | None, *, hide_suggestions: bool
 ) -> GraphQLError:
     original = error.original_error
     # Variable coercion errors wrap graphql-core's own GraphQLError: bad input, not a fault.
@@ -108,11 +124,14 @@ class PublicErrors(SchemaExtension):
         self.hide_suggestions = hide_suggestions
 
     def _public(self, error: GraphQLError) -> GraphQLError:
-        return public_error(error, self._request_id(), hide_suggestions=self.hide_suggestions)
-
-    def _request_id(self) -> str | None:
         context = self.execution_context.context
-        return getattr(context, "request_id", None)
+        services = getattr(context, "services", None)
+        return public_error(
+            error,
+            getattr(context, "request_id", None),
+            hide_suggestions=self.hide_suggestions,
+            redactor=getattr(services, "redactor", None),
+        )
 
     def _process(self, result: object) -> None:
         errors = getattr(result, "errors", None)

@@ -5,7 +5,9 @@ cached for `key_cache_seconds`: a busy client costs one lookup per window, and a
 revoked key stops working within that window. Keys that exist (live or revoked) and
 keys that do not are cached apart, each a bounded LRU: a flood of random keys only
 pushes out other random keys, never a user's verified one. JWTs and NextAuth session
-tokens are verified locally, no I/O.
+tokens are verified locally, no I/O. `recheck_in` says when a credential's answer may
+change (its cache entry ends, its token expires), for connections that outlive one
+request.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from resolvers.identity.errors import (
     RevokedCredential,
 )
 from resolvers.identity.identity import AuthMethod, Identity, Role
-from resolvers.identity.jwt_token import verify_jwt
+from resolvers.identity.jwt_token import verify_jwt_token
 from resolvers.identity.key_store import ApiKeyStore
-from resolvers.identity.nextauth import verify_nextauth_token
+from resolvers.identity.nextauth import verify_nextauth_session
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 MAX_CACHED_KEYS = 10_000
 
 Monotonic = Callable[[], float]
+WallClock = Callable[[], float]
 
 
 @dataclass(frozen=True)
@@ -76,13 +79,19 @@ class _KeyCache:
 
 class Authenticator:
     def __init__(
-        self, settings: Settings, keys: ApiKeyStore, *, monotonic: Monotonic = time.monotonic
+        self,
+        settings: Settings,
+        keys: ApiKeyStore,
+        *,
+        monotonic: Monotonic = time.monotonic,
+        wall_clock: WallClock = time.time,
     ) -> None:
         self._settings = settings
         self._keys = keys
         self._monotonic = monotonic
         self._known = _KeyCache(MAX_CACHED_KEYS)
         self._unknown = _KeyCache(MAX_CACHED_KEYS)
+        self._wall_clock = wall_clock
 
     async def authenticate(self, authorization: str | None) -> Identity | None:
         """The identity a header proves; None when it carries no credential.
@@ -99,6 +108,18 @@ class Authenticator:
         if kind == "jwe":
             return self._nextauth(token)
         return self._jwt(token)
+
+    def recheck_in(self, authorization: str, identity: Identity) -> float | None:
+        """Seconds until checking `authorization` again may give another answer than
+        `identity`: its token's expiry, or the end of its API key's cache entry (0 when
+        not cached). None when the answer cannot change (no credential, auth off)."""
+        if identity.expires_at is not None:
+            return max(0.0, identity.expires_at - self._wall_clock())
+        token = parse_authorization(authorization)
+        if token is None or identity.via is not AuthMethod.API_KEY:
+            return None
+        cached = self._known.get(hash_api_key(token), self._monotonic())
+        return 0.0 if cached is None else max(0.0, cached.until - self._monotonic())
 
     def forget(self) -> None:
         self._known.clear()
@@ -140,13 +161,15 @@ class Authenticator:
         secret = self._settings.token_secret
         if secret is None:
             raise InvalidCredential("JWTs are not accepted: no AIPASTA_JWT_SECRET is configured")
-        user_id = verify_jwt(
+        verified = verify_jwt_token(
             token,
             secret=secret.get_secret_value(),
             audience=self._settings.jwt_audience,
             issuer=self._settings.jwt_issuer,
         )
-        return Identity(user_id=user_id, via=AuthMethod.JWT)
+        return Identity(
+            user_id=verified.user_id, via=AuthMethod.JWT, expires_at=verified.expires_at
+        )
 
     def _nextauth(self, token: str) -> Identity:
         secret = self._settings.nextauth_secret
@@ -154,5 +177,7 @@ class Authenticator:
             raise InvalidCredential(
                 "session tokens are not accepted: no NEXTAUTH_SECRET is configured"
             )
-        user_id = verify_nextauth_token(token, secret=secret.get_secret_value())
-        return Identity(user_id=user_id, via=AuthMethod.NEXTAUTH)
+        verified = verify_nextauth_session(token, secret=secret.get_secret_value())
+        return Identity(
+            user_id=verified.user_id, via=AuthMethod.NEXTAUTH, expires_at=verified.expires_at
+        )

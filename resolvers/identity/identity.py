@@ -23,6 +23,9 @@ class Identity:
     user_id: str
     role: Role = Role.USER
     via: AuthMethod = AuthMethod.API_KEY
+    # Epoch seconds from which a token credential (JWT, NextAuth) is refused; None for
+    # credentials that do not expire on their own (API keys are revoked instead).
+    expires_at: float | None = None
 
     @property
     def is_admin(self) -> bool:

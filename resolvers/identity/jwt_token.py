@@ -7,6 +7,7 @@ tokens (e.g. an RS256 header verified with our secret as if it were a public key
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import jwt
 
@@ -16,9 +17,20 @@ from resolvers.identity.errors import (
     InvalidCredential,
     MalformedCredential,
 )
+from resolvers.validation import is_storable
 
 ALGORITHM = "HS256"
 MAX_USER_ID_LENGTH = 256
+# How far past `exp` (and before `nbf`) a token is still accepted: clock skew between
+# the issuer and us.
+LEEWAY_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class VerifiedToken:
+    user_id: str
+    # Epoch seconds from which the token is refused: its `exp` plus the leeway.
+    expires_at: float
 
 
 def user_id_from_claims(claims: Mapping[str, object]) -> str:
@@ -26,9 +38,14 @@ def user_id_from_claims(claims: Mapping[str, object]) -> str:
     subject = claims.get("sub")
     if subject is None:
         raise InvalidCredential("token has no subject")
-    # The id is later used as a database key, so anything but a bounded string is refused
-    # here rather than trusted downstream.
-    if not isinstance(subject, str) or not subject or len(subject) > MAX_USER_ID_LENGTH:
+    # The id is later used as a database key, so anything but a bounded string that
+    # MongoDB can store is refused here rather than trusted downstream.
+    if (
+        not isinstance(subject, str)
+        or not subject
+        or len(subject) > MAX_USER_ID_LENGTH
+        or not is_storable(subject)
+    ):
         raise InvalidCredential("token subject is not a valid user id")
     return subject
 
@@ -39,9 +56,23 @@ def verify_jwt(
     secret: str,
     audience: str | None = None,
     issuer: str | None = None,
-    leeway: float = 30.0,
+    leeway: float = LEEWAY_SECONDS,
 ) -> str:
-    """Check the token's signature and claims; return its user id (`sub`).
+    """Check the token's signature and claims; return its user id (`sub`)."""
+    return verify_jwt_token(
+        token, secret=secret, audience=audience, issuer=issuer, leeway=leeway
+    ).user_id
+
+
+def verify_jwt_token(
+    token: str,
+    *,
+    secret: str,
+    audience: str | None = None,
+    issuer: str | None = None,
+    leeway: float = LEEWAY_SECONDS,
+) -> VerifiedToken:
+    """Check the token's signature and claims; return its user id and when it stops working.
 
     `exp` is always required; `aud` and `iss` are checked only when configured, so a
     deployment that does not set them still accepts tokens that carry them.
@@ -82,4 +113,4 @@ def verify_jwt(
         raise MalformedCredential("token is not a well-formed JWT") from err
     except jwt.InvalidTokenError as err:
         raise InvalidCredential("token claims are invalid") from err
-    return user_id_from_claims(claims)
+    return VerifiedToken(user_id_from_claims(claims), float(claims["exp"]) + leeway)

@@ -29,7 +29,7 @@ from resolvers.identity.errors import (
     InvalidCredential,
     MalformedCredential,
 )
-from resolvers.identity.jwt_token import user_id_from_claims
+from resolvers.identity.jwt_token import LEEWAY_SECONDS, VerifiedToken, user_id_from_claims
 
 KEY_INFO = b"NextAuth.js Generated Encryption Key"
 KEY_LENGTH = 32
@@ -60,8 +60,15 @@ def _encryption_key(secret: str) -> OctKey:
     return OctKey.import_key(derive_nextauth_key(secret))
 
 
-def verify_nextauth_token(token: str, *, secret: str, leeway: float = 30.0) -> str:
-    """Decrypt a NextAuth v4 session token, check its claims, and return its user id (`sub`).
+def verify_nextauth_token(token: str, *, secret: str, leeway: float = LEEWAY_SECONDS) -> str:
+    """Decrypt a NextAuth v4 session token, check its claims, and return its user id (`sub`)."""
+    return verify_nextauth_session(token, secret=secret, leeway=leeway).user_id
+
+
+def verify_nextauth_session(
+    token: str, *, secret: str, leeway: float = LEEWAY_SECONDS
+) -> VerifiedToken:
+    """Decrypt a NextAuth v4 session token, check its claims; its user id and expiry.
 
     Raises a `CredentialError` subclass on any failure, `ValueError` for an empty secret.
     """
@@ -84,8 +91,8 @@ def verify_nextauth_token(token: str, *, secret: str, leeway: float = 30.0) -> s
     if plaintext is None:
         raise InvalidCredential("token could not be decrypted")
     claims = _parse_claims(plaintext)
-    _check_times(claims, now=time.time(), leeway=leeway)
-    return user_id_from_claims(claims)
+    expires = _check_times(claims, now=time.time(), leeway=leeway)
+    return VerifiedToken(user_id_from_claims(claims), expires + leeway)
 
 
 def _check_protected_header(segment: str) -> None:
@@ -122,7 +129,8 @@ def _numeric_claim(claims: dict[str, object], name: str) -> float | None:
     return float(value)
 
 
-def _check_times(claims: dict[str, object], *, now: float, leeway: float) -> None:
+def _check_times(claims: dict[str, object], *, now: float, leeway: float) -> float:
+    """Refuse an expired or not-yet-valid token; its `exp`."""
     expires = _numeric_claim(claims, "exp")
     if expires is None:
         raise InvalidCredential("token is missing the 'exp' claim")
@@ -131,3 +139,4 @@ def _check_times(claims: dict[str, object], *, now: float, leeway: float) -> Non
     not_before = _numeric_claim(claims, "nbf")
     if not_before is not None and not_before > now + leeway:
         raise InvalidCredential("token is not valid yet")
+    return expires

@@ -117,7 +117,10 @@ async def test_first_start_without_keys_creates_one_admin_key(
     catalog_upstream: FakeUpstream,
     database: Database,
     capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # On a terminal (without one the key goes to a file: tests/security/test_first_admin_key.py).
+    monkeypatch.setattr("aipasta.app.stderr_is_terminal", lambda: True)
     app = await signed_in_app()
     printed = capfd.readouterr().err
     (key,) = [w for w in printed.split() if w.startswith("ap_")][:1]
