@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from multidict import CIMultiDictProxy
 
-from tests.streaming.conftest import sse, stream_app, ws_client  # noqa: F401 - shared fixtures
+from tests.streaming.conftest import sse, store, stream_app, ws_client  # noqa: F401 - shared fixtures
 from tests.support.server import RunningApp
 
 TYPENAME = "{ __typename }"
