@@ -30,6 +30,7 @@ from tests.streaming.conftest import (
     CHAT,
     CHAT_STREAM,
     COMPARE,
+    COMPARE_STREAM,
     GPT_MINI,
     GPT_MINI_UPSTREAM,
     HISTORY,
@@ -224,6 +225,58 @@ async def test_a_client_that_stops_reading_pauses_the_upstream_and_is_let_go(
     assert client.ws.close_code == 1006  # no close frame: none could reach it in time
 
 
+async def test_a_comparison_whose_client_stops_reading_pauses_every_upstream(
+    sse: SSEUpstream,
+    stream_app: StreamApp,
+    ws_client: WsClient,
+    non_reading: Callable[[RunningApp], Awaitable[NonReadingClient]],
+    store: Any,
+) -> None:
+    half = steps(*[Text(PIECE)] * (ANSWER_PIECES // 2), Finish(10, 5_000_000))
+    sse.script(MISTRAL_UPSTREAM, answer("Warm-up"), half)
+    sse.script(GPT_MINI_UPSTREAM, half)
+    app = await stream_app(AIPASTA_STREAM_SEND_TIMEOUT=SEND_TIMEOUT)
+    ws: GraphQLWebSocket = await ws_client(app)
+    assert (await ws.run(CHAT_STREAM, _chat_input())).completed  # warm-up, as above
+    client = await non_reading(app)
+    _reset_peak_rss()
+    rss_before = _status_kib("VmRSS")
+
+    variables = {
+        "input": {"models": [MISTRAL, GPT_MINI], "messages": user_says("Two"), "sessionId": "s2"}
+    }
+    await client.send(
+        {
+            "id": "1",
+            "type": "subscribe",
+            "payload": {"query": COMPARE_STREAM, "variables": variables},
+        }
+    )
+
+    for call in (await sse.call(1), await sse.call(2)):
+        await call.wait_closed(within=10)
+        assert not call.finished
+    grown_kib = _status_kib("VmHWM") - rss_before
+    assert grown_kib < 10_000, f"peak RSS grew by {grown_kib} KiB"
+    answers = await _answers(app, "s2", 2)
+    assert {a["model"] for a in answers} == {MISTRAL, GPT_MINI}
+    assert {a["status"] for a in answers} == {"PARTIAL"}
+    records = await usage_records(store, count=3)
+    assert [r["status"] for r in records[1:]] == ["cancelled", "cancelled"]
+
+
+async def _answers(app: RunningApp, session_id: str, count: int) -> list[dict[str, Any]]:
+    """The session's saved answers, once there are `count` of them."""
+
+    async def probe() -> list[dict[str, Any]] | None:
+        body = await app.graphql(HISTORY, {"sessionId": session_id})
+        nodes = (body.get("data") or {}).get("chatHistory") or {"nodes": []}
+        answers = [n for n in nodes["nodes"] if not n["isUser"]]
+        return answers if len(answers) == count else None
+
+    return await wait_until(probe)
+
+
 async def _post_then_leave(app: RunningApp, query: str, variables: dict[str, Any]) -> Any:
     """Send the operation over a raw connection; returns the writer, to close it with."""
     url = urlsplit(app.base_url)
@@ -290,13 +343,7 @@ async def test_a_compare_mutation_whose_client_leaves_closes_every_upstream(
         (call,) = sse.calls_for(model)
         await call.wait_closed(within=1.0)
 
-    async def both_answers() -> list[dict[str, Any]] | None:
-        body = await app.graphql(HISTORY, {"sessionId": "s-both"})
-        nodes = (body.get("data") or {}).get("chatHistory") or {"nodes": []}
-        answers = [n for n in nodes["nodes"] if not n["isUser"]]
-        return answers if len(answers) == 2 else None
-
-    answers = await wait_until(both_answers)
+    answers = await _answers(app, "s-both", 2)
     assert {(a["model"], a["status"], a["content"]) for a in answers} == {
         (MISTRAL, "PARTIAL", f"From {MISTRAL_UPSTREAM}"),
         (GPT_MINI, "PARTIAL", f"From {GPT_MINI_UPSTREAM}"),
