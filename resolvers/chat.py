@@ -42,7 +42,8 @@ async def run_to_end(
         writer.finish_later(run.result(cancelled=True))
         raise
     result = run.result()
-    return result, await writer.finish(result)
+    # The answer is whole: a client leaving from now on does not cut its save short.
+    return result, await writer.finish_shielded(result)
 
 
 async def chat(

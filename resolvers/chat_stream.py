@@ -67,12 +67,7 @@ async def _model_events(
                 index += 1
         result = run.result()
         finished = True
-        # Run as background work and shielded: a client leaving now must not cut the
-        # history write half way, and shutdown still waits for it.
-        saving = context.services.background.spawn(
-            writer.finish(result), name=f"finish-{result.id}"
-        )
-        message_id = await asyncio.shield(saving)
+        message_id = await writer.finish_shielded(result)
         yield terminal_event(requested, result, message_id)
     finally:
         if not finished:
