@@ -3,7 +3,8 @@
 - HTTP errors Strawberry raises before any operation (a batch, a bad body, GraphiQL
   turned off) answer in the API's JSON error format instead of plain text.
 - Queries and mutations over HTTP are cancelled after `operation_timeout`; streams are
-  left to the chat timeouts.
+  left to the chat timeouts. They are also cancelled as soon as their client
+  disconnects (aipasta.disconnect): a chat answer then ends as a stream's does.
 - Websockets speak graphql-transport-ws only, through our hardened handler
   (aipasta.ws_protocol); a browser page from an origin outside `allowed_origins` is
   refused before the handshake completes (HTTP 403).
@@ -28,6 +29,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from aipasta.disconnect import cancelled_on_disconnect
 from aipasta.json_depth import JSONTooDeep, check_json_depth
 from aipasta.request_ids import REQUEST_ID_HEADER
 from aipasta.request_ids import request_id as request_id_of
@@ -97,12 +99,18 @@ class GatewayGraphQL(GraphQL[Context, None]):
         # A subscription over HTTP returns its stream at once, so only queries and
         # mutations can run into this.
         try:
-            async with asyncio.timeout(self.operation_timeout) as deadline:
+            async with (
+                cancelled_on_disconnect(request.receive) as gone,
+                asyncio.timeout(self.operation_timeout) as deadline,
+            ):
                 context.deadline = deadline
                 return await super().execute_single(
                     request, request_adapter, sub_response, context, root_value, request_data
                 )
         except TimeoutError:
+            if gone.expired():
+                log.info("client gone: operation cancelled (request %s)", context.request_id)
+                return ExecutionResult(data=None, errors=None)  # nobody reads it
             log.warning(
                 "operation %r cancelled after %g s (request %s)",
                 request_data.operation_name,

@@ -271,6 +271,20 @@ class Settings(BaseSettings):
     stream_coalesce_ms: float = Field(
         default=30.0, ge=0, validation_alias=AliasChoices("AIPASTA_STREAM_COALESCE_MS")
     )
+    stream_buffer_bytes: int = Field(
+        default=1024 * 1024,
+        ge=4096,
+        validation_alias=AliasChoices("AIPASTA_STREAM_BUFFER_BYTES"),
+        description="Answer text read ahead of a slow client per stream; the upstream read "
+        "pauses beyond it.",
+    )
+    stream_send_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=AliasChoices("AIPASTA_STREAM_SEND_TIMEOUT"),
+        description="Seconds a websocket client may take to accept a message before it is "
+        "disconnected.",
+    )
     max_compare: int = Field(
         default=6, ge=1, le=20, validation_alias=AliasChoices("AIPASTA_MAX_COMPARE")
     )

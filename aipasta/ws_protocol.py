@@ -13,10 +13,16 @@ On top of Strawberry's handler:
   `error` message for that id in the API's error format; the socket stays open.
 - The connection's credential is checked again on each `subscribe` and whenever its
   answer could change (aipasta.ws_credentials); once refused, the socket closes with 4403.
+- A client that accepts nothing for `stream_send_timeout` while a message waits for it
+  (it stopped reading but keeps the connection open) is given up on: its operations end
+  as on a disconnect (upstream closed, partial answer saved, usage recorded) and the
+  connection is closed from our side. No close frame can reach such a client.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 from graphql import GraphQLFormattedError
@@ -113,6 +119,38 @@ class GatewayTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
             }
             await self.send_message({"id": operation_id, "type": "error", "payload": [error]})
             return False
+
+    _client_stalled: asyncio.Event
+
+    async def handle(self) -> None:
+        """Strawberry's loop, ended early once the client stops accepting messages (its
+        shutdown then cancels every operation)."""
+        self._client_stalled = asyncio.Event()
+        serving = asyncio.create_task(super().handle(), name="ws-handler")
+        stalled = asyncio.create_task(self._client_stalled.wait(), name="ws-stalled")
+        try:
+            await asyncio.wait({serving, stalled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stalled.cancel()
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
+
+    async def send_message(self, message: Message) -> None:
+        seconds = self.context.services.settings.stream_send_timeout
+        try:
+            async with asyncio.timeout(seconds):
+                await super().send_message(message)
+        except TimeoutError:
+            log.warning(
+                "websocket client accepted nothing for %g s: disconnecting it (request %s)",
+                seconds,
+                self.context.request_id,
+            )
+            self._client_stalled.set()
+            # The sender (an operation, or the handler's loop) ends as if cancelled: an
+            # operation's stream is closed the way a client's disconnect closes it.
+            raise asyncio.CancelledError from None
 
     async def handle_message(self, message: Message) -> None:
         problem = frame_problem(message)

@@ -4,6 +4,7 @@
 # argument (Annotated["X", strawberry.lazy(...)]) from a stringified annotation.
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
@@ -28,17 +29,21 @@ _INPUTS = "schema.inputs"
 async def run_to_end(
     context: Context, prepared: PreparedChat, index: int, writer: ExchangeWriter
 ) -> tuple[RunResult, str | None]:
-    """Drive one run to its end; a cancelled request still records and saves what it got."""
+    """Drive one run to its end; a cancelled request (the client gone, or past the
+    operation timeout) closes its upstream request and still records and saves what it
+    got."""
     models = prepared.models if index < 0 else [prepared.models[index]]
     run = start_run(context, prepared.conversation, models)
     try:
-        async for _ in run.deltas():
-            pass
+        async with contextlib.aclosing(run.deltas()) as deltas:
+            async for _ in deltas:
+                pass
     except asyncio.CancelledError:
         writer.finish_later(run.result(cancelled=True))
         raise
     result = run.result()
-    return result, await writer.finish(result)
+    # The answer is whole: a client leaving from now on does not cut its save short.
+    return result, await writer.finish_shielded(result)
 
 
 async def chat(

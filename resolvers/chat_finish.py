@@ -77,6 +77,12 @@ class ExchangeWriter:
             log.warning("answer %s not saved to history: database unavailable", result.id)
             return None
 
+    async def finish_shielded(self, result: RunResult) -> str | None:
+        """`finish`, run as background work and shielded: a client leaving now must not
+        cut the history write half way, and shutdown still waits for it."""
+        saving = self._services.background.spawn(self.finish(result), name=f"finish-{result.id}")
+        return await asyncio.shield(saving)
+
     def finish_later(self, result: RunResult) -> None:
         """For a run whose client is gone: do the same work without anyone waiting."""
         self._services.background.spawn(self.finish(result), name=f"finish-{result.id}")

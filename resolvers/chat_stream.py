@@ -51,6 +51,8 @@ async def _model_events(
     prepared: PreparedChat,
     models: list[ModelInfo],
     writer: ExchangeWriter,
+    *,
+    buffer_bytes: int,
 ) -> AsyncGenerator[StreamEvent, None]:
     run = start_run(context, prepared.conversation, models)
     window = context.services.settings.stream_coalesce_ms / 1000
@@ -58,19 +60,16 @@ async def _model_events(
     finished = False
     try:
         index = 0
-        async with contextlib.aclosing(coalesce(run.deltas(), window)) as pieces:
+        # Bounded read-ahead: a client that stops reading pauses the upstream read.
+        deltas = coalesce(run.deltas(), window, max_bytes=buffer_bytes)
+        async with contextlib.aclosing(deltas) as pieces:
             async for piece in pieces:
                 yield DeltaEvent(model=run.model.id, content=piece, index=index)
                 index += 1
         result = run.result()
         finished = True
         log_failed_run(result, writer.request_id)
-        # Run as background work and shielded: a client leaving now must not cut the
-        # history write half way, and shutdown still waits for it.
-        saving = context.services.background.spawn(
-            writer.finish(result), name=f"finish-{result.id}"
-        )
-        message_id = await asyncio.shield(saving)
+        message_id = await writer.finish_shielded(result)
         yield terminal_event(requested, result, message_id)
     finally:
         if not finished:
@@ -86,8 +85,9 @@ async def chat_stream(
     async with context.services.rate_limiter.stream_slot(user_id):
         prepared = await prepare_chat(context, input)
         writer = prepared.writer(context, request_id=_operation_id(context))
+        buffer_bytes = context.services.settings.stream_buffer_bytes
         async with contextlib.aclosing(
-            _model_events(context, prepared, prepared.models, writer)
+            _model_events(context, prepared, prepared.models, writer, buffer_bytes=buffer_bytes)
         ) as events:
             async for event in events:
                 yield event
@@ -112,7 +112,10 @@ async def _compare_events(
 ) -> AsyncGenerator[StreamEvent, None]:
     prepared = await prepare_compare(context, input)
     writer = prepared.writer(context, request_id=_operation_id(context))
-    queue: asyncio.Queue[StreamEvent | Exception | None] = asyncio.Queue()
+    # The stream's read-ahead is shared by its models, and each model waits with its
+    # next event until the one before it was taken: memory stays bounded per stream.
+    buffer_bytes = context.services.settings.stream_buffer_bytes // len(prepared.models)
+    queue: asyncio.Queue[StreamEvent | Exception | None] = asyncio.Queue(maxsize=1)
 
     async def forward(model: ModelInfo) -> None:
         # One model failing ends only its own stream: its terminal event says so.
@@ -120,14 +123,14 @@ async def _compare_events(
         # than leaving the stream waiting forever for this model's end.
         try:
             async with contextlib.aclosing(
-                _model_events(context, prepared, [model], writer)
+                _model_events(context, prepared, [model], writer, buffer_bytes=buffer_bytes)
             ) as events:
                 async for event in events:
-                    queue.put_nowait(event)
+                    await queue.put(event)
         except Exception as exc:  # noqa: BLE001 - re-raised by the consumer below
-            queue.put_nowait(exc)
+            await queue.put(exc)
         else:
-            queue.put_nowait(None)
+            await queue.put(None)
 
     tasks = [asyncio.create_task(forward(m), name=f"compare-{m.id}") for m in prepared.models]
     try:

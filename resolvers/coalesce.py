@@ -2,66 +2,99 @@
 
 The first piece goes out at once (time to first token is what users feel). After an
 emit, pieces arriving within `window` seconds are gathered and sent as one. Reading
-the source happens in its own task, so a slow consumer never stalls the upstream read,
-and closing this generator cancels that task (which closes the upstream request).
+the source happens in its own task, so a consumer that is busy sending does not stall
+the upstream read; but what is read ahead is bounded: once the pieces waiting for the
+consumer hold `max_bytes` of memory, reading pauses until the consumer takes them (a
+client that stops reading stops the upstream read instead of filling the memory).
+Closing this generator cancels the reading task (which closes the upstream request).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 
 _END = object()
 
 
-async def coalesce(source: AsyncIterator[str], window: float) -> AsyncGenerator[str, None]:
-    queue: asyncio.Queue[object] = asyncio.Queue()
+class _ReadAhead:
+    """Pieces read but not yet taken, bounded by the memory they hold (`sys.getsizeof`,
+    so many tiny pieces count their per-object overhead too). One piece always fits,
+    however large."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._pieces: list[str] = []
+        self._size = 0
+        self._max = max_bytes
+        # `_END` or the source's exception, once the source is done.
+        self.ended: object = None
+        self._ready = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+
+    async def put(self, piece: str) -> None:
+        await self._room.wait()
+        self._pieces.append(piece)
+        self._size += sys.getsizeof(piece)
+        if self._size >= self._max:
+            self._room.clear()
+        self._ready.set()
+
+    def end(self, outcome: object) -> None:
+        self.ended = outcome
+        self._ready.set()
+
+    async def wait(self) -> None:
+        """Until there is a piece to take or the source ended."""
+        await self._ready.wait()
+
+    def take(self) -> list[str]:
+        pieces, self._pieces, self._size = self._pieces, [], 0
+        self._room.set()
+        if self.ended is None:
+            self._ready.clear()
+        return pieces
+
+
+async def coalesce(
+    source: AsyncIterator[str], window: float, *, max_bytes: int
+) -> AsyncGenerator[str, None]:
+    ahead = _ReadAhead(max_bytes)
 
     async def pump() -> None:
         try:
             async for piece in source:
-                queue.put_nowait(piece)
+                await ahead.put(piece)
         except Exception as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            queue.put_nowait(exc)
+            ahead.end(exc)
         else:
-            queue.put_nowait(_END)
+            ahead.end(_END)
 
     reader = asyncio.create_task(pump(), name="stream-reader")
     try:
         last_emit = float("-inf")
-        ended: object = None
-        while ended is None:
-            first = await queue.get()
-            if first is _END or isinstance(first, Exception):
-                ended = first
-                break
-            parts = [str(first)]
-            deadline = last_emit + window
-            while ended is None:
-                while not queue.empty():
-                    item = queue.get_nowait()
-                    if item is _END or isinstance(item, Exception):
-                        ended = item
-                        break
-                    parts.append(str(item))
-                remaining = deadline - time.monotonic()
-                if ended is not None or remaining <= 0:
+        while True:
+            await ahead.wait()
+            parts = ahead.take()
+            if not parts:
+                break  # the source ended and everything before its end went out
+            while ahead.ended is None:
+                remaining = last_emit + window - time.monotonic()
+                if remaining <= 0:
                     break
                 try:
                     async with asyncio.timeout(remaining):
-                        item = await queue.get()
+                        await ahead.wait()
                 except TimeoutError:
                     break
-                if item is _END or isinstance(item, Exception):
-                    ended = item
-                else:
-                    parts.append(str(item))
+                parts += ahead.take()
             yield "".join(parts)
             last_emit = time.monotonic()
-        if isinstance(ended, Exception):
-            raise ended
+        if isinstance(ahead.ended, Exception):
+            raise ahead.ended
     finally:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -39,6 +39,13 @@ class Wait:
 
 
 @dataclass(frozen=True)
+class Reached:
+    """Set `mark`: everything before it has been written to the gateway's connection."""
+
+    mark: asyncio.Event
+
+
+@dataclass(frozen=True)
 class Sleep:
     """A pause inside the scenario (the fake's timing, never the test's)."""
 
@@ -68,7 +75,7 @@ class Finish:
     reason: str = "stop"
 
 
-Step = Text | Wait | Sleep | Stall | StreamError | Finish
+Step = Text | Wait | Reached | Sleep | Stall | StreamError | Finish
 
 
 @dataclass(frozen=True)
@@ -212,6 +219,8 @@ async def _play(step: Step, response: web.StreamResponse, call: ChatCall) -> Non
         await response.write(_event(_chunk(call, choices=[choice])))
     elif isinstance(step, Wait):
         await step.gate.wait()
+    elif isinstance(step, Reached):
+        step.mark.set()
     elif isinstance(step, Sleep):
         await asyncio.sleep(step.seconds)
     elif isinstance(step, Stall):
