@@ -89,6 +89,9 @@ def _serve(settings: Settings) -> int:
         lifespan="on",
         proxy_headers=False,
         server_header=False,
+        # Without a bound, a stop waits forever for a websocket client that stopped
+        # reading (its close cannot get through) or for a long chat.
+        timeout_graceful_shutdown=settings.shutdown_timeout,
     )
     return 0
 
