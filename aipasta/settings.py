@@ -401,9 +401,9 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("AIPASTA_OPERATION_TIMEOUT"),
         description="Seconds a query or mutation may run (streams use the chat timeouts).",
     )
-    shutdown_timeout: float = Field(
-        default=15.0,
-        gt=0,
+    shutdown_timeout: int = Field(
+        default=15,
+        ge=1,
         validation_alias=AliasChoices("AIPASTA_SHUTDOWN_TIMEOUT"),
         description="Seconds a stopping server waits for open requests and websockets "
         "(a client that stopped reading included) before it closes them.",
