@@ -7,14 +7,16 @@ their protocol handler applies the limits per `subscribe` message.
 For each HTTP request to /graphql, in order:
 1. the body cap: 413 from `Content-Length` before reading a byte, or as soon as a body
    sent without one (chunked) grows past `max_body_bytes`;
-2. sign-in, once: the `SignIn` is left in `scope["state"]` for the GraphQL view;
-3. the rate limits (`RateLimiter.check`): 429 with `Retry-After` when refused.
-Health and GraphiQL's page are not operations and skip all three.
+2. the rate limits around sign-in (resolvers.admission): the IP's flood guard, then
+   sign-in, once (the `SignIn` is left in `scope["state"]` for the GraphQL view), then
+   the user's or the anonymous IP's limit; 429 with `Retry-After` when refused.
+Health and GraphiQL's page are not operations and skip both.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -26,11 +28,16 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aipasta.client_ip import client_ip
+from aipasta.hosts import HostGuard
+from aipasta.request_ids import REQUEST_ID_HEADER, request_id
 from aipasta.settings import Settings
+from resolvers.admission import Admission, admit
 from resolvers.context import Services
 from resolvers.errors import ErrorCode
 from resolvers.rate_limiter import RateDecision
-from resolvers.sign_in import STATE_KEY, check_credentials
+from resolvers.sign_in import STATE_KEY, SignIn, check_credentials
+
+log = logging.getLogger("aipasta.edge")
 
 GRAPHQL_PATH = "/graphql"
 CORS_HEADERS = ["Authorization", "Content-Type"]
@@ -39,9 +46,11 @@ CORS_EXPOSED = ["Retry-After", "X-Request-ID"]
 
 
 def edge_middleware(settings: Settings) -> list[Middleware]:
-    """The app's middleware, outermost first: CORS also answers preflights and marks the
-    edge's own 413/429 answers, so a browser can read them."""
+    """The app's middleware, outermost first: the Host check (aipasta.hosts) before
+    anything; CORS also answers preflights and marks the edge's own 413/429 answers, so
+    a browser can read them."""
     return [
+        Middleware(HostGuard, allowed_hosts=settings.trusted_hosts),
         Middleware(
             CORSMiddleware,
             allow_origins=settings.allowed_origins,
@@ -72,16 +81,24 @@ class EdgeGuard:
         if body is None:
             await self._too_large(send)
             return
-        sign_in = await check_credentials(services, Headers(scope=scope).get("authorization"))
-        scope.setdefault("state", {})[STATE_KEY] = sign_in
-        decision = await services.rate_limiter.check(
-            client_ip=client_ip(scope, self.trusted_proxies),
-            user_id=sign_in.identity.user_id if sign_in.identity else None,
-        )
-        if not decision.allowed:
-            await rate_limited(send, decision)
+        admission = await self._admit(services, scope)
+        if not admission.decision.allowed:
+            await rate_limited(send, admission.decision, request_id(scope))
             return
         await self.app(scope, replay(body, receive), send)
+
+    async def _admit(self, services: Services, scope: Scope) -> Admission:
+        """The rate limits around sign-in (resolvers.admission); the `SignIn` is left in
+        `scope["state"]` for the GraphQL view."""
+
+        async def sign_in() -> SignIn:
+            result = await check_credentials(services, Headers(scope=scope).get("authorization"))
+            scope.setdefault("state", {})[STATE_KEY] = result
+            return result
+
+        return await admit(
+            services, client_ip=client_ip(scope, self.trusted_proxies), sign_in=sign_in
+        )
 
     async def _too_large(self, send: Send) -> None:
         limit = self.max_body_bytes
@@ -148,14 +165,18 @@ def replay(messages: deque[Message], receive: Receive) -> Receive:
     return receive_again
 
 
-async def rate_limited(send: Send, decision: RateDecision) -> None:
+async def rate_limited(send: Send, decision: RateDecision, request: str) -> None:
     error = decision.error()
+    log.info("request %s: %s (%s limit %d)", request, error.code.value, decision.scope, error.limit)
     await send_error(
         send,
         429,
         error.message,
         error.extensions,
-        headers=[(b"retry-after", str(error.retry_after_seconds).encode())],
+        headers=[
+            (b"retry-after", str(error.retry_after_seconds).encode()),
+            (REQUEST_ID_HEADER.lower().encode(), request.encode()),
+        ],
     )
 
 

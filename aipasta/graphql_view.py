@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from datetime import timedelta
 from typing import cast
 
@@ -29,6 +28,8 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from aipasta.request_ids import REQUEST_ID_HEADER
+from aipasta.request_ids import request_id as request_id_of
 from aipasta.settings import AuthMode, Settings
 from aipasta.ws_protocol import GatewayTransportWS
 from resolvers.context import Context, Services
@@ -40,7 +41,6 @@ from schema.timeouts import timed_out
 
 log = logging.getLogger("aipasta.graphql")
 
-REQUEST_ID_HEADER = "X-Request-ID"
 ACK = cast(UnsetType, UNSET)  # connection_ack without a payload
 
 
@@ -98,7 +98,7 @@ class GatewayGraphQL(GraphQL[Context, None]):
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         services: Services = request.state.services
-        request_id = uuid.uuid4().hex
+        request_id = request_id_of(request.scope)
         if isinstance(response, Response):
             response.headers[REQUEST_ID_HEADER] = request_id
         context = Context(

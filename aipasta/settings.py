@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -52,6 +53,13 @@ class LogLevel(StrEnum):
     WARNING = "WARNING"
     ERROR = "ERROR"
 
+
+# `Host` names every server answers to, and the binds that mean every interface.
+ANY_HOST = "*"
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+WILDCARD_BINDS = frozenset({"0.0.0.0", "::", "[::]"})  # noqa: S104 - recognised, not bound
+# A DNS name or an IPv4 address (no port, no scheme).
+_HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
 
 # Later files win: the environment, then .env.local, then .env.
 ENV_FILES = (".env", ".env.local")
@@ -265,6 +273,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("AIPASTA_USER_RATE_LIMIT"),
         description="GraphQL operations per signed-in user.",
     )
+    ip_flood_limit: str = Field(
+        default="600/minute",
+        validation_alias=AliasChoices("AIPASTA_IP_FLOOD_LIMIT"),
+        description="Operations per client IP, signed in or not, counted before sign-in.",
+    )
     max_streams_per_user: int = Field(
         default=10, ge=1, validation_alias=AliasChoices("AIPASTA_MAX_STREAMS_PER_USER")
     )
@@ -277,6 +290,14 @@ class Settings(BaseSettings):
         default="",
         validation_alias=AliasChoices("AIPASTA_TRUSTED_PROXIES"),
         description="Comma-separated IPs or networks whose X-Forwarded-For is believed.",
+    )
+    allowed_hosts: str = Field(
+        default="",
+        validation_alias=AliasChoices("AIPASTA_ALLOWED_HOSTS"),
+        description=(
+            "Comma-separated `Host` names the server answers to (`*.example.com` patterns, "
+            "`*` for any); unset: AIPASTA_HOST and the loopback names."
+        ),
     )
     cors_origins: str = Field(
         default="http://localhost:3000,http://127.0.0.1:3000",
@@ -352,6 +373,11 @@ class Settings(BaseSettings):
                 f"AIPASTA_AUTH=off is only allowed when AIPASTA_HOST is a loopback address "
                 f"(got {self.host}): anyone who can reach the server would act as one user"
             )
+        if self.auth is AuthMode.OFF and ANY_HOST in _items(self.allowed_hosts):
+            raise ValueError(
+                "AIPASTA_AUTH=off cannot be combined with AIPASTA_ALLOWED_HOSTS=*: a web page "
+                "could rebind its own name to this server and act as the local admin"
+            )
         return self
 
     def provider_key(self, provider: ExtraProvider) -> SecretStr | None:
@@ -374,7 +400,7 @@ class Settings(BaseSettings):
         """The HS256 secret for plain JWTs: AIPASTA_JWT_SECRET, else NEXTAUTH_SECRET."""
         return self.jwt_secret or self.nextauth_secret
 
-    @field_validator("rate_limit", "user_rate_limit")
+    @field_validator("rate_limit", "user_rate_limit", "ip_flood_limit")
     @classmethod
     def _rate(cls, value: str) -> str:
         try:
@@ -391,6 +417,17 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: str) -> str:
+        for item in _items(value):
+            name = item.removeprefix("*.")
+            if item != ANY_HOST and not (_HOST_NAME.fullmatch(name) or _is_ipv6(name)):
+                raise ValueError(
+                    f"{item!r} is not a host name, an IP address, a *.domain pattern or *"
+                )
         return value
 
     @field_validator("cors_origins")
@@ -412,6 +449,18 @@ class Settings(BaseSettings):
     @property
     def allowed_origins(self) -> list[str]:
         return [item.rstrip("/") for item in _items(self.cors_origins)]
+
+    @property
+    def trusted_hosts(self) -> list[str]:
+        """The `Host` header values (IPv6 in brackets, as the header writes it) answered;
+        `*` means any. Unset, a server bound to every interface answers any name (it
+        cannot know its public ones); otherwise its own host and the loopback names."""
+        configured = [_host_pattern(item) for item in _items(self.allowed_hosts)]
+        if configured:
+            return configured
+        if self.host in WILDCARD_BINDS:
+            return [ANY_HOST]
+        return list(dict.fromkeys([_host_pattern(self.host), *LOOPBACK_HOSTS]))
 
     @property
     def introspection_enabled(self) -> bool:
@@ -443,6 +492,21 @@ class Settings(BaseSettings):
 
 def _items(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _is_ipv6(value: str) -> bool:
+    try:
+        return ipaddress.ip_address(value.removeprefix("[").removesuffix("]")).version == 6
+    except ValueError:
+        return False
+
+
+def _host_pattern(value: str) -> str:
+    """A host as the `Host` header spells it: lower case, an IPv6 address in brackets."""
+    value = value.lower()
+    if _is_ipv6(value) and not value.startswith("["):
+        return f"[{value}]"
+    return value
 
 
 class SettingsError(Exception):

@@ -9,11 +9,13 @@ On top of Strawberry's handler:
   non-string `query` (answered with a Python error text), non-object `variables`
   (silently ignored) and non-string or empty ids.
 - `subscribe` beyond `ws_max_operations` open operations, or refused by the rate
-  limiter, is answered with an `error` message for that id in the API's error format;
-  the socket stays open.
+  limits (resolvers.admission, in the same order as over HTTP), is answered with an
+  `error` message for that id in the API's error format; the socket stays open.
 """
 
 from __future__ import annotations
+
+import logging
 
 from graphql import GraphQLFormattedError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -25,8 +27,12 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 )
 
 from aipasta.client_ip import client_ip
+from resolvers.admission import admit
 from resolvers.context import Context
 from resolvers.errors import ErrorCode
+from resolvers.sign_in import SignIn
+
+log = logging.getLogger("aipasta.ws")
 
 # Frames whose `payload`, when present, must be an object.
 _OPTIONAL_PAYLOAD = frozenset({"connection_init", "ping", "pong"})
@@ -78,6 +84,8 @@ class GatewayTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
         if self.connection_acknowledged and message["id"] not in self.operations:
             refusal = self._too_many_open() or await self._rate_limited()
             if refusal is not None:
+                code = refusal.get("extensions", {}).get("code")
+                log.info("request %s: %s on subscribe", self.context.request_id, code)
                 await self.send_message(
                     {"id": message["id"], "type": "error", "payload": [refusal]}
                 )
@@ -98,13 +106,18 @@ class GatewayTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def _rate_limited(self) -> GraphQLFormattedError | None:
         services = self.context.services
-        identity = self.context.identity
-        decision = await services.rate_limiter.check(
+        admission = await admit(
+            services,
             client_ip=client_ip(
                 self.context.request.scope, services.settings.trusted_proxy_networks
             ),
-            user_id=identity.user_id if identity else None,
+            sign_in=self._signed_in,
         )
+        decision = admission.decision
         if decision.allowed:
             return None
         return {"message": decision.error().message, "extensions": decision.extensions()}
+
+    async def _signed_in(self) -> SignIn:
+        """Who the connection signed in as (at `connection_init`)."""
+        return SignIn(self.context.identity, self.context.auth_error)

@@ -15,7 +15,7 @@ from resolvers.chat_prepare import (
     prepare_compare,
     start_run,
 )
-from resolvers.chat_run import RunResult
+from resolvers.chat_run import RunResult, log_failed_run
 from resolvers.chat_views import ChatResultView, CompareErrorView, CompareResultView
 from resolvers.context import Context, Info
 
@@ -75,6 +75,7 @@ async def compare(
                 )
             )
         else:
+            log_failed_run(result, context.request_id)
             views.append(
                 CompareResultView(
                     model=model.id,

@@ -61,6 +61,10 @@ class ExchangeWriter:
         self._user_saved = False
         self._lock = asyncio.Lock()
 
+    @property
+    def request_id(self) -> str:
+        return self._request_id
+
     async def finish(self, result: RunResult) -> str | None:
         """Record usage and save the answer; the saved answer's id, if it was saved."""
         self._record(result)

@@ -10,6 +10,7 @@ ended, whatever way it ended: completed, failed, or cancelled by the client.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -25,9 +26,12 @@ from providers.errors import (
 from providers.model import ModelInfo
 from providers.pricing import Cost, cost_of, estimate_prompt_tokens, estimate_tokens
 from resolvers.chat_input import Conversation
-from resolvers.errors import ErrorCode, GatewayError, UpstreamFailure
+from resolvers.errors import ErrorCode, GatewayError, UpstreamFailure, log_level
 
 Monotonic = Callable[[], float]
+
+# The same logger as a failed operation's line.
+log = logging.getLogger("aipasta.errors")
 
 
 class RunStatus(StrEnum):
@@ -63,6 +67,15 @@ class RunResult:
     @property
     def error_code(self) -> ErrorCode | None:
         return None if self.error is None else self.error.code
+
+
+def log_failed_run(result: RunResult, request_id: str) -> None:
+    """One line for a run whose failure the client reads in-band (a ChatFailed event, a
+    compare entry), like the line for a failed operation (schema.errors): the code, never
+    the message, which can quote the upstream's answer."""
+    if result.error is not None:
+        code = result.error.code.value
+        log.log(log_level(code), "request %s: %s from %s", request_id, code, result.model.id)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from resolvers.chat_prepare import (
     prepare_compare,
     start_run,
 )
+from resolvers.chat_run import log_failed_run
 from resolvers.chat_views import CompletedEvent, DeltaEvent, FailedEvent, terminal_event
 from resolvers.coalesce import coalesce
 from resolvers.context import Context, Info
@@ -63,6 +64,7 @@ async def _model_events(
                 index += 1
         result = run.result()
         finished = True
+        log_failed_run(result, writer.request_id)
         # Run as background work and shielded: a client leaving now must not cut the
         # history write half way, and shutdown still waits for it.
         saving = context.services.background.spawn(

@@ -15,6 +15,7 @@ onto the GraphQL error, which is how the code reaches the client.
 
 from __future__ import annotations
 
+import logging
 from enum import Enum
 from typing import Any
 
@@ -39,6 +40,26 @@ class ErrorCode(Enum):
     INTERNAL = "INTERNAL"
     # Beyond the contract: the gateway's own time limit on an operation.
     TIMEOUT = "TIMEOUT"
+
+
+# A dependency of the gateway failed, rather than the client asking for something wrong:
+# worth a WARNING in the log; other client errors are INFO.
+DEPENDENCY_FAILED = frozenset(
+    code.value
+    for code in (
+        ErrorCode.DATABASE_UNAVAILABLE,
+        ErrorCode.PROVIDER_ERROR,
+        ErrorCode.PROVIDER_UNAVAILABLE,
+        ErrorCode.PROVIDER_TIMEOUT,
+        ErrorCode.PROVIDER_RATE_LIMITED,
+        ErrorCode.INSUFFICIENT_CREDITS,
+    )
+)
+
+
+def log_level(code: str) -> int:
+    """The level of the one log line about a client error with this code."""
+    return logging.WARNING if code in DEPENDENCY_FAILED else logging.INFO
 
 
 class GatewayError(Exception):

@@ -1,5 +1,13 @@
 """Rate limits per client IP and per signed-in user, and a cap on each user's open streams.
 
+Who is limited by what (resolvers.admission runs them in this order):
+- the flood guard, `ip_flood_limit` per IP for every operation, before sign-in: it bounds
+  the credential lookups one address can cause;
+- an anonymous operation (no credential, or one that was refused) counts against its
+  IP's `rate_limit`;
+- a signed-in one counts against its user's `user_rate_limit` only, so the users behind
+  one server (a Next.js frontend) do not share that server's anonymous budget.
+
 Limits use the `limits` library's moving window: a client gets at most N operations in
 any window, with no burst of 2N across a window boundary as a fixed window would allow.
 The counts live in `AIPASTA_RATE_LIMIT_STORAGE` (process memory by default; a shared
@@ -35,7 +43,8 @@ from resolvers.errors import ErrorCode, GatewayError
 
 log = logging.getLogger("aipasta.rate_limit")
 
-Scope = Literal["ip", "user"]
+# "flood" is the per-IP guard counted before sign-in; to the client it is the address's.
+Scope = Literal["flood", "ip", "user"]
 
 # A store that does not answer in this time counts as failed: every request waits on it.
 STORE_TIMEOUT_SECONDS = 1.0
@@ -88,7 +97,7 @@ class RateDecision:
     scope: Scope
 
     def error(self) -> RateLimited:
-        who = "this address" if self.scope == "ip" else "this user"
+        who = "this user" if self.scope == "user" else "this address"
         return RateLimited(
             f"Rate limit exceeded for {who}: retry in {whole_seconds(self.retry_after)} s",
             retry_after=self.retry_after,
@@ -111,6 +120,7 @@ class RateLimiter:
     ) -> None:
         self._ip_limits = parse_many(settings.rate_limit)
         self._user_limits = parse_many(settings.user_rate_limit)
+        self._flood_limits = parse_many(settings.ip_flood_limit)
         self._max_streams = settings.max_streams_per_user
         self._storage = storage or open_storage(settings.rate_limit_storage)
         self._strategy = MovingWindowRateLimiter(self._storage)
@@ -126,25 +136,24 @@ class RateLimiter:
         """A limiter with the settings' built-in defaults, reading no environment."""
         return cls(Settings.model_construct())
 
+    async def flood(self, *, client_ip: str) -> RateDecision:
+        """Count one operation against the IP's flood guard (before sign-in)."""
+        return await self._guarded(self._flood_limits, "flood", ip_key(client_ip))
+
     async def check(self, *, client_ip: str, user_id: str | None) -> RateDecision:
-        """Count one operation against the client's IP and, when signed in, its user."""
+        """Count one operation against its user when signed in, else against its IP."""
+        if user_id is not None:
+            return await self._guarded(self._user_limits, "user", user_id)
+        return await self._guarded(self._ip_limits, "ip", ip_key(client_ip))
+
+    async def _guarded(self, items: list[RateLimitItem], scope: Scope, key: str) -> RateDecision:
         try:
             async with asyncio.timeout(self._store_timeout):
-                return await self._check(client_ip, user_id)
+                return await self._hit(items, scope, key)
         except Exception as exc:  # noqa: BLE001 - any store fault lets the request through
             self._store_failed(exc)
-            tightest = min(item.amount for item in self._ip_limits)
-            return RateDecision(True, tightest, tightest, 0.0, "ip")
-
-    async def _check(self, client_ip: str, user_id: str | None) -> RateDecision:
-        ip = await self._hit(self._ip_limits, "ip", ip_key(client_ip))
-        # Refused by its IP, the operation never happened: it must not use the user's budget.
-        if not ip.allowed or user_id is None:
-            return ip
-        user = await self._hit(self._user_limits, "user", user_id)
-        if not user.allowed:
-            return user
-        return ip if ip.remaining <= user.remaining else user
+            tightest = min(item.amount for item in items)
+            return RateDecision(True, tightest, tightest, 0.0, scope)
 
     async def _hit(self, items: list[RateLimitItem], scope: Scope, key: str) -> RateDecision:
         tightest: RateDecision | None = None

@@ -5,16 +5,29 @@ from __future__ import annotations
 import functools
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from aipasta.settings import Settings
 from schema.admin import AdminMutation, AdminQuery
-from schema.errors import PublicErrors
+from schema.errors import PublicErrors, log_error
 from schema.guards import ExtensionFactory, guard_extensions
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.query_cache import CachedParse, CachedValidation
 from schema.subscription import Subscription
+
+
+class GatewaySchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Strawberry calls this once per error, before PublicErrors rewrites it."""
+        context = execution_context.context if execution_context else None
+        request_id = getattr(context, "request_id", None)
+        for error in errors:
+            log_error(error, request_id)
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
@@ -31,7 +44,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         CachedParse,
         CachedValidation,
     ]
-    return strawberry.Schema(
+    return GatewaySchema(
         query=merge_types("Query", (Query, AdminQuery)),
         mutation=merge_types("Mutation", (Mutation, AdminMutation)),
         subscription=Subscription,

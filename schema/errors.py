@@ -3,6 +3,10 @@
 - Syntax and validation errors keep their message (BAD_USER_INPUT).
 - Our typed errors keep their message and code (see resolvers.errors).
 - Anything else is masked as INTERNAL with a request id; the details go to the log.
+- Logging (`log_error`, from the schema's `process_errors`, once per error): one line
+  per client error with its code and request id, never the query or its variables; a
+  traceback only for INTERNAL. Strawberry's default logs each error at ERROR with the
+  query text quoted, about 25 lines each.
 - With suggestions hidden (production), "Did you mean ...?" hints are cut from syntax,
   validation and coercion messages: they would spell out the schema that disabled
   introspection hides.
@@ -25,7 +29,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types.execution import ExecutionResult, StreamExecutionResult
 
-from resolvers.errors import ErrorCode, to_gateway_error
+from resolvers.errors import ErrorCode, log_level, to_gateway_error
 
 log = logging.getLogger("aipasta.errors")
 
@@ -52,16 +56,39 @@ def public_error(
     known = to_gateway_error(original)
     if known is not None:
         return _rebuilt(error, known.message, known.extensions)
-    log.error(
-        "internal error (request %s) at %s",
-        request_id,
-        ".".join(str(p) for p in error.path or ()),
-        exc_info=(type(original), original, original.__traceback__),
-    )
     extensions: dict[str, Any] = {"code": ErrorCode.INTERNAL.value}
     if request_id:
         extensions["requestId"] = request_id
     return _rebuilt(error, f"Internal server error (request id {request_id})", extensions)
+
+
+def error_code(error: GraphQLError) -> str:
+    """The code `public_error` gives `error`."""
+    original = error.original_error
+    if original is None or isinstance(original, GraphQLError):
+        code = (error.extensions or {}).get("code")
+        return str(code) if code else ErrorCode.BAD_USER_INPUT.value
+    known = to_gateway_error(original)
+    return known.code.value if known is not None else ErrorCode.INTERNAL.value
+
+
+def log_error(error: GraphQLError, request_id: str | None) -> None:
+    """One line per client error, at INFO (WARNING when a dependency failed), with the
+    request id, the code and where: never the message, which may quote the query
+    (literals, variables) or an upstream's answer. Only an unexpected error (INTERNAL)
+    logs its traceback."""
+    code = error_code(error)
+    where = ".".join(str(p) for p in error.path or ()) or "-"
+    original = error.original_error
+    if code == ErrorCode.INTERNAL.value:
+        log.error(
+            "internal error (request %s) at %s",
+            request_id,
+            where,
+            exc_info=(type(original), original, original.__traceback__) if original else None,
+        )
+        return
+    log.log(log_level(code), "request %s: %s at %s", request_id, code, where)
 
 
 def _rebuilt(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:

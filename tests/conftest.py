@@ -114,6 +114,7 @@ async def start_app(
                 # Rate limits have their own tests; polling tests must not trip them.
                 "AIPASTA_RATE_LIMIT": "100000/minute",
                 "AIPASTA_USER_RATE_LIMIT": "100000/minute",
+                "AIPASTA_IP_FLOOD_LIMIT": "100000/minute",
             }
             settings.update(overrides)
             app = create_app(make_settings(tmp_path, **settings), clock=clock)

@@ -2,14 +2,17 @@
 
 API keys are looked up by hash (one indexed query) and the answer, good or bad, is
 cached for `key_cache_seconds`: a busy client costs one lookup per window, and a
-revoked key stops working within that window. JWTs and NextAuth session tokens are
-verified locally, no I/O.
+revoked key stops working within that window. Keys that exist (live or revoked) and
+keys that do not are cached apart, each a bounded LRU: a flood of random keys only
+pushes out other random keys, never a user's verified one. JWTs and NextAuth session
+tokens are verified locally, no I/O.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +33,7 @@ from resolvers.identity.nextauth import verify_nextauth_token
 
 log = logging.getLogger(__name__)
 
+# Per cache (keys that exist, keys that do not); read when an Authenticator is made.
 MAX_CACHED_KEYS = 10_000
 
 Monotonic = Callable[[], float]
@@ -42,6 +46,34 @@ class _Cached:
     error: CredentialError | None
 
 
+class _KeyCache:
+    """Answers by key hash, for `until`; past `size` entries the least recently used
+    one is dropped (one at a time, never the whole cache)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, _Cached] = OrderedDict()
+
+    def get(self, key_hash: str, now: float) -> _Cached | None:
+        entry = self._entries.get(key_hash)
+        if entry is None:
+            return None
+        if entry.until <= now:
+            del self._entries[key_hash]
+            return None
+        self._entries.move_to_end(key_hash)
+        return entry
+
+    def put(self, key_hash: str, entry: _Cached) -> None:
+        self._entries[key_hash] = entry
+        self._entries.move_to_end(key_hash)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 class Authenticator:
     def __init__(
         self, settings: Settings, keys: ApiKeyStore, *, monotonic: Monotonic = time.monotonic
@@ -49,7 +81,8 @@ class Authenticator:
         self._settings = settings
         self._keys = keys
         self._monotonic = monotonic
-        self._cache: dict[str, _Cached] = {}
+        self._known = _KeyCache(MAX_CACHED_KEYS)
+        self._unknown = _KeyCache(MAX_CACHED_KEYS)
 
     async def authenticate(self, authorization: str | None) -> Identity | None:
         """The identity a header proves; None when it carries no credential.
@@ -68,13 +101,14 @@ class Authenticator:
         return self._jwt(token)
 
     def forget(self) -> None:
-        self._cache.clear()
+        self._known.clear()
+        self._unknown.clear()
 
     async def _api_key(self, key: str) -> Identity:
         key_hash = hash_api_key(key)
         now = self._monotonic()
-        cached = self._cache.get(key_hash)
-        if cached is not None and cached.until > now:
+        cached = self._known.get(key_hash, now) or self._unknown.get(key_hash, now)
+        if cached is not None:
             if cached.error is not None:
                 raise cached.error
             assert cached.identity is not None
@@ -92,10 +126,10 @@ class Authenticator:
                 await self._keys.touch(record, datetime.now(UTC))
             except DatabaseUnavailable:
                 log.debug("could not record last use of key %s", record.prefix)
-        if len(self._cache) >= MAX_CACHED_KEYS:
-            self._cache.clear()
-        self._cache[key_hash] = _Cached(
-            until=now + self._settings.key_cache_seconds, identity=identity, error=error
+        cache = self._unknown if record is None else self._known
+        cache.put(
+            key_hash,
+            _Cached(until=now + self._settings.key_cache_seconds, identity=identity, error=error),
         )
         if error is not None:
             raise error

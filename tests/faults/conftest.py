@@ -39,6 +39,7 @@ MISTRAL_UPSTREAM = "mistralai/mistral-7b-instruct"
 UNLIMITED = {
     "AIPASTA_RATE_LIMIT": "1000000/minute",
     "AIPASTA_USER_RATE_LIMIT": "1000000/minute",
+    "AIPASTA_IP_FLOOD_LIMIT": "1000000/minute",
     "AIPASTA_MAX_STREAMS_PER_USER": 100_000,
 }
 

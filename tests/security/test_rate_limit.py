@@ -153,9 +153,11 @@ def test_client_ip_believes_forwarded_for_only_as_far_as_trusted_proxies(
 # --- per user -------------------------------------------------------------------------
 
 
-async def test_a_user_is_limited_across_addresses_and_an_address_refusal_costs_the_user_nothing(
+async def test_a_user_is_limited_across_addresses_and_not_by_the_anonymous_address_limit(
     start_app: StartApp, database: Database
 ) -> None:
+    # Issue 8 changed this rule: a signed-in operation no longer counts against its
+    # address's (anonymous) limit, only against its user's and the address's flood guard.
     keys = ApiKeyStore(database)
     alice = (await keys.create(user_id="alice")).key
     bob = (await keys.create(user_id="bob")).key
@@ -167,14 +169,13 @@ async def test_a_user_is_limited_across_addresses_and_an_address_refusal_costs_t
     )
     await assert_ok(app, bearer(alice, "198.51.100.1"))
     await assert_ok(app, bearer(alice, "198.51.100.1"))
-    await assert_refused(app, 2, headers=bearer(alice, "198.51.100.1"))
-    # The refusal above did not use alice's budget: this is her 3rd of 3.
     await assert_ok(app, bearer(alice, "198.51.100.2"))
     await assert_refused(app, 3, by="user", headers=bearer(alice, "198.51.100.3"))
-    # Another user is not affected; the address has used 1 of its 2 (alice's refused
-    # operation still came from it), and bob uses the other.
+    # Another user is not affected, and the address keeps its anonymous budget.
     await assert_ok(app, bearer(bob, "198.51.100.3"))
-    await assert_refused(app, 2, headers=from_ip("198.51.100.3"))
+    await assert_ok(app, from_ip("198.51.100.1"))
+    await assert_ok(app, from_ip("198.51.100.1"))
+    await assert_refused(app, 2, headers=from_ip("198.51.100.1"))
 
 
 # --- the store failing ----------------------------------------------------------------
@@ -214,7 +215,8 @@ async def test_a_failing_store_lets_requests_through(
     app = await start_app(AIPASTA_RATE_LIMIT="1/minute", AIPASTA_RATE_LIMIT_STORAGE="broken://")
     for _ in range(3):
         await assert_ok(app)
-    assert BrokenStorage.calls == 3
+    # Asked twice per operation (issue 8): the flood guard, then the address's limit.
+    assert BrokenStorage.calls == 6
     assert failures_logged(caplog) == [
         "rate limit store failed 1 time(s); requests are let through unlimited: "
         "ConnectionError('store down')"
@@ -258,13 +260,17 @@ async def test_a_store_that_does_not_answer_counts_as_failed(tmp_path: Path) -> 
 
 async def test_decisions_report_the_tightest_limit_and_ipv6_counts_per_64(tmp_path: Path) -> None:
     limiter = RateLimiter(
-        make_settings(tmp_path, AIPASTA_RATE_LIMIT="3/minute", AIPASTA_USER_RATE_LIMIT="5/minute")
+        make_settings(
+            tmp_path,
+            AIPASTA_RATE_LIMIT="3/minute;10/hour",
+            AIPASTA_USER_RATE_LIMIT="5/minute",
+        )
     )
-    first = await limiter.check(client_ip="2001:db8::1", user_id="alice")
+    first = await limiter.check(client_ip="2001:db8::1", user_id=None)
     assert (first.allowed, first.scope, first.limit, first.remaining) == (True, "ip", 3, 2)
-    await limiter.check(client_ip="2001:db8::2", user_id="alice")
-    await limiter.check(client_ip="2001:db8::3", user_id="alice")
-    refused = await limiter.check(client_ip="2001:db8::ffff", user_id="alice")
+    await limiter.check(client_ip="2001:db8::2", user_id=None)
+    await limiter.check(client_ip="2001:db8::3", user_id=None)
+    refused = await limiter.check(client_ip="2001:db8::ffff", user_id=None)
     assert (refused.allowed, refused.scope, refused.limit, refused.remaining) == (
         False,
         "ip",
@@ -278,8 +284,11 @@ async def test_decisions_report_the_tightest_limit_and_ipv6_counts_per_64(tmp_pa
         "limit": 3,
         "remaining": 0,
     }
-    other = await limiter.check(client_ip="2001:db8:0:1::1", user_id="alice")
-    assert (other.allowed, other.scope, other.remaining) == (True, "user", 1)
+    other = await limiter.check(client_ip="2001:db8:0:1::1", user_id=None)
+    assert (other.allowed, other.scope, other.remaining) == (True, "ip", 2)
+    # Issue 8: a signed-in operation counts against its user only, whatever its address.
+    user = await limiter.check(client_ip="2001:db8::1", user_id="alice")
+    assert (user.allowed, user.scope, user.limit, user.remaining) == (True, "user", 5, 4)
     await limiter.close()
 
 
