@@ -34,6 +34,8 @@ from resolvers.usage_recorder import UsageRecorder
 log = logging.getLogger("aipasta")
 
 SHUTDOWN_GRACE_SECONDS = 10.0
+# A catalog refresh round (retries included) lasts at most this many request timeouts.
+MODELS_ROUND_ATTEMPTS = 3
 
 
 class State(TypedDict):
@@ -78,6 +80,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             store=CatalogStore(database),
             ttl_seconds=settings.models_ttl_seconds,
             retry_seconds=settings.models_retry_seconds,
+            round_timeout=MODELS_ROUND_ATTEMPTS * settings.models_fetch_timeout,
+            cold_wait=settings.models_cold_start_wait,
             clock=clock,
         )
         keys = ApiKeyStore(database)
@@ -96,6 +100,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             rate_limiter=rate_limiter,
         )
         await _bootstrap_admin_key(settings, database, keys)
+        catalog.start()
         try:
             yield {"services": services}
         finally:
@@ -103,6 +108,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             # then let go of the connections those two need.
             await services.background.drain(within=SHUTDOWN_GRACE_SECONDS)
             await usage.close()
+            await catalog.close()
             await http.close()
             await rate_limiter.close()
             await close_database(settings, database, lease)

@@ -6,6 +6,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from resolvers.catalog import ProviderStatus
 from resolvers.context import Info, Services
 
 CONNECTED = "connected"
@@ -27,11 +28,14 @@ class HealthReport:
     services: HealthServices
     version: str
     uptime_seconds: float
+    # Each provider's model list: ok, stale, loading or error.
+    catalog: tuple[ProviderStatus, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "services": asdict(self.services),
+            "catalog": {p.provider: p.status for p in self.catalog},
             "version": self.version,
             "uptimeSeconds": round(self.uptime_seconds, 3),
         }
@@ -55,6 +59,7 @@ async def health_report(services: Services) -> HealthReport:
         services=report,
         version=services.version,
         uptime_seconds=time.monotonic() - services.started_at,
+        catalog=tuple(services.catalog.snapshot().providers),
     )
 
 
