@@ -249,9 +249,7 @@ class Catalog:
 
     async def settled(self) -> None:
         """Until every refresh task waits for its next round with nothing to do."""
-        await asyncio.gather(
-            *(w.idle.wait() for w in self._workers.values() if w.task is not None)
-        )
+        await asyncio.gather(*(w.idle.wait() for w in self._workers.values() if w.task is not None))
 
     def _wake_due(self) -> None:
         """Wake the paused tasks whose round is due (their own timers normally do)."""

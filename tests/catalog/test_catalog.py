@@ -19,7 +19,7 @@ from documents.database import Database
 from providers.model import ModelInfo
 from resolvers.catalog import Catalog
 from resolvers.catalog_store import CatalogStore
-from tests.support.sources import FakeClock, ScriptedSource, model
+from tests.support.sources import FakeClock, ManualSleep, ScriptedSource, model
 
 TTL = 1800
 ROUND = 30  # the round timeout, also how long before expiry a list is fetched again
@@ -43,9 +43,8 @@ async def make_catalog() -> AsyncIterator[MakeCatalog]:
             store=CatalogStore(database),
             ttl_seconds=TTL,
             retry_seconds=60,
-            round_timeout=ROUND,
             clock=clock,
-            **options,
+            **{"round_timeout": ROUND, **options},
         )
         catalog.start()
         started.append(catalog)
@@ -120,7 +119,9 @@ async def test_expired_list_is_refreshed(database: Database, make_catalog: MakeC
     assert [m.upstream_id for m in view.all] == ["new-model"]
 
 
-async def test_failing_provider_keeps_last_good_list_marked_stale(database: Database, make_catalog: MakeCatalog) -> None:
+async def test_failing_provider_keeps_last_good_list_marked_stale(
+    database: Database, make_catalog: MakeCatalog
+) -> None:
     clock = FakeClock()
     good, flaky = ScriptedSource("huggingface"), ScriptedSource("openrouter")
     catalog = make_catalog([flaky, good], database, clock)
@@ -164,7 +165,9 @@ async def test_failed_provider_is_not_asked_again_until_the_retry_delay(
     assert not view.stale
 
 
-async def test_empty_answer_never_replaces_a_good_list(database: Database, make_catalog: MakeCatalog) -> None:
+async def test_empty_answer_never_replaces_a_good_list(
+    database: Database, make_catalog: MakeCatalog
+) -> None:
     clock = FakeClock()
     source = ScriptedSource("openrouter")
     catalog = make_catalog([source], database, clock)
@@ -191,7 +194,9 @@ async def test_with_nothing_cached_the_other_provider_is_still_served(
     assert not view.stale
 
 
-async def test_second_process_reads_mongodb_instead_of_upstream(database: Database, make_catalog: MakeCatalog) -> None:
+async def test_second_process_reads_mongodb_instead_of_upstream(
+    database: Database, make_catalog: MakeCatalog
+) -> None:
     clock = FakeClock()
     first_source = ScriptedSource(
         "openrouter", [model("openrouter", "a"), model("openrouter", "b")]
@@ -208,7 +213,9 @@ async def test_second_process_reads_mongodb_instead_of_upstream(database: Databa
     assert [m.upstream_id for m in view.all] == ["a", "b"]
 
 
-async def test_expired_mongodb_list_is_the_fallback_after_a_restart(database: Database, make_catalog: MakeCatalog) -> None:
+async def test_expired_mongodb_list_is_the_fallback_after_a_restart(
+    database: Database, make_catalog: MakeCatalog
+) -> None:
     clock = FakeClock()
     await make_catalog([ScriptedSource("openrouter")], database, clock).view()
     clock.advance(TTL + 5)
@@ -222,7 +229,9 @@ async def test_expired_mongodb_list_is_the_fallback_after_a_restart(database: Da
     assert view.stale
 
 
-async def test_prices_survive_the_mongodb_round_trip_exactly(database: Database, make_catalog: MakeCatalog) -> None:
+async def test_prices_survive_the_mongodb_round_trip_exactly(
+    database: Database, make_catalog: MakeCatalog
+) -> None:
     from decimal import Decimal
 
     from providers.model import Pricing
@@ -248,7 +257,9 @@ async def test_works_from_memory_without_a_database(make_catalog: MakeCatalog) -
     assert source.calls == 1
 
 
-async def test_refresh_asks_upstream_even_when_fresh(database: Database, make_catalog: MakeCatalog) -> None:
+async def test_refresh_asks_upstream_even_when_fresh(
+    database: Database, make_catalog: MakeCatalog
+) -> None:
     source = ScriptedSource("openrouter")
     catalog = make_catalog([source], database, FakeClock())
     await catalog.view()
@@ -256,7 +267,9 @@ async def test_refresh_asks_upstream_even_when_fresh(database: Database, make_ca
     assert source.calls == 2 and not view.cached  # fetched for this request
 
 
-async def test_cancelled_caller_does_not_cancel_the_shared_fetch(database: Database, make_catalog: MakeCatalog) -> None:
+async def test_cancelled_caller_does_not_cancel_the_shared_fetch(
+    database: Database, make_catalog: MakeCatalog
+) -> None:
     source = ScriptedSource("openrouter")
     source.gate = asyncio.Event()
     catalog = make_catalog([source], database, FakeClock())
@@ -300,3 +313,153 @@ async def test_refresh_with_an_unchanged_list_keeps_views_cheap(
         assert view.cached and view.index is first.index
 
     assert comparisons == 0
+
+
+# --- in the background: nothing waits for a refresh ----------------------------------
+
+QUICK = 1.0  # a generous sanity bound for "at once"
+
+
+class CrashingSource(ScriptedSource):
+    """Raises something that is not a provider error (a bug) on its first call."""
+
+    async def list_models(self) -> list[ModelInfo]:
+        if self.calls == 0:
+            self.calls += 1
+            raise RuntimeError("bug in a parser")
+        return await super().list_models()
+
+
+async def test_cold_start_answers_with_what_is_there_after_a_short_wait(
+    database: Database, make_catalog: MakeCatalog
+) -> None:
+    hanging, fine = ScriptedSource("huggingface"), ScriptedSource("openrouter")
+    hanging.gate = asyncio.Event()  # never set: its /models never answers
+    catalog = make_catalog([fine, hanging], database, FakeClock(), cold_wait=0.05)
+
+    async with asyncio.timeout(QUICK):
+        view = await catalog.view()
+        # A query about the provider whose list is in waits for nothing else.
+        only = await catalog.view(catalog.providers_named(["openrouter:openrouter-model"]))
+
+    assert [m.id for m in view.all] == ["openrouter:openrouter-model"]
+    assert {p.provider: p.status for p in view.providers} == {
+        "openrouter": "ok",
+        "huggingface": "loading",
+    }
+    assert view.cached and only.index.get("openrouter:openrouter-model") is not None
+
+
+async def test_a_hanging_round_ends_at_its_bound_as_an_error(
+    database: Database, make_catalog: MakeCatalog
+) -> None:
+    hanging = ScriptedSource("huggingface")
+    hanging.gate = asyncio.Event()
+    catalog = make_catalog([hanging], database, FakeClock(), round_timeout=0.05, cold_wait=0)
+    await catalog.settled()
+    (status,) = (await catalog.view()).providers
+    assert (status.status, status.error) == ("error", "no model list within 0.05s")
+    assert (await catalog.view()).fetched_at is None
+    assert not (await catalog.view()).cached  # nothing was ever fetched
+
+
+async def test_an_expired_list_is_served_at_once_while_its_refresh_hangs(
+    database: Database, make_catalog: MakeCatalog
+) -> None:
+    clock = FakeClock()
+    source = ScriptedSource("openrouter")
+    catalog = make_catalog([source], database, clock)
+    await catalog.view()
+    source.gate = asyncio.Event()
+    clock.advance(TTL + 1)
+    await catalog.view()  # wakes the refresh, which hangs
+    await source.wait_for_calls(2)
+
+    async with asyncio.timeout(QUICK):
+        for _ in range(5):
+            view = await catalog.view()
+            assert [m.upstream_id for m in view.all] == ["openrouter-model"]
+            assert view.stale and view.cached
+
+    assert source.calls == 2  # one refresh under way, not one per query
+    source.gate.set()
+    await catalog.settled()
+    assert not (await catalog.view()).stale
+
+
+async def test_the_list_is_fetched_again_before_it_expires(
+    database: Database, make_catalog: MakeCatalog
+) -> None:
+    clock, sleep = FakeClock(), ManualSleep()
+    source = ScriptedSource("openrouter")
+    catalog = make_catalog([source], database, clock, sleep=sleep)
+    await sleep.wait_for_calls(1)
+    assert sleep.delays == [TTL - ROUND]
+
+    clock.advance(TTL - ROUND)
+    source.models = [model("openrouter", "new-model")]
+    sleep.release()  # the task's own timer, no query involved
+    await sleep.wait_for_calls(2)
+
+    view = await catalog.view()
+    assert source.calls == 2
+    assert [m.upstream_id for m in view.all] == ["new-model"] and not view.stale
+    assert sleep.delays[1] == TTL - ROUND
+
+
+async def test_a_failed_round_is_retried_after_the_retry_delay_by_its_timer(
+    database: Database, make_catalog: MakeCatalog
+) -> None:
+    clock, sleep = FakeClock(), ManualSleep()
+    source = ScriptedSource("openrouter")
+    source.break_with_503()
+    make_catalog([source], database, clock, sleep=sleep)
+    await sleep.wait_for_calls(1)
+    assert sleep.delays == [60]
+    assert source.calls == 1
+
+
+async def test_a_crashed_task_is_logged_and_starts_again(
+    database: Database, make_catalog: MakeCatalog, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock, sleep = FakeClock(), ManualSleep()
+    source = CrashingSource("openrouter")
+    catalog = make_catalog([source], database, clock, sleep=sleep)
+    await sleep.wait_for_calls(1)
+
+    (status,) = (await catalog.view()).providers
+    assert (status.status, status.error) == ("error", "internal error while refreshing")
+    assert "catalog task of openrouter crashed" in caplog.text
+    assert "bug in a parser" in caplog.text  # the traceback is in the log, not the API
+
+    sleep.release()
+    await sleep.wait_for_calls(2)
+    view = await catalog.view()
+    assert [m.upstream_id for m in view.all] == ["openrouter-model"]
+    assert view.providers[0].status == "ok" and source.calls == 2
+
+
+async def test_refresh_waits_for_the_upstream_but_at_most_one_round(
+    database: Database, make_catalog: MakeCatalog
+) -> None:
+    source = ScriptedSource("openrouter")
+    catalog = make_catalog([source], database, FakeClock(), round_timeout=0.05)
+    await catalog.view()
+    source.gate = asyncio.Event()
+    async with asyncio.timeout(QUICK):
+        view = await catalog.refresh()
+    assert source.calls == 2
+    assert view.cached and [m.upstream_id for m in view.all] == ["openrouter-model"]
+
+
+async def test_close_cancels_a_fetch_under_way(database: Database) -> None:
+    source = ScriptedSource("openrouter")
+    source.gate = asyncio.Event()
+    catalog = Catalog(
+        [source], store=CatalogStore(database), ttl_seconds=TTL, retry_seconds=60, cold_wait=0
+    )
+    catalog.start()
+    await source.wait_for_calls(1)
+    async with asyncio.timeout(QUICK):
+        await catalog.close()
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "catalog-openrouter"]

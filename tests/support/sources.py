@@ -21,14 +21,21 @@ class ScriptedSource:
         self.calls = 0
         self.fail_with: ProviderError | None = None
         self.gate: asyncio.Event | None = None
+        self._called = asyncio.Condition()
 
     async def list_models(self) -> list[ModelInfo]:
         self.calls += 1
+        async with self._called:
+            self._called.notify_all()
         if self.gate is not None:
             await self.gate.wait()
         if self.fail_with is not None:
             raise self.fail_with
         return list(self.models)
+
+    async def wait_for_calls(self, count: int, within: float = 5.0) -> None:
+        async with asyncio.timeout(within), self._called:
+            await self._called.wait_for(lambda: self.calls >= count)
 
     def break_with_503(self) -> None:
         self.fail_with = ProviderUnavailable("HTTP 503", provider=self.name, status=503)
