@@ -22,9 +22,23 @@ class RunningApp:
         # What the lifespan yielded (its `services`), for a test to wait on.
         self.state: Mapping[str, Any] = state or {}
 
+        self.catalog_reads = 0
+
     async def catalog_settled(self) -> None:
         """Until the catalog's background refreshes have nothing left to do."""
         await self.state["services"].catalog.settled()
+
+    def count_catalog_reads(self) -> None:
+        """Count in `catalog_reads` the resolvers' catalog reads from now on (the catalog
+        is fetched in the background, so upstream calls no longer tell a query ran)."""
+        catalog = self.state["services"].catalog
+        view = catalog.view
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.catalog_reads += 1
+            return await view(*args, **kwargs)
+
+        catalog.view = counted
 
     async def graphql(
         self,
