@@ -34,7 +34,8 @@ Sleep = Callable[[float], Awaitable[None]]
 # How long a query on a cold start waits for the first round before answering with what
 # is there.
 COLD_START_WAIT_SECONDS = 2.0
-# A task that crashed (a bug, not an upstream failure) starts again after this long.
+# A task that crashed (a bug, not an upstream failure) starts again after this long,
+# doubled for each crash in a row.
 RESTART_DELAY_SECONDS = 1.0
 
 
@@ -240,7 +241,7 @@ class Catalog:
             if worker.forced is None:
                 worker.forced = asyncio.get_running_loop().create_future()
             asked.append(worker.forced)
-            worker.wake.set()
+            _wake(worker)
         done: set[asyncio.Future[bool]] = set()
         if asked:
             done, _ = await asyncio.wait(asked, timeout=self._round_timeout)
@@ -257,8 +258,7 @@ class Catalog:
         for name, worker in self._workers.items():
             due_at = self._due_at(self._states[name])
             if worker.idle.is_set() and (due_at is None or now >= due_at):
-                worker.idle.clear()
-                worker.wake.set()
+                _wake(worker)
 
     def _due_at(self, state: ProviderState) -> datetime | None:
         """When the provider's next round is due; None for now."""
@@ -270,21 +270,26 @@ class Catalog:
 
     async def _supervise(self, worker: _Worker) -> None:
         """One provider's task: a round, then a pause until the next one is due.
-        A crash is logged and the task goes on after a short pause."""
+        A crash is logged and the task goes on after a pause that doubles with each
+        crash in a row, up to the retry delay."""
+        crashes = 0
         while True:
             try:
                 await self._round(worker)
+                crashes = 0
                 due_at = self._due_at(self._states[worker.name])
                 wait = self._retry if due_at is None else due_at - self._clock()
                 delay = wait.total_seconds()
             except Exception:
+                delay = min(
+                    RESTART_DELAY_SECONDS * 2**crashes,
+                    max(RESTART_DELAY_SECONDS, self._retry.total_seconds()),
+                )
+                crashes += 1
                 log.exception(
-                    "catalog task of %s crashed; it starts again in %gs",
-                    worker.name,
-                    RESTART_DELAY_SECONDS,
+                    "catalog task of %s crashed; it starts again in %gs", worker.name, delay
                 )
                 self._failed(worker.name, "internal error while refreshing")
-                delay = RESTART_DELAY_SECONDS
             await self._pause(worker, max(0.0, delay))
 
     async def _pause(self, worker: _Worker, delay: float) -> None:
@@ -381,6 +386,12 @@ class Catalog:
         # Cached: served from lists fetched earlier; never when there is nothing at all.
         cached = not fetched_now and any(s.has_list for s in states)
         return CatalogView(index=self._index, states=states, cached=cached, now=self._clock())
+
+
+def _wake(worker: _Worker) -> None:
+    """Start the worker's next round now (after the one under way, if any)."""
+    worker.idle.clear()
+    worker.wake.set()
 
 
 def _newer(state: ProviderState, than: datetime) -> bool:

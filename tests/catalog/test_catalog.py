@@ -321,10 +321,12 @@ QUICK = 1.0  # a generous sanity bound for "at once"
 
 
 class CrashingSource(ScriptedSource):
-    """Raises something that is not a provider error (a bug) on its first call."""
+    """Raises something that is not a provider error (a bug) on its first `crashes` calls."""
+
+    crashes = 1
 
     async def list_models(self) -> list[ModelInfo]:
-        if self.calls == 0:
+        if self.calls < self.crashes:
             self.calls += 1
             raise RuntimeError("bug in a parser")
         return await super().list_models()
@@ -437,6 +439,19 @@ async def test_a_crashed_task_is_logged_and_starts_again(
     view = await catalog.view()
     assert [m.upstream_id for m in view.all] == ["openrouter-model"]
     assert view.providers[0].status == "ok" and source.calls == 2
+
+
+async def test_a_task_that_keeps_crashing_backs_off_up_to_the_retry_delay(
+    database: Database, make_catalog: MakeCatalog
+) -> None:
+    sleep = ManualSleep()
+    source = CrashingSource("openrouter")
+    source.crashes = 10
+    make_catalog([source], database, FakeClock(), sleep=sleep)
+    for calls in range(1, 10):
+        await sleep.wait_for_calls(calls)
+        sleep.release()
+    assert sleep.delays == [1, 2, 4, 8, 16, 32, 60, 60, 60]
 
 
 async def test_refresh_waits_for_the_upstream_but_at_most_one_round(
