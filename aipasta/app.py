@@ -38,6 +38,8 @@ from resolvers.usage_recorder import UsageRecorder
 log = logging.getLogger("aipasta")
 
 SHUTDOWN_GRACE_SECONDS = 10.0
+# A catalog refresh round (retries included) lasts at most this many request timeouts.
+MODELS_ROUND_ATTEMPTS = 3
 
 
 class State(TypedDict):
@@ -134,6 +136,8 @@ def create_app(
             store=CatalogStore(database),
             ttl_seconds=settings.models_ttl_seconds,
             retry_seconds=settings.models_retry_seconds,
+            round_timeout=MODELS_ROUND_ATTEMPTS * settings.models_fetch_timeout,
+            cold_wait=settings.models_cold_start_wait,
             clock=clock,
             redactor=redactor,
         )
@@ -157,6 +161,7 @@ def create_app(
         await _bootstrap_admin_key(
             settings, database, keys, interactive=interactive or stderr_is_terminal
         )
+        catalog.start()
         try:
             yield {"services": services}
         finally:
@@ -164,6 +169,7 @@ def create_app(
             # then let go of the connections those two need.
             await services.background.drain(within=SHUTDOWN_GRACE_SECONDS)
             await usage.close()
+            await catalog.close()
             await http.close()
             if simulator is not None:
                 await simulator.close()

@@ -161,13 +161,29 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("AIPASTA_MODELS_RETRY_SECONDS"),
         description="After a failed refresh, how long to serve the stale list before retrying.",
     )
+    models_fetch_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        # AIPASTA_CATALOG_TIMEOUT is its former name.
+        validation_alias=AliasChoices("AIPASTA_MODELS_FETCH_TIMEOUT", "AIPASTA_CATALOG_TIMEOUT"),
+        description=(
+            "Seconds for one model-list request; a refresh round, retries included, "
+            "gets three times this."
+        ),
+    )
+    models_cold_start_wait: float = Field(
+        default=2.0,
+        ge=0,
+        validation_alias=AliasChoices("AIPASTA_MODELS_COLD_START_WAIT"),
+        description=(
+            "Before the first lists are in, how long a query waits for them before "
+            "answering with what is there."
+        ),
+    )
 
     # Upstream HTTP.
     upstream_connect_timeout: float = Field(
         default=10.0, gt=0, validation_alias=AliasChoices("AIPASTA_UPSTREAM_CONNECT_TIMEOUT")
-    )
-    catalog_timeout: float = Field(
-        default=30.0, gt=0, validation_alias=AliasChoices("AIPASTA_CATALOG_TIMEOUT")
     )
     upstream_pool_size: int = Field(
         default=2000,

@@ -52,7 +52,7 @@ def _retry_policy(settings: Settings) -> RetryPolicy:
         retries=settings.upstream_retries,
         backoff=settings.upstream_backoff_seconds,
         max_retry_after=settings.upstream_max_retry_after,
-        timeout=settings.catalog_timeout,
+        timeout=settings.models_fetch_timeout,
         connect_timeout=settings.upstream_connect_timeout,
     )
 

@@ -6,6 +6,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from resolvers.catalog import ProviderStatus
 from resolvers.context import Info, Services
 
 CONNECTED = "connected"
@@ -38,11 +39,14 @@ class HealthReport:
     version: str
     uptime_seconds: float
     embedded_database: dict[str, Any] | None = None
+    # Each provider's model list: ok, stale, loading or error.
+    catalog: tuple[ProviderStatus, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         report: dict[str, Any] = {
             "status": self.status,
             "services": self._services_json(),
+            "catalog": {p.provider: p.status for p in self.catalog},
             "version": self.version,
             "uptimeSeconds": round(self.uptime_seconds, 3),
         }
@@ -113,6 +117,7 @@ async def health_report(services: Services) -> HealthReport:
         version=services.version,
         uptime_seconds=time.monotonic() - services.started_at,
         embedded_database=_embedded_database(services),
+        catalog=tuple(services.catalog.snapshot().providers),
     )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from resolvers.context import Services
 
-STATUSES = ("ok", "stale", "error", "pending")
+STATUSES = ("ok", "stale", "error", "loading")
 
 
 def _line(name: str, value: float, labels: dict[str, str] | None = None) -> str:
@@ -103,7 +103,7 @@ def render_metrics(services: Services) -> str:
     out += _metric(
         "aipasta_catalog_provider_status",
         "gauge",
-        "1 for each provider's catalog status (ok, stale, error, pending).",
+        "1 for each provider's catalog status (ok, stale, error, loading).",
         [
             ({"provider": p.provider, "status": status}, int(p.status == status))
             for p in catalog

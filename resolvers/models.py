@@ -127,8 +127,11 @@ async def models(
     first: int | None = DEFAULT_PAGE,
     after: str | None = None,
 ) -> ModelPage:
-    view = await info.context.services.catalog.view()
     criteria = _criteria(filter)
+    catalog = info.context.services.catalog
+    # A filter on one provider waits (on a cold start) for that provider's list only.
+    only = None if criteria is None or criteria.provider is None else {criteria.provider}
+    view = await catalog.view(only)
     selected = view.all if criteria is None else [m for m in view.all if criteria.matches(m)]
     return paginate_models(selected, first=first, after=after)
 
@@ -136,7 +139,8 @@ async def models(
 async def model(info: Info, id: strawberry.ID) -> ModelInfo | None:
     if len(id) > 400:
         raise BadUserInput("id is too long", field="id")
-    view = await info.context.services.catalog.view()
+    catalog = info.context.services.catalog
+    view = await catalog.view(catalog.providers_named([str(id)]))
     return view.index.get(str(id).strip())
 
 

@@ -75,7 +75,12 @@ class ModelStats:
 @strawberry.type
 class ProviderCatalogStatus:
     provider: str
-    status: str = strawberry.field(description="ok, stale or error")
+    status: str = strawberry.field(
+        description=(
+            "ok, stale (its last good list, past expiry), loading (no list yet, the first "
+            "fetch under way) or error (no list: the fetch failed)"
+        )
+    )
     model_count: int
     fetched_at: datetime | None
     error: str | None
@@ -91,7 +96,11 @@ class ModelCatalog:
     by_provider: list[ProviderModels]
     stats: ModelStats
     cached: bool = strawberry.field(
-        description="True when served from the cache rather than fetched for this request."
+        description=(
+            "True when served from lists fetched earlier (they are refreshed in the "
+            "background); false when no list has been fetched yet, and for a refresh "
+            "that fetched one now."
+        )
     )
     stale: bool = strawberry.field(
         description=(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
+from schema.catalog import ProviderCatalogStatus
+
 
 @strawberry.type
 class HealthServices:
@@ -25,3 +27,6 @@ class Health:
     services: HealthServices
     version: str
     uptime_seconds: float
+    catalog: list[ProviderCatalogStatus] = strawberry.field(
+        description="Each provider's model list (as in modelCatalog.providers)."
+    )

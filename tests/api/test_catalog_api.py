@@ -83,7 +83,7 @@ async def test_catalog_merges_both_providers_with_prices_and_groups(
     }
     assert [p["provider"] for p in catalog["byProvider"]] == ["openrouter", "huggingface"]
     assert {p["status"] for p in catalog["providers"]} == {"ok"}
-    assert catalog["cached"] is False and catalog["stale"] is False
+    assert catalog["cached"] is True and catalog["stale"] is False
 
 
 async def test_second_query_within_ttl_does_not_call_upstream(
@@ -105,12 +105,18 @@ async def test_after_ttl_refreshes_and_failing_upstream_leaves_stale_list(
     await app.graphql("{ modelCatalog { cached } }")
 
     clock.advance(61)
+    # Served at once from the expired lists; they are refreshed in the background.
     body = await app.graphql("{ modelCatalog { cached stale } }")
-    assert body["data"]["modelCatalog"] == {"cached": False, "stale": False}
+    assert body["data"]["modelCatalog"] == {"cached": True, "stale": True}
+    await app.catalog_settled()
+    body = await app.graphql("{ modelCatalog { cached stale } }")
+    assert body["data"]["modelCatalog"] == {"cached": True, "stale": False}
     assert catalog_upstream.calls["/openrouter/models"] == 2
 
     clock.advance(61)
     catalog_upstream.set("/openrouter/models", Reply(status=503, body={"error": "down"}))
+    await app.graphql("{ modelCatalog { cached } }")
+    await app.catalog_settled()
     body = await app.graphql(
         "{ modelCatalog { stale stats { total } providers { provider status error } } }"
     )

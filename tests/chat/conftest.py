@@ -93,6 +93,7 @@ async def harness(tmp_path: Path, database: Database) -> AsyncIterator[ChatHarne
         ttl_seconds=1800,
         retry_seconds=60,
     )
+    catalog.start()  # the lists are fetched in the background, as in the app
     keys = ApiKeyStore(database)
     usage = UsageRecorder(database, flush_interval=3600)
     services = Services(
@@ -109,3 +110,4 @@ async def harness(tmp_path: Path, database: Database) -> AsyncIterator[ChatHarne
     yield ChatHarness(services, openrouter, hf)
     await services.background.drain(within=5)
     await usage.close()
+    await catalog.close()

@@ -28,6 +28,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from aipasta.app import create_app
+from resolvers.catalog import Clock, utc_now
 from resolvers.context import Services
 from tests.conftest import make_settings
 from tests.faults.raw_upstream import RawUpstream
@@ -106,9 +107,9 @@ class FaultApp(RunningApp):
 
 
 @asynccontextmanager
-async def launch(tmp_path: Path, **env: Any) -> AsyncIterator[FaultApp]:
+async def launch(tmp_path: Path, clock: Clock = utc_now, **env: Any) -> AsyncIterator[FaultApp]:
     """The app under uvicorn on a loopback port, in this event loop."""
-    app = create_app(make_settings(tmp_path, **{**UNLIMITED, **env}))
+    app = create_app(make_settings(tmp_path, **{**UNLIMITED, **env}), clock=clock)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -161,10 +162,10 @@ async def fault_app(
 ) -> AsyncIterator[FaultAppFactory]:
     async with AsyncExitStack() as stack:
 
-        async def start(**overrides: Any) -> FaultApp:
+        async def start(clock: Clock = utc_now, **overrides: Any) -> FaultApp:
             env = {"MONGODB_URI": mongo_uri, "AIPASTA_DB_NAME": clean_db, **provider_env(raw)}
             env.update(overrides)
-            return await stack.enter_async_context(launch(tmp_path, **env))
+            return await stack.enter_async_context(launch(tmp_path, clock, **env))
 
         yield start
 

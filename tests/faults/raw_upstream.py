@@ -7,7 +7,8 @@ or send bytes that are not server-sent events. It sees each connection open and
 close, so a test can tell that the gateway really let go of it.
 
 `GET /<provider>/models` serves the catalog fixtures (with `Connection: close`, so the
-only connections that stay open are chat requests). `POST /<provider>/chat/completions`
+only connections that stay open are chat requests), or, for a provider named in
+`hanging_catalogs`, accepts the request and never answers. `POST /<provider>/chat/completions`
 plays a `Script` chosen by the request's `model`: queued ones first, then the model's
 default. Chat answers use chunked encoding, so a completed answer leaves its
 connection reusable, as a real provider's does.
@@ -132,6 +133,7 @@ class RawUpstream:
     def __init__(self) -> None:
         self.calls: list[ChatCall] = []
         self.catalog_calls: dict[str, int] = defaultdict(int)
+        self.hanging_catalogs: set[str] = set()
         self.open_connections = 0
         self._queued: dict[str, deque[Script]] = defaultdict(deque)
         self._defaults: dict[str, Script] = {}
@@ -213,6 +215,8 @@ class RawUpstream:
         parts = path.strip("/").split("/")
         if method == "GET" and len(parts) == 2 and parts[1] == "models":
             self.catalog_calls[parts[0]] += 1
+            if parts[0] in self.hanging_catalogs:
+                await _until_client_closes(reader)
             await _send_json(writer, 200, fixture_json(CATALOGS[parts[0]]), close=True)
             return False
         if method == "POST" and parts[1:] == ["chat", "completions"]:

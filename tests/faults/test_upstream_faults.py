@@ -339,6 +339,8 @@ async def test_catalog_keeps_serving_the_last_good_lists_through_garbage_and_500
     catalog_upstream.set("/openrouter/models", Reply(raw=BAD_JSON))
     burst = [Reply(status=500, raw=b"<html>Internal Server Error</html>") for _ in range(3)]
     catalog_upstream.enqueue("/hf/models", *burst)
+    await app.graphql(CATALOG)  # the expired lists at once, refreshed in the background
+    await app.catalog_settled()
     body = await app.graphql(CATALOG)
 
     catalog = body["data"]["modelCatalog"]
@@ -365,6 +367,8 @@ async def test_catalog_keeps_serving_the_last_good_lists_through_garbage_and_500
     assert catalog_upstream.calls["/hf/models"] == 4
 
     clock.advance(30)  # the 500 burst is over; OpenRouter still answers garbage
+    await app.graphql(CATALOG)
+    await app.catalog_settled()
     later = await app.graphql(CATALOG)
     statuses = providers(later)
     assert (statuses["huggingface"]["status"], statuses["huggingface"]["error"]) == ("ok", None)

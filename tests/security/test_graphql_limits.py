@@ -1,7 +1,7 @@
 """Depth, alias and token limits, batching off, and the per-operation timeout.
 
 A refused operation must not run: every query here reads the model catalog, so a
-resolver that ran would have asked the fake upstream for its models.
+resolver that ran would have counted a catalog read.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from tests.support.upstream import FakeUpstream, Reply, fixture_json
 OPENROUTER = "/openrouter/models"
 
 
-def catalog_calls(upstream: FakeUpstream) -> int:
-    return upstream.calls[OPENROUTER] + upstream.calls["/hf/models"]
+def catalog_calls(app: RunningApp) -> int:
+    return app.catalog_reads
 
 
 # Depth counts levels below the root field: modelCatalog is 0, stats 1, byProvider 2.
@@ -46,7 +46,9 @@ def limited(start_app: StartApp, catalog_upstream: FakeUpstream) -> StartApp:
             "AIPASTA_MAX_TOKENS": 40,
         }
         env.update(overrides)
-        return await start_app(**env)
+        app = await start_app(**env)
+        app.count_catalog_reads()
+        return app
 
     return start
 
@@ -55,6 +57,7 @@ async def test_depth_at_the_limit_runs(limited: StartApp, catalog_upstream: Fake
     app = await limited()
     body = await app.graphql(DEPTH_2)
     assert body["data"]["modelCatalog"]["stats"]["total"] == 11
+    assert catalog_calls(app) == 1  # what the refused ones below must not do
 
 
 async def test_depth_over_the_limit_is_refused_unexecuted(
@@ -63,7 +66,7 @@ async def test_depth_over_the_limit_is_refused_unexecuted(
     app = await limited()
     message = refusal(await app.graphql(DEPTH_3))
     assert message == "'anonymous' exceeds maximum operation depth of 2"
-    assert catalog_calls(catalog_upstream) == 0
+    assert catalog_calls(app) == 0
 
 
 async def test_depth_counts_through_fragments(
@@ -75,7 +78,7 @@ async def test_depth_counts_through_fragments(
         "fragment S on ModelCatalog { stats { byProvider { provider } } }"
     )
     assert refusal(await app.graphql(query)) == "'Deep' exceeds maximum operation depth of 2"
-    assert catalog_calls(catalog_upstream) == 0
+    assert catalog_calls(app) == 0
 
 
 async def test_aliases_at_the_limit_run(limited: StartApp, catalog_upstream: FakeUpstream) -> None:
@@ -90,7 +93,7 @@ async def test_aliases_over_the_limit_are_refused_unexecuted(
     app = await limited()
     body = await app.graphql("{ a: modelCatalog { cached } b: health { status } c: __typename }")
     assert refusal(body) == "3 aliases found. Allowed: 2"
-    assert catalog_calls(catalog_upstream) == 0
+    assert catalog_calls(app) == 0
 
 
 async def test_tokens_over_the_limit_are_refused_unexecuted(
@@ -100,7 +103,7 @@ async def test_tokens_over_the_limit_are_refused_unexecuted(
     fields = " ".join(["cached"] * 40)
     message = refusal(await app.graphql(f"{{ modelCatalog {{ {fields} }} }}"))
     assert "Document contains more than 40 tokens" in message
-    assert catalog_calls(catalog_upstream) == 0
+    assert catalog_calls(app) == 0
 
 
 async def test_comments_count_as_tokens(limited: StartApp, catalog_upstream: FakeUpstream) -> None:
@@ -108,7 +111,7 @@ async def test_comments_count_as_tokens(limited: StartApp, catalog_upstream: Fak
     padding = "\n".join(["# padding"] * 50)
     message = refusal(await app.graphql(f"{padding}\n{{ modelCatalog {{ cached }} }}"))
     assert "Document contains more than 40 tokens" in message
-    assert catalog_calls(catalog_upstream) == 0
+    assert catalog_calls(app) == 0
 
 
 async def test_limits_apply_over_websockets_too(
@@ -125,7 +128,7 @@ async def test_limits_apply_over_websockets_too(
         assert (await ws.message(await ws.subscribe("{ health { status } }", {})))["type"] == "next"
     finally:
         await ws.close()
-    assert catalog_calls(catalog_upstream) == 0
+    assert catalog_calls(app) == 0
 
 
 # --- batching -----------------------------------------------------------------------
@@ -149,7 +152,7 @@ async def test_a_batch_is_refused_with_400_in_the_error_format(
             {"message": "Batching is not enabled", "extensions": {"code": "BAD_USER_INPUT"}}
         ],
     }
-    assert catalog_calls(catalog_upstream) == 0
+    assert catalog_calls(app) == 0
 
 
 async def test_other_transport_errors_use_the_error_format(

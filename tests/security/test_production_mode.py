@@ -115,9 +115,10 @@ async def test_production_refuses_introspection_beside_other_fields_unexecuted(
     start_app: StartApp, catalog_upstream: FakeUpstream
 ) -> None:
     app = await start_app(**PRODUCTION)
+    app.count_catalog_reads()
     body = await app.graphql("{ modelCatalog { cached } __schema { types { name } } }")
     assert only_error(body)["extensions"] == {"code": "BAD_USER_INPUT"}
-    assert catalog_upstream.calls["/openrouter/models"] == 0
+    assert app.catalog_reads == 0
 
 
 async def test_production_still_answers_typename(

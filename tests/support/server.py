@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -14,9 +14,31 @@ from starlette.applications import Starlette
 
 
 class RunningApp:
-    def __init__(self, base_url: str, http: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, base_url: str, http: aiohttp.ClientSession, state: Mapping[str, Any] | None = None
+    ) -> None:
         self.base_url = base_url
         self.http = http
+        # What the lifespan yielded (its `services`), for a test to wait on.
+        self.state: Mapping[str, Any] = state or {}
+
+        self.catalog_reads = 0
+
+    async def catalog_settled(self) -> None:
+        """Until the catalog's background refreshes have nothing left to do."""
+        await self.state["services"].catalog.settled()
+
+    def count_catalog_reads(self) -> None:
+        """Count in `catalog_reads` the resolvers' catalog reads from now on (the catalog
+        is fetched in the background, so upstream calls no longer tell a query ran)."""
+        catalog = self.state["services"].catalog
+        view = catalog.view
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.catalog_reads += 1
+            return await view(*args, **kwargs)
+
+        catalog.view = counted
 
     async def graphql(
         self,
@@ -62,7 +84,7 @@ async def serve(app: Starlette) -> AsyncIterator[RunningApp]:
                 raise RuntimeError("server stopped during start-up")
             await asyncio.sleep(0.01)
         async with aiohttp.ClientSession() as http:
-            yield RunningApp(f"http://127.0.0.1:{port}", http)
+            yield RunningApp(f"http://127.0.0.1:{port}", http, server.lifespan.state)
     finally:
         server.should_exit = True
         await task
