@@ -16,6 +16,7 @@ from starlette.routing import Route, WebSocketRoute
 from aipasta import __version__
 from aipasta.database import close_database, open_database
 from aipasta.edge import edge_middleware
+from aipasta.graphiql import graphiql_routes
 from aipasta.graphql_view import GatewayGraphQL
 from aipasta.settings import AuthMode, Settings
 from aipasta.upstreams import chat_providers, http_session, model_sources
@@ -126,6 +127,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             Route("/health", health_endpoint, methods=["GET"]),
             Route("/api/health", health_endpoint, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            *graphiql_routes(settings),
         ],
         middleware=edge_middleware(settings),
         lifespan=lifespan,
