@@ -45,7 +45,7 @@ def _asset_url(match: re.Match[str]) -> str:
 
 @cache
 def page_html() -> str:
-    """Read once, at the first request for the page (a missing asset fails there)."""
+    """The page with its assets' URLs, built once."""
     return _ASSET.sub(_asset_url, PAGE.read_text(encoding="utf-8"))
 
 
@@ -74,9 +74,11 @@ class GraphiQLAssets(StaticFiles):
 
 
 def graphiql_routes(settings: Settings) -> list[BaseRoute]:
-    """The asset route, where GraphiQL is on; none otherwise."""
+    """The asset route, where GraphiQL is on; none otherwise. The page is built here, at
+    start-up (hashing the assets reads them; a missing one stops the start)."""
     if not settings.graphiql_enabled:
         return []
+    page_html()
     return [Mount(STATIC_PATH, GraphiQLAssets(directory=STATIC_DIR), name="graphiql-static")]
 
 
