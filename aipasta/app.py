@@ -19,6 +19,7 @@ from starlette.routing import Route, WebSocketRoute
 from aipasta import __version__
 from aipasta.database import close_served_database, serve_database
 from aipasta.edge import edge_middleware
+from aipasta.graphiql import graphiql_routes
 from aipasta.graphql_view import GatewayGraphQL
 from aipasta.redactor import build_redactor, install_log_redaction
 from aipasta.settings import AuthMode, Settings
@@ -196,6 +197,7 @@ def create_app(
             Route("/health", health_endpoint, methods=["GET"]),
             Route("/api/health", health_endpoint, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            *graphiql_routes(settings),
         ],
         middleware=edge_middleware(settings),
         lifespan=lifespan,

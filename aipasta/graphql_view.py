@@ -30,6 +30,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from aipasta.disconnect import cancelled_on_disconnect
+from aipasta.graphiql import graphiql_page
 from aipasta.json_depth import JSONTooDeep, check_json_depth
 from aipasta.request_ids import REQUEST_ID_HEADER
 from aipasta.request_ids import request_id as request_id_of
@@ -71,6 +72,9 @@ class GatewayGraphQL(GraphQL[Context, None]):
         except HTTPException as exc:
             response = http_error(exc, request_id_of(scope))
         await response(scope, receive, send)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return graphiql_page()  # Strawberry's page, with our own copies of its assets
 
     def decode_json(self, data: str | bytes) -> object:
         """Every JSON text a client sends (body, GET parameters, websocket frames): one
