@@ -83,7 +83,7 @@ class FaultApp(RunningApp):
     """A running gateway plus the services its lifespan built."""
 
     def __init__(self, base_url: str, http: aiohttp.ClientSession, services: Services) -> None:
-        super().__init__(base_url, http)
+        super().__init__(base_url, http, {"services": services})
         self.services = services
 
     @property

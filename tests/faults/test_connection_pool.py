@@ -55,6 +55,7 @@ async def test_more_chats_than_aiohttps_default_pool_reach_one_provider_at_once(
     gate = asyncio.Event()
     raw.default(MISTRAL_UPSTREAM, steps(Text("Hel"), Wait(gate), Text("lo"), Finish()))
     app = await fault_app()  # the default pool size
+    await app.catalog_settled()  # its start-up fetch holds no connection any more
 
     # The test's own client must not be the bottleneck: no limit on its side.
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
