@@ -33,6 +33,7 @@ from resolvers.identity.authenticator import Authenticator
 from resolvers.identity.key_store import ApiKeyStore
 from resolvers.metrics import render_metrics
 from resolvers.rate_limiter import RateLimiter
+from resolvers.history_backlog import HistoryBacklog
 from resolvers.usage_recorder import UsageRecorder
 
 log = logging.getLogger("aipasta")
@@ -140,6 +141,8 @@ def create_app(
         keys = ApiKeyStore(database)
         usage = UsageRecorder(database)
         await usage.start()
+        history_backlog = HistoryBacklog(database, retry_seconds=settings.db_retry_seconds)
+        await history_backlog.start()
         services = Services(
             settings=settings,
             http=http,
@@ -150,6 +153,7 @@ def create_app(
             authenticator=Authenticator(settings, keys),
             version=__version__,
             usage=usage,
+            history_backlog=history_backlog,
             rate_limiter=rate_limiter,
             database_process=supervisor,
             redactor=redactor,
@@ -164,6 +168,7 @@ def create_app(
             # then let go of the connections those two need.
             await services.background.drain(within=SHUTDOWN_GRACE_SECONDS)
             await usage.close()
+            await history_backlog.close()
             await http.close()
             if simulator is not None:
                 await simulator.close()
