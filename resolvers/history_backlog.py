@@ -4,7 +4,7 @@ not be saved when it was ready.
 `defer()` only appends to a bounded in-memory queue (like the usage records'
 buffer, resolvers.usage_recorder): no I/O, no await. A background task makes the
 writes, oldest first, whenever the database is available, and `close()` tries once
-more at shutdown. A write that finds MongoDB away again goes back to the front, so
+more at shutdown. A write that finds MongoDB away again stays at the front, so
 the writes of one exchange (the user's message, then each answer) keep their order.
 
 The queue holds at most `max_pending` writes: beyond that the oldest waiting one is
@@ -74,10 +74,17 @@ class HistoryBacklog:
             self._drop(1)
             return
         self._queue.append(_Deferred(what, write))
-        excess = len(self._queue) - self._max_pending
-        for _ in range(max(excess, 0)):
-            self._queue.popleft()
-        self._drop(max(excess, 0))
+        # Never the one being made (the first, while a flush runs).
+        excess = max(len(self._queue) - self._max_pending, 0)
+        if excess and self._lock.locked():
+            first = self._queue.popleft()
+            for _ in range(excess):
+                self._queue.popleft()
+            self._queue.appendleft(first)
+        else:
+            for _ in range(excess):
+                self._queue.popleft()
+        self._drop(excess)
         self._wake.set()
 
     async def start(self) -> None:
@@ -90,17 +97,18 @@ class HistoryBacklog:
         made = 0
         async with self._lock:
             while self._queue:
-                deferred = self._queue.popleft()
+                # Left in the queue while it is made: `pending` counts it until done.
+                deferred = self._queue[0]
                 try:
                     await deferred.write()
                 except NOT_NOW:
-                    self._queue.appendleft(deferred)
                     return made
                 except Exception:
                     self._rejected += 1
                     log.exception("history write %s refused; not retried", deferred.what)
-                    continue
-                made += 1
+                else:
+                    made += 1
+                self._queue.popleft()
             if self._dropped_unreported:
                 log.warning(
                     "%d history writes were dropped while MongoDB was unavailable",
