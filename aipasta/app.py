@@ -29,11 +29,11 @@ from resolvers.catalog import Catalog, Clock, utc_now
 from resolvers.catalog_store import CatalogStore
 from resolvers.context import Services
 from resolvers.health import health_report
+from resolvers.history_backlog import HistoryBacklog
 from resolvers.identity.authenticator import Authenticator
 from resolvers.identity.key_store import ApiKeyStore
 from resolvers.metrics import render_metrics
 from resolvers.rate_limiter import RateLimiter
-from resolvers.history_backlog import HistoryBacklog
 from resolvers.usage_recorder import UsageRecorder
 
 log = logging.getLogger("aipasta")

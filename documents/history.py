@@ -16,9 +16,8 @@ epoch (resolvers.history_store explains the protocol).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
-
 from decimal import Decimal
+from typing import Literal
 
 from beanie import DecimalAnnotation, Document, PydanticObjectId
 from pydantic import BaseModel

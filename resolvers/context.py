@@ -21,11 +21,11 @@ from providers.redaction import Redactor
 from resolvers.background import BackgroundTasks
 from resolvers.catalog import Catalog
 from resolvers.errors import Forbidden, GatewayError, Unauthenticated
+from resolvers.history_backlog import HistoryBacklog
 from resolvers.identity.authenticator import Authenticator
 from resolvers.identity.identity import Identity
 from resolvers.identity.key_store import ApiKeyStore
 from resolvers.rate_limiter import RateLimiter
-from resolvers.history_backlog import HistoryBacklog
 from resolvers.usage_recorder import UsageRecorder
 
 

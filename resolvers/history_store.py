@@ -36,13 +36,15 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from documents.database import Database
+from documents.errors import DatabaseUnavailable
 from documents.filters import equal
 from documents.history import ChatMessage, ChatSession
 from documents.money import decimal128
 
 # Two first messages racing on a new session can both try the insert; the loser's
-# retry then finds the session (MongoDB 4.2+ usually retries this itself).
-_UPSERT_ATTEMPTS = 3
+# retry then finds the session (MongoDB 4.2+ usually retries this itself). A save
+# racing deletes of its session retries after finishing each delete.
+_UPSERT_ATTEMPTS = 5
 
 # The history page reads time windows of the session, newest first, until one holds
 # the page: SecantusDB reads every document its index range yields before applying a
@@ -139,36 +141,49 @@ class HistoryStore:
     async def _count_into_session(
         self, owned: dict[str, Any], message: ChatMessage, *, preview: str | None, title: str | None
     ) -> Mapping[str, Any]:
-        update: dict[str, Any] = {
-            "$inc": {"messageCount": 1, "totalCost": decimal128(message.cost or Decimal(0))},
-            # Times are the messages' own, so the order of concurrent saves does not matter.
-            "$max": {"updatedAt": message.timestamp},
-            "$min": {"createdAt": message.timestamp},
-            "$setOnInsert": {"title": title, "epoch": ObjectId()},
-        }
-        if preview is not None:
-            update["$set"] = {"lastMessage": preview}
+        """Count `message` into its live session, created if there is none; the session
+        as it was before (its epoch and title).
+
+        Read, then update that epoch only, rather than one upsert: SecantusDB's
+        find_one_and_update can answer None for an upsert it did apply when others race
+        it, which would leave the epoch counted in unknown.
+        """
+        cost = decimal128(message.cost or Decimal(0))
         collection = ChatSession.get_pymongo_collection()
-        for attempt in range(_UPSERT_ATTEMPTS):
-            try:
-                session: Mapping[str, Any] | None = await collection.find_one_and_update(
-                    owned | _NOT_DELETING,
-                    update,
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
-            except DuplicateKeyError:
-                # Another first save won the insert (the retry finds its session), or
-                # the session is being deleted: finish that delete, then start anew.
-                doomed = await collection.find_one(owned)
-                if doomed is not None and doomed.get("deleting"):
-                    await self._finish_delete(owned, doomed.get("epoch"))
-                if attempt + 1 == _UPSERT_ATTEMPTS:
-                    raise
-            else:
-                assert session is not None  # an upsert returning the document after
-                return session
-        raise AssertionError("unreachable")  # pragma: no cover
+        for _ in range(_UPSERT_ATTEMPTS):
+            current: Mapping[str, Any] | None = await collection.find_one(owned)
+            if current is None:
+                new = owned | {
+                    "title": title,
+                    "messageCount": 1,
+                    "lastMessage": preview,
+                    "totalCost": cost,
+                    "epoch": ObjectId(),
+                    "createdAt": message.timestamp,
+                    "updatedAt": message.timestamp,
+                }
+                try:
+                    await collection.insert_one(new)
+                except DuplicateKeyError:
+                    continue  # another first save won: count into its session
+                return new
+            if current.get("deleting"):
+                # Its delete is under way: finish it, then start the session anew.
+                await self._finish_delete(owned, current.get("epoch"))
+                continue
+            update: dict[str, Any] = {
+                "$inc": {"messageCount": 1, "totalCost": cost},
+                # Times are the messages' own: the order of concurrent saves does not matter.
+                "$max": {"updatedAt": message.timestamp},
+                "$min": {"createdAt": message.timestamp},
+            }
+            if preview is not None:
+                update["$set"] = {"lastMessage": preview}
+            live = owned | equal(epoch=current.get("epoch")) | _NOT_DELETING
+            if (await collection.update_one(live, update)).matched_count == 1:
+                return current
+        # Deleted under it at every attempt: retryable, as a busy database is.
+        raise DatabaseUnavailable("the session kept being deleted meanwhile; try again")
 
     async def _is_live(self, owned: dict[str, Any], epoch: ObjectId | None) -> bool:
         live = owned | equal(epoch=epoch) | _NOT_DELETING
@@ -255,10 +270,10 @@ class HistoryStore:
         """
         owned = _owned(user_id, session_id)
         async with self._database.guard():
-            marked: Mapping[str, Any] | None = (
-                await ChatSession.get_pymongo_collection().find_one_and_update(
-                    owned, {"$set": {"deleting": True}}, return_document=ReturnDocument.AFTER
-                )
+            marked: (
+                Mapping[str, Any] | None
+            ) = await ChatSession.get_pymongo_collection().find_one_and_update(
+                owned, {"$set": {"deleting": True}}, return_document=ReturnDocument.AFTER
             )
             if marked is None:
                 return False
