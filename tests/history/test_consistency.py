@@ -70,6 +70,8 @@ async def test_ten_saves_of_twenty_cents_total_exactly_two_dollars(
     session, _ = await stored_state(database, "money")
     assert session is not None
     assert session["totalCost"] == Decimal128("2.0")
+    message = await database.db["chat_messages"].find_one({"sessionId": "money"})
+    assert message is not None and message["cost"] == Decimal128("0.2")
 
 
 async def test_many_tiny_costs_sum_exactly(client: HistoryClient, database: Database) -> None:
