@@ -30,6 +30,7 @@ from resolvers.catalog import Catalog, Clock, utc_now
 from resolvers.catalog_store import CatalogStore
 from resolvers.context import Services
 from resolvers.health import health_report
+from resolvers.history_backlog import HistoryBacklog
 from resolvers.identity.authenticator import Authenticator
 from resolvers.identity.key_store import ApiKeyStore
 from resolvers.metrics import render_metrics
@@ -145,6 +146,8 @@ def create_app(
         keys = ApiKeyStore(database)
         usage = UsageRecorder(database)
         await usage.start()
+        history_backlog = HistoryBacklog(database, retry_seconds=settings.db_retry_seconds)
+        await history_backlog.start()
         services = Services(
             settings=settings,
             http=http,
@@ -155,6 +158,7 @@ def create_app(
             authenticator=Authenticator(settings, keys),
             version=__version__,
             usage=usage,
+            history_backlog=history_backlog,
             rate_limiter=rate_limiter,
             database_process=supervisor,
             redactor=redactor,
@@ -170,6 +174,7 @@ def create_app(
             # then let go of the connections those two need.
             await services.background.drain(within=SHUTDOWN_GRACE_SECONDS)
             await usage.close()
+            await history_backlog.close()
             await catalog.close()
             await http.close()
             if simulator is not None:

@@ -3,14 +3,23 @@
 A session id is chosen by the client and is only unique per user, so every lookup
 is by (userId, sessionId). The session document carries its own counters, kept up to
 date by the same write that saves a message, so listing sessions never reads messages.
+
+Money is Decimal128 in MongoDB (`DecimalAnnotation`), so a session's `totalCost` is an
+exact `$inc` sum; a float stored by an older version still reads (as its Decimal).
+
+A session has an `epoch`, new each time the session document is created, and each of
+its messages carries the epoch it was counted in. `deleting` marks a session whose
+delete is under way: saves do not count into it, and delete only the messages of its
+epoch (resolvers.history_store explains the protocol).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Literal
 
-from beanie import Document
+from beanie import DecimalAnnotation, Document, PydanticObjectId
 from pydantic import BaseModel
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
@@ -43,10 +52,15 @@ class ChatMessage(Document):
     model: str | None = None
     timestamp: datetime
     attachments: list[StoredAttachment] = []
-    cost: float | None = None
+    cost: DecimalAnnotation | None = None
     modelCount: int | None = None
     status: MessageState = "COMPLETE"
     usage: MessageUsage | None = None
+    # A FAILED answer: its error code and (redacted) message.
+    errorCode: str | None = None
+    error: str | None = None
+    # The session epoch this message was counted in (None: saved by an older version).
+    sessionEpoch: PydanticObjectId | None = None
     createdAt: datetime
 
     class Settings:
@@ -72,7 +86,9 @@ class ChatSession(Document):
     title: str | None = None
     messageCount: int = 0
     lastMessage: str | None = None
-    totalCost: float = 0.0
+    totalCost: DecimalAnnotation = Decimal(0)
+    epoch: PydanticObjectId | None = None
+    deleting: bool = False
     createdAt: datetime
     updatedAt: datetime
 

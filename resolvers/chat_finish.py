@@ -3,6 +3,10 @@
 Both happen once per model run, at the end, never per token. The user's message is
 saved once per request, before the first answer, with the time the request started,
 so history shows it above the answers.
+
+The answer reaches the client whatever happens to its copy: when MongoDB is away (or
+was never reached), the history write waits in the services' HistoryBacklog and is made
+when it is back, the user's message first; the client is told `messageId: null`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from resolvers.chat_run import RunResult, RunStatus
 from resolvers.context import Services
 from resolvers.enums import ChatRole, MessageStatus
 from resolvers.history import PREVIEW_CHARS, TITLE_CHARS, summarize
+from resolvers.history_backlog import NOT_NOW
 from resolvers.history_store import HistoryStore
 from resolvers.usage_recorder import UsageEntry
 
@@ -59,6 +64,7 @@ class ExchangeWriter:
         self._model_count = model_count
         self._started_at = datetime.now(UTC)
         self._user_saved = False
+        self._deferred = False
         self._lock = asyncio.Lock()
 
     @property
@@ -66,16 +72,28 @@ class ExchangeWriter:
         return self._request_id
 
     async def finish(self, result: RunResult) -> str | None:
-        """Record usage and save the answer; the saved answer's id, if it was saved."""
+        """Record usage and save the answer; the saved answer's id, if it was saved now.
+        Never raises: what cannot be saved now is saved later (or logged)."""
         self._record(result)
         if self._conversation.session_id is None:
             return None
-        try:
-            return await self._save(result)
-        except DatabaseUnavailable:
-            # The answer already reached the client; losing its copy is logged, not raised.
-            log.warning("answer %s not saved to history: database unavailable", result.id)
-            return None
+        answered_at = datetime.now(UTC)
+        database = self._services.database
+        # Behind a deferred user message, an answer waits too: history keeps its order.
+        if database is not None and database.available and not self._deferred:
+            try:
+                return await self._save(result, answered_at)
+            except NOT_NOW:
+                pass
+            except Exception:
+                log.exception("answer %s not saved to history", result.id)
+                return None
+        self._deferred = True
+        log.warning("answer %s saved to history later: database unavailable", result.id)
+        self._services.history_backlog.defer(
+            lambda: self._save(result, answered_at), what=f"answer {result.id}"
+        )
+        return None
 
     async def finish_shielded(self, result: RunResult) -> str | None:
         """`finish`, run as background work and shielded: a client leaving now must not
@@ -108,9 +126,10 @@ class ExchangeWriter:
             )
         )
 
-    async def _save(self, result: RunResult) -> str | None:
+    async def _save(self, result: RunResult, answered_at: datetime) -> str | None:
         database = self._services.database
-        if database is None:
+        # Checked before a document is built: Beanie initialises them on first contact.
+        if database is None or not database.available:
             raise DatabaseUnavailable()
         store = HistoryStore(database)
         session_id = self._conversation.session_id
@@ -126,8 +145,8 @@ class ExchangeWriter:
             isUser=False,
             role=ChatRole.ASSISTANT.value,
             model=result.model.id,
-            timestamp=datetime.now(UTC),
-            cost=float(result.cost.total_cost),
+            timestamp=answered_at,
+            cost=result.cost.total_cost,
             modelCount=self._model_count,
             status=HISTORY_STATUS[result.status].value,
             usage=MessageUsage(
@@ -136,10 +155,17 @@ class ExchangeWriter:
                 totalTokens=result.usage.total_tokens,
                 estimated=result.usage.estimated,
             ),
-            createdAt=datetime.now(UTC),
+            errorCode=result.error_code.value if result.error_code else None,
+            error=(
+                None
+                if result.error is None
+                else self._services.redactor.redact(result.error.message)
+            ),
+            createdAt=answered_at,
         )
+        # A failed answer with no text keeps the session's last message.
         saved = await store.save(
-            answer, preview=summarize(result.content, PREVIEW_CHARS), title=None
+            answer, preview=summarize(result.content, PREVIEW_CHARS) or None, title=None
         )
         return str(saved.id)
 

@@ -21,6 +21,7 @@ from providers.redaction import Redactor
 from resolvers.background import BackgroundTasks
 from resolvers.catalog import Catalog
 from resolvers.errors import Forbidden, GatewayError, Unauthenticated
+from resolvers.history_backlog import HistoryBacklog
 from resolvers.identity.authenticator import Authenticator
 from resolvers.identity.identity import Identity
 from resolvers.identity.key_store import ApiKeyStore
@@ -50,6 +51,7 @@ class Services:
     started_at: float = field(default_factory=time.monotonic)
     chat: Mapping[str, ChatProvider] = field(default_factory=dict)
     usage: UsageRecorder = field(default_factory=lambda: UsageRecorder(None))
+    history_backlog: HistoryBacklog = field(default_factory=lambda: HistoryBacklog(None))
     background: BackgroundTasks = field(default_factory=BackgroundTasks)
     rate_limiter: RateLimiter = field(default_factory=RateLimiter.with_defaults)
     # Set when the server runs the embedded database itself.

@@ -11,6 +11,7 @@ missing one.
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
@@ -72,6 +73,8 @@ class MessageView:
     cost: float | None
     model_count: int | None
     status: MessageStatus
+    error_code: str | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,9 +122,11 @@ def message_view(message: ChatMessage) -> MessageView:
             CheckedAttachment(kind=a.kind, url=a.url, name=a.name, mime_type=a.mimeType)
             for a in message.attachments
         ],
-        cost=message.cost,
+        cost=None if message.cost is None else float(message.cost),
         model_count=message.modelCount,
         status=MessageStatus(message.status),
+        error_code=message.errorCode,
+        error=message.error,
     )
 
 
@@ -131,7 +136,7 @@ def session_view(session: ChatSession) -> SessionView:
         title=session.title or UNTITLED,
         message_count=session.messageCount,
         last_message=session.lastMessage,
-        total_cost=session.totalCost,
+        total_cost=float(session.totalCost),
         created_at=session.createdAt,
         updated_at=session.updatedAt,
     )
@@ -152,7 +157,9 @@ def decode_position(kind: str, cursor: str, *, field: str) -> Position:
 
 def _store(info: Info) -> HistoryStore:
     database: Database | None = info.context.services.database
-    if database is None:
+    # Checked before any document is built: until MongoDB has answered once, Beanie
+    # has not initialised the documents and building one would fail as INTERNAL.
+    if database is None or not database.available:
         raise DatabaseUnavailableError("the database is unavailable")
     return HistoryStore(database)
 
@@ -221,25 +228,31 @@ async def save_message(
         raise BadUserInput(
             "the message and its attachments are too large to store", field="input.attachments"
         )
+    cost = check_cost(input.cost, "input.cost")
+    model = check_optional_text(input.model, "input.model", MAX_MODEL_CHARS, strip=True)
+    timestamp = check_timestamp(input.timestamp, "input.timestamp", now=now)
+    model_count = check_int_range(input.model_count, "input.modelCount", 0, MAX_MODEL_COUNT)
+    store = _store(info)
     message = ChatMessage(
         userId=user_id,
         sessionId=session_id,
         content=content,
         isUser=input.is_user,
         role=ChatRole.USER.value if input.is_user else ChatRole.ASSISTANT.value,
-        model=check_optional_text(input.model, "input.model", MAX_MODEL_CHARS, strip=True),
-        timestamp=check_timestamp(input.timestamp, "input.timestamp", now=now),
+        model=model,
+        timestamp=timestamp,
         attachments=[
             StoredAttachment(kind=a.kind, url=a.url, name=a.name, mimeType=a.mime_type)
             for a in attachments
         ],
-        cost=check_cost(input.cost, "input.cost"),
-        modelCount=check_int_range(input.model_count, "input.modelCount", 0, MAX_MODEL_COUNT),
+        # From the shortest repr of the float, so 0.2 is stored as exactly 0.2.
+        cost=None if cost is None else Decimal(repr(cost)),
+        modelCount=model_count,
         status=MessageStatus.COMPLETE.value,
         createdAt=now,
     )
     title = summarize(content, TITLE_CHARS) if input.is_user else ""
-    saved = await _store(info).save(
+    saved = await store.save(
         message, preview=summarize(content, PREVIEW_CHARS), title=title or None
     )
     return message_view(saved)

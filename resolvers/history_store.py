@@ -6,9 +6,20 @@ equality prefix of an index plus at most one range on the next indexed field, so
 in index order: the index serves both the filter and the sort. Every call runs inside
 the database's guard: an unreachable MongoDB raises documents.errors.DatabaseUnavailable.
 
-Saving a message is two writes: the message, then one atomic upsert of its session
-($inc the counters, $max/$min the times, $set the preview, $setOnInsert the rest), so
-concurrent saves never lose an update and listing sessions never reads messages.
+Saving a message counts it into its session with one atomic upsert ($inc the counters,
+exact Decimal128 for money, $max/$min the times, $set the preview, $setOnInsert the
+rest), so concurrent saves never lose an update and listing sessions never reads
+messages. Without multi-document transactions (SecantusDB has none), a save racing a
+delete of the same session must still leave counters that agree with the stored
+messages, or neither. The protocol:
+
+- a session document has an `epoch`, new each time it is created; a delete first marks
+  it `deleting`, then removes the messages of that epoch, then the session itself;
+- a save counts into a session that is not `deleting` (finding one that is, it finishes
+  that delete itself, then creates the session anew), then stores the message with the
+  epoch it was counted in, then checks that this epoch is still live and not being
+  deleted; if it is not, the delete may have run before the message was there, so the
+  save removes its own message: it was counted in a session that is gone with it.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from beanie import Document, SortDirection
@@ -24,18 +36,24 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from documents.database import Database
+from documents.errors import DatabaseUnavailable
 from documents.filters import equal
 from documents.history import ChatMessage, ChatSession
+from documents.money import decimal128
 
 # Two first messages racing on a new session can both try the insert; the loser's
-# retry then finds the session (MongoDB 4.2+ usually retries this itself).
-_UPSERT_ATTEMPTS = 3
+# retry then finds the session (MongoDB 4.2+ usually retries this itself). A save
+# racing deletes of its session retries after finishing each delete.
+_UPSERT_ATTEMPTS = 5
 
 # The history page reads time windows of the session, newest first, until one holds
 # the page: SecantusDB reads every document its index range yields before applying a
 # limit, so a range must be narrow to be cheap (MongoDB would stop at the limit anyway).
 _MIN_WINDOW = timedelta(seconds=1)
 _WINDOW_GROWTH = 4
+
+# Not `equal(deleting=False)`: a session stored by an older version has no such field.
+_NOT_DELETING: dict[str, Any] = {"deleting": {"$ne": True}}
 
 T = TypeVar("T")
 D = TypeVar("D", bound=Document)
@@ -93,16 +111,25 @@ class HistoryStore:
     def __init__(self, database: Database) -> None:
         self._database = database
 
-    async def save(self, message: ChatMessage, *, preview: str, title: str | None) -> ChatMessage:
-        """Store `message` and fold it into its session (created on first use).
+    async def save(
+        self, message: ChatMessage, *, preview: str | None, title: str | None
+    ) -> ChatMessage:
+        """Store `message` and count it into its session (created on first use).
 
-        `title` names a new or still untitled session; `preview` becomes lastMessage.
+        `title` names a new or still untitled session; `preview` becomes lastMessage
+        (None keeps the one there, e.g. for a failed answer with no text).
         """
         owned = _owned(message.userId, message.sessionId)
         async with self._database.guard():
+            session = await self._count_into_session(owned, message, preview=preview, title=title)
+            epoch = session.get("epoch")
+            message.sessionEpoch = epoch
             await message.insert()
-            session = await self._fold_into_session(owned, message, preview=preview, title=title)
-            if title is not None and (session is None or session.get("title") is None):
+            if not await self._is_live(owned, epoch):
+                # Deleted meanwhile, maybe before this message was stored: it goes too.
+                await ChatMessage.get_pymongo_collection().delete_one(equal(_id=message.id))
+                return message
+            if title is not None and session.get("title") is None:
                 # Only the first user message of a session started by another role
                 # gets here; `title: None` keeps a title set meanwhile (rename, race).
                 await ChatSession.get_pymongo_collection().update_one(
@@ -111,32 +138,64 @@ class HistoryStore:
                 )
         return message
 
-    async def _fold_into_session(
-        self, owned: dict[str, Any], message: ChatMessage, *, preview: str, title: str | None
-    ) -> Mapping[str, Any] | None:
-        update = {
-            "$inc": {"messageCount": 1, "totalCost": message.cost or 0.0},
-            "$set": {"lastMessage": preview},
-            # Times are the messages' own, so the order of concurrent saves does not matter.
-            "$max": {"updatedAt": message.timestamp},
-            "$min": {"createdAt": message.timestamp},
-            "$setOnInsert": {"title": title},
-        }
+    async def _count_into_session(
+        self, owned: dict[str, Any], message: ChatMessage, *, preview: str | None, title: str | None
+    ) -> Mapping[str, Any]:
+        """Count `message` into its live session, created if there is none; the session
+        as it was before (its epoch and title).
+
+        Read, then update that epoch only, rather than one upsert: SecantusDB's
+        find_one_and_update can answer None for an upsert it did apply when others race
+        it, which would leave the epoch counted in unknown.
+        """
+        cost = decimal128(message.cost or Decimal(0))
         collection = ChatSession.get_pymongo_collection()
-        for attempt in range(_UPSERT_ATTEMPTS):
-            try:
-                session: Mapping[str, Any] | None = await collection.find_one_and_update(
-                    owned,
-                    update,
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
-            except DuplicateKeyError:
-                if attempt + 1 == _UPSERT_ATTEMPTS:
-                    raise
-            else:
-                return session
-        raise AssertionError("unreachable")  # pragma: no cover
+        for _ in range(_UPSERT_ATTEMPTS):
+            current: Mapping[str, Any] | None = await collection.find_one(owned)
+            if current is None:
+                new = owned | {
+                    "title": title,
+                    "messageCount": 1,
+                    "lastMessage": preview,
+                    "totalCost": cost,
+                    "epoch": ObjectId(),
+                    "createdAt": message.timestamp,
+                    "updatedAt": message.timestamp,
+                }
+                try:
+                    await collection.insert_one(new)
+                except DuplicateKeyError:
+                    continue  # another first save won: count into its session
+                return new
+            if current.get("deleting"):
+                # Its delete is under way: finish it, then start the session anew.
+                await self._finish_delete(owned, current.get("epoch"))
+                continue
+            update: dict[str, Any] = {
+                "$inc": {"messageCount": 1, "totalCost": cost},
+                # Times are the messages' own: the order of concurrent saves does not matter.
+                "$max": {"updatedAt": message.timestamp},
+                "$min": {"createdAt": message.timestamp},
+            }
+            if preview is not None:
+                update["$set"] = {"lastMessage": preview}
+            live = owned | equal(epoch=current.get("epoch")) | _NOT_DELETING
+            if (await collection.update_one(live, update)).matched_count == 1:
+                return current
+        # Deleted under it at every attempt: retryable, as a busy database is.
+        raise DatabaseUnavailable("the session kept being deleted meanwhile; try again")
+
+    async def _is_live(self, owned: dict[str, Any], epoch: ObjectId | None) -> bool:
+        live = owned | equal(epoch=epoch) | _NOT_DELETING
+        return await ChatSession.get_pymongo_collection().find_one(live, {"_id": 1}) is not None
+
+    async def _finish_delete(self, owned: dict[str, Any], epoch: ObjectId | None) -> None:
+        """The messages counted in `epoch`, then its (deleting) session. Only that
+        epoch: a session created anew meanwhile keeps its own messages."""
+        await ChatMessage.get_pymongo_collection().delete_many(owned | equal(sessionEpoch=epoch))
+        await ChatSession.get_pymongo_collection().delete_one(
+            owned | equal(epoch=epoch, deleting=True)
+        )
 
     async def session(self, user_id: str, session_id: str) -> ChatSession | None:
         async with self._database.guard():
@@ -205,16 +264,21 @@ class HistoryStore:
     async def delete_session(self, user_id: str, session_id: str) -> bool:
         """Remove the session and its messages; False when the user has no such session.
 
-        Messages go first: if the connection drops half way the session is still
-        listed, so deleting it again finishes the job instead of leaving orphans.
+        Marked first, so no save counts into it any more; then its messages, then the
+        session: if the connection drops half way the session is still listed, and
+        deleting it again (or the next save to it) finishes the job.
         """
         owned = _owned(user_id, session_id)
         async with self._database.guard():
-            if await ChatSession.find_one(owned) is None:
+            marked: (
+                Mapping[str, Any] | None
+            ) = await ChatSession.get_pymongo_collection().find_one_and_update(
+                owned, {"$set": {"deleting": True}}, return_document=ReturnDocument.AFTER
+            )
+            if marked is None:
                 return False
-            await ChatMessage.get_pymongo_collection().delete_many(owned)
-            result = await ChatSession.get_pymongo_collection().delete_one(owned)
-        return result.deleted_count == 1
+            await self._finish_delete(owned, marked.get("epoch"))
+        return True
 
     async def rename_session(self, user_id: str, session_id: str, title: str) -> ChatSession | None:
         async with self._database.guard():

@@ -25,21 +25,20 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Context, Decimal
+from decimal import Decimal
 from typing import Any, get_args
 
-from bson import Decimal128, ObjectId
+from bson import ObjectId
 from pymongo.errors import BulkWriteError
 
 from documents.database import Database
 from documents.errors import DatabaseUnavailable
+from documents.money import decimal128
 from documents.usage import UsageRecord, UsageStatus
 
 log = logging.getLogger(__name__)
 
 _DUPLICATE_KEY = 11000
-# Decimal128 holds 34 significant digits; a longer cost is rounded rather than refused.
-_DECIMAL128_DIGITS = Context(prec=34)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +89,7 @@ def _document(id: ObjectId, entry: UsageEntry) -> dict[str, Any]:
         "completionTokens": entry.completion_tokens,
         "totalTokens": entry.total_tokens,
         "estimated": entry.estimated,
-        "cost": Decimal128(_DECIMAL128_DIGITS.create_decimal(entry.cost)),
+        "cost": decimal128(entry.cost),
         "costKnown": entry.cost_known,
         "latencyMs": entry.latency_ms,
         "timeToFirstTokenMs": entry.time_to_first_token_ms,

@@ -31,6 +31,12 @@ class ChatMessage:
     cost: float | None
     model_count: int | None
     status: MessageStatus
+    error_code: str | None = strawberry.field(
+        description="For a FAILED answer: its error code, e.g. PROVIDER_UNAVAILABLE."
+    )
+    error: str | None = strawberry.field(
+        description="For a FAILED answer: what went wrong (secrets redacted)."
+    )
 
 
 @strawberry.type
