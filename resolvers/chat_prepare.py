@@ -70,7 +70,7 @@ class PreparedChat:
 async def prepare_chat(context: Context, input: ChatInputLike) -> PreparedChat:
     settings = context.services.settings
     conversation = check_conversation(input.messages, input.options, input.session_id, settings)
-    view = await context.services.catalog.view()
+    view = await context.services.catalog_view()
     models = resolve_models(view, input.model, input.fallbacks)
     _check_models(conversation, models)
     return PreparedChat(conversation=conversation, models=models)
@@ -84,7 +84,7 @@ async def prepare_compare(context: Context, input: CompareInputLike) -> Prepared
     if len(models) > settings.max_compare:
         raise BadUserInput(f"at most {settings.max_compare} models at once", field="input.models")
     conversation = check_conversation(input.messages, input.options, input.session_id, settings)
-    view = await context.services.catalog.view()
+    view = await context.services.catalog_view()
     resolved = [resolve_model(view, m, f"input.models[{i}]") for i, m in enumerate(models)]
     if len({m.id for m in resolved}) != len(resolved):
         raise BadUserInput("each model may be named once", field="input.models")

@@ -19,11 +19,12 @@ from documents.database import Database
 from providers.chat import ChatProvider
 from providers.redaction import Redactor
 from resolvers.background import BackgroundTasks
-from resolvers.catalog import Catalog
+from resolvers.catalog import Catalog, CatalogView
 from resolvers.errors import Forbidden, GatewayError, Unauthenticated
 from resolvers.identity.authenticator import Authenticator
 from resolvers.identity.identity import Identity
 from resolvers.identity.key_store import ApiKeyStore
+from resolvers.metrics import Metrics
 from resolvers.rate_limiter import RateLimiter
 from resolvers.usage_recorder import UsageRecorder
 
@@ -56,6 +57,16 @@ class Services:
     database_process: DatabaseProcess | None = None
     # Takes every configured secret out of what reaches clients and logs.
     redactor: Redactor = field(default_factory=Redactor)
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def __post_init__(self) -> None:
+        self.metrics.watch(self)
+
+    async def catalog_view(self) -> CatalogView:
+        """The catalog for one read, counted as a cache hit or miss."""
+        view = await self.catalog.view()
+        self.metrics.catalog_read(cached=view.cached)
+        return view
 
 
 @dataclass

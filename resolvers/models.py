@@ -127,7 +127,7 @@ async def models(
     first: int | None = DEFAULT_PAGE,
     after: str | None = None,
 ) -> ModelPage:
-    view = await info.context.services.catalog.view()
+    view = await info.context.services.catalog_view()
     criteria = _criteria(filter)
     selected = view.all if criteria is None else [m for m in view.all if criteria.matches(m)]
     return paginate_models(selected, first=first, after=after)
@@ -136,14 +136,15 @@ async def models(
 async def model(info: Info, id: strawberry.ID) -> ModelInfo | None:
     if len(id) > 400:
         raise BadUserInput("id is too long", field="id")
-    view = await info.context.services.catalog.view()
+    view = await info.context.services.catalog_view()
     return view.index.get(str(id).strip())
 
 
 async def model_catalog(info: Info) -> CatalogView:
-    return await info.context.services.catalog.view()
+    return await info.context.services.catalog_view()
 
 
 async def refresh_models(info: Info) -> CatalogView:
     info.context.require_admin()
+    info.context.services.metrics.catalog_refreshes.inc()
     return await info.context.services.catalog.refresh()
