@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from resolvers.operation_facts import current_operation
 from resolvers.provider_health import ChatOutcomes, provider_states
+from resolvers.rate_limiter import Scope
 
 if TYPE_CHECKING:
     from resolvers.chat_run import RunResult
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 CATALOG_STATUSES = ("ok", "stale", "loading", "error", "pending")
 MAX_OPERATION_NAMES = 100
+RATE_LIMIT_SCOPES = get_args(Scope)
 OTHER = "other"
 ANONYMOUS = "anonymous"
 _SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -120,6 +122,8 @@ class Metrics:
             ["scope"],
             registry=r,
         )
+        for scope in RATE_LIMIT_SCOPES:
+            self.rate_limited.labels(scope)  # every scope is served from the start, at 0
         self.websockets = Gauge(
             "aipasta_websockets_open", "Websocket connections open now.", registry=r
         )
@@ -219,12 +223,11 @@ class _StateCollector(Collector):
         )
         yield _gauge("aipasta_database_up", "1 when MongoDB is connected.", int(database_up))
         process = services.database_process
-        if process is not None:
-            yield _counter(
-                "aipasta_embedded_database_restarts",
-                "Times the embedded database's process was started again.",
-                process.restarts,
-            )
+        yield _counter(
+            "aipasta_embedded_database_restarts",
+            "Times the embedded database's process was started again (0 without one).",
+            process.restarts if process is not None else 0,
+        )
         yield _gauge(
             "aipasta_usage_records_pending", "Usage records waiting to be written.", usage.pending
         )

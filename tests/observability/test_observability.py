@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -225,3 +227,29 @@ async def test_health_lists_a_provider_whose_catalog_failed_as_error(
     assert providers["huggingface"]["lastError"]
     assert providers["openrouter"]["state"] == "ok"
     assert body["status"] == "ok"
+
+
+DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana-dashboard.json"
+_SERIES = re.compile(r"\baipasta_[a-z0-9_]+")
+
+
+async def test_every_series_the_dashboard_queries_is_served(
+    sse: SSEUpstream, stream_app: StreamApp, catalog_upstream: FakeUpstream
+) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in _SERIES.findall(target["expr"])
+    }
+    sse.default(MISTRAL_UPSTREAM, answer("Hi", cost=0.01))
+    sse.script(MISTRAL_UPSTREAM, http_error(500, "down"), http_error(500, "down"))
+    app = await stream_app()
+    await app.graphql(CHAT, chat())  # fails: a provider failure
+    await app.graphql(CHAT, chat())  # answers: tokens, cost, latencies
+    await app.graphql("mutation { refreshModels { cached } }")
+    await app.get("/health")
+    _, text = await metrics_text(app)
+    served = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] != "#"}
+    assert queried and queried <= served, sorted(queried - served)
