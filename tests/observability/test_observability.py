@@ -20,6 +20,7 @@ from tests.streaming.conftest import (
     GraphQLWebSocket,
     StreamApp,
     user_says,
+    wait_until,
 )
 from tests.streaming.sse_upstream import SSEUpstream, answer, http_error
 from tests.support.server import RunningApp, StartApp
@@ -66,6 +67,7 @@ async def test_metrics_count_chats_streams_and_errors_with_bounded_labels(
     assert "errors" not in await app.graphql(CHAT, chat())
     ws = await GraphQLWebSocket.open(app)
     try:
+        assert samples((await metrics_text(app))[1])["aipasta_websockets_open"] == 1
         outcome = await ws.run(CHAT_STREAM, chat())
         assert outcome.events[-1]["__typename"] == "ChatCompleted"
     finally:
@@ -93,7 +95,11 @@ async def test_metrics_count_chats_streams_and_errors_with_bounded_labels(
     assert "q" * 80 not in text
     assert "made-up/client-string" not in text
     assert values[series("aipasta_catalog_lookups_total", result="hit")] >= 1
-    assert values["aipasta_websockets_open"] == 0
+
+    async def closed() -> bool:
+        return samples((await metrics_text(app))[1])["aipasta_websockets_open"] == 0
+
+    assert await wait_until(closed)  # the server sees the socket closed soon after
 
 
 async def test_a_failed_run_counts_a_provider_failure_by_status(
