@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import os
 import sys
@@ -11,9 +12,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypedDict
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from aipasta import __version__
@@ -29,6 +31,7 @@ from documents.errors import DatabaseUnavailable
 from resolvers.catalog import Catalog, Clock, utc_now
 from resolvers.catalog_store import CatalogStore
 from resolvers.context import Services
+from resolvers.errors import ErrorCode
 from resolvers.health import health_report
 from resolvers.history_backlog import HistoryBacklog
 from resolvers.identity.authenticator import Authenticator
@@ -46,6 +49,14 @@ MODELS_ROUND_ATTEMPTS = 3
 
 class State(TypedDict):
     services: Services
+
+
+def bearer_matches(request: Request, token: str) -> bool:
+    """`Authorization: Bearer <token>`, compared in constant time."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
 
 
 def stderr_is_terminal() -> bool:
@@ -187,10 +198,26 @@ def create_app(
         report = await health_report(request.state.services)
         return JSONResponse(report.as_json(), headers={"Cache-Control": "no-store"})
 
-    async def metrics_endpoint(request: Request) -> PlainTextResponse:
-        return PlainTextResponse(
+    metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+
+    async def metrics_endpoint(request: Request) -> Response:
+        if metrics_token is not None and not bearer_matches(request, metrics_token):
+            return JSONResponse(
+                {
+                    "data": None,
+                    "errors": [
+                        {
+                            "message": "send `Authorization: Bearer <AIPASTA_METRICS_TOKEN>`",
+                            "extensions": {"code": ErrorCode.UNAUTHENTICATED.value},
+                        }
+                    ],
+                },
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer", "Cache-Control": "no-store"},
+            )
+        return Response(
             render_metrics(request.state.services),
-            media_type="text/plain; version=0.0.4",
+            media_type=CONTENT_TYPE_LATEST,
             headers={"Cache-Control": "no-store"},
         )
 

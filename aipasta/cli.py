@@ -71,7 +71,7 @@ def _serve(settings: Settings) -> int:
     import uvicorn
 
     from aipasta.app import create_app
-    from aipasta.logs import configure_logging
+    from aipasta.logs import configure_logging, uvicorn_log_config
     from resolvers.rate_limit_store import StoreConfigError, open_storage
 
     try:
@@ -80,12 +80,14 @@ def _serve(settings: Settings) -> int:
     except StoreConfigError as exc:
         print(f"aipasta: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.value.lower(),
+        # One format per process: uvicorn's logs go through the root logger's formatter.
+        log_config=uvicorn_log_config(settings.log_level),
         lifespan="on",
         proxy_headers=False,
         server_header=False,
@@ -120,6 +122,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from aipasta.logs import configure_logging
 
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, settings.log_format)
         return asyncio.run(keys_command.run(settings, args))
     return _serve(settings)

@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aipasta.client_ip import client_ip
 from aipasta.hosts import HostGuard
+from aipasta.observe import Observe
 from aipasta.request_ids import REQUEST_ID_HEADER, request_id
 from aipasta.settings import Settings
 from resolvers.admission import Admission, admit
@@ -54,6 +55,7 @@ def edge_middleware(settings: Settings) -> list[Middleware]:
     anything; CORS also answers preflights and marks the edge's own 413/429 answers, so
     a browser can read them."""
     return [
+        Middleware(Observe, trusted_proxies=settings.trusted_proxy_networks),
         Middleware(HostGuard, allowed_hosts=settings.trusted_hosts),
         Middleware(
             CORSMiddleware,

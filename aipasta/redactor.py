@@ -38,6 +38,7 @@ def build_redactor(settings: Settings) -> Redactor:
         _revealed(settings.huggingface_api_key),
         _revealed(settings.jwt_secret),
         _revealed(settings.nextauth_secret),
+        _revealed(settings.metrics_token),
         *(_revealed(settings.provider_key(extra)) for extra in settings.providers),
     ]
     uri = _revealed(settings.mongodb_uri)

@@ -60,6 +60,11 @@ class FailMode(StrEnum):
     CLOSED = "closed"
 
 
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
 class LogLevel(StrEnum):
     DEBUG = "DEBUG"
     INFO = "INFO"
@@ -149,6 +154,22 @@ class Settings(BaseSettings):
     )
     log_level: LogLevel = Field(
         default=LogLevel.INFO, validation_alias=AliasChoices("AIPASTA_LOG_LEVEL")
+    )
+    log_format: LogFormat = Field(
+        default=LogFormat.TEXT,
+        validation_alias=AliasChoices("AIPASTA_LOG_FORMAT"),
+        description="text (one line per record) or json (one JSON object per line), "
+        "for the server's and uvicorn's logs alike.",
+    )
+    log_content: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("AIPASTA_LOG_CONTENT"),
+        description="Also log each operation's variables (message contents): debugging only.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AIPASTA_METRICS_TOKEN"),
+        description="When set, GET /metrics needs `Authorization: Bearer <token>`.",
     )
 
     # Catalog cache.

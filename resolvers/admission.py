@@ -37,6 +37,7 @@ async def admit(
     limiter = services.rate_limiter
     flood = await limiter.flood(client_ip=client_ip)
     if not flood.allowed:
+        services.metrics.rate_limited.labels(flood.scope).inc()
         return Admission(flood, None)
     signed_in = await sign_in()
     identity = signed_in.identity
@@ -44,4 +45,6 @@ async def admit(
     decision = await limiter.check(
         client_ip=client_ip, user_id=identity.user_id if identity and signed_in_user else None
     )
+    if not decision.allowed:
+        services.metrics.rate_limited.labels(decision.scope).inc()
     return Admission(decision, signed_in)

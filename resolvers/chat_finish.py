@@ -106,6 +106,7 @@ class ExchangeWriter:
         self._services.background.spawn(self.finish(result), name=f"finish-{result.id}")
 
     def _record(self, result: RunResult) -> None:
+        self._services.metrics.run_done(result)
         self._services.usage.record(
             UsageEntry(
                 user_id=self._user_id,

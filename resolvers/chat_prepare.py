@@ -70,9 +70,11 @@ class PreparedChat:
 async def prepare_chat(context: Context, input: ChatInputLike) -> PreparedChat:
     settings = context.services.settings
     conversation = check_conversation(input.messages, input.options, input.session_id, settings)
-    catalog = context.services.catalog
+    services = context.services
     # A model of a provider whose list is in never waits for another provider's.
-    view = await catalog.view(catalog.providers_named([input.model, *(input.fallbacks or ())]))
+    view = await services.catalog_view(
+        services.catalog.providers_named([input.model, *(input.fallbacks or ())])
+    )
     models = resolve_models(view, input.model, input.fallbacks)
     _check_models(conversation, models)
     return PreparedChat(conversation=conversation, models=models)
@@ -86,8 +88,8 @@ async def prepare_compare(context: Context, input: CompareInputLike) -> Prepared
     if len(models) > settings.max_compare:
         raise BadUserInput(f"at most {settings.max_compare} models at once", field="input.models")
     conversation = check_conversation(input.messages, input.options, input.session_id, settings)
-    catalog = context.services.catalog
-    view = await catalog.view(catalog.providers_named(models))
+    services = context.services
+    view = await services.catalog_view(services.catalog.providers_named(models))
     resolved = [resolve_model(view, m, f"input.models[{i}]") for i, m in enumerate(models)]
     if len({m.id for m in resolved}) != len(resolved):
         raise BadUserInput("each model may be named once", field="input.models")

@@ -11,7 +11,6 @@ generated is recorded and saved (PARTIAL) in the background.
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Annotated
 
@@ -30,6 +29,7 @@ from resolvers.chat_run import log_failed_run
 from resolvers.chat_views import CompletedEvent, DeltaEvent, FailedEvent, terminal_event
 from resolvers.coalesce import coalesce
 from resolvers.context import Context, Info
+from resolvers.operation_facts import own_request_id
 
 if TYPE_CHECKING:
     from schema.inputs import ChatInput, CompareInput
@@ -43,7 +43,7 @@ def _operation_id(context: Context) -> str:
     """The request id for one subscription's usage records. A websocket's context (and
     its request id) is shared by every subscription on that connection, so each
     subscription gets its own id."""
-    return uuid.uuid4().hex if isinstance(context.request, WebSocket) else context.request_id
+    return own_request_id() if isinstance(context.request, WebSocket) else context.request_id
 
 
 async def _model_events(

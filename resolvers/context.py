@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,12 +19,13 @@ from documents.database import Database
 from providers.chat import ChatProvider
 from providers.redaction import Redactor
 from resolvers.background import BackgroundTasks
-from resolvers.catalog import Catalog
+from resolvers.catalog import Catalog, CatalogView
 from resolvers.errors import Forbidden, GatewayError, Unauthenticated
 from resolvers.history_backlog import HistoryBacklog
 from resolvers.identity.authenticator import Authenticator
 from resolvers.identity.identity import Identity
 from resolvers.identity.key_store import ApiKeyStore
+from resolvers.metrics import Metrics
 from resolvers.rate_limiter import RateLimiter
 from resolvers.usage_recorder import UsageRecorder
 
@@ -58,6 +59,17 @@ class Services:
     database_process: DatabaseProcess | None = None
     # Takes every configured secret out of what reaches clients and logs.
     redactor: Redactor = field(default_factory=Redactor)
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def __post_init__(self) -> None:
+        self.metrics.watch(self)
+
+    async def catalog_view(self, providers: Collection[str] | None = None) -> CatalogView:
+        """The catalog for one read (waiting on a cold start only for `providers`, all by
+        default), counted as a cache hit or miss."""
+        view = await self.catalog.view(providers)
+        self.metrics.catalog_read(cached=view.cached)
+        return view
 
 
 @dataclass

@@ -22,7 +22,7 @@ from enum import Enum
 from typing import Any
 
 from documents.errors import DatabaseTimeout, DatabaseUnavailable
-from providers.errors import ProviderError
+from providers.errors import ProviderAuthError, ProviderError
 
 
 class ErrorCode(Enum):
@@ -138,6 +138,9 @@ class UpstreamFailure(GatewayError):
         self.retryable = error.retryable
         self.retry_after = error.retry_after
         self.provider = error.provider
+        # For metrics and health: the upstream's HTTP status, and whether it refused our key.
+        self.status = error.status
+        self.key_refused = isinstance(error, ProviderAuthError)
 
 
 def to_gateway_error(exc: BaseException) -> GatewayError | None:

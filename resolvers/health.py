@@ -6,8 +6,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from resolvers.catalog import ProviderStatus
 from resolvers.context import Info, Services
+from resolvers.provider_health import ProviderHealth, provider_states
 
 CONNECTED = "connected"
 DISCONNECTED = "disconnected"
@@ -39,19 +39,27 @@ class HealthReport:
     version: str
     uptime_seconds: float
     embedded_database: dict[str, Any] | None = None
-    # Each provider's model list: ok, stale, loading or error.
-    catalog: tuple[ProviderStatus, ...] = ()
+    providers: tuple[ProviderHealth, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         report: dict[str, Any] = {
             "status": self.status,
             "services": self._services_json(),
-            "catalog": {p.provider: p.status for p in self.catalog},
             "version": self.version,
             "uptimeSeconds": round(self.uptime_seconds, 3),
         }
         if self.embedded_database is not None:
             report["embeddedDatabase"] = self.embedded_database
+        report["providers"] = [
+            {
+                "name": p.name,
+                "state": p.state,
+                "configured": p.configured,
+                "modelCount": p.model_count,
+                "lastError": p.last_error,
+            }
+            for p in self.providers
+        ]
         return report
 
     def _services_json(self) -> dict[str, str]:
@@ -100,8 +108,19 @@ def _embedded_database(services: Services) -> dict[str, Any] | None:
     }
 
 
+async def _ping(services: Services) -> bool:
+    if services.database is None:
+        return False
+    started = time.monotonic()
+    up = await services.database.ping()
+    services.metrics.database_pinged(time.monotonic() - started)
+    return up
+
+
 async def health_report(services: Services) -> HealthReport:
-    database_up = services.database is not None and await services.database.ping()
+    """`ok` when the database is connected, the limiter's store answers and at least one
+    provider can serve chat (resolvers.provider_health); `degraded` otherwise."""
+    database_up = await _ping(services)
     report = HealthServices(
         database=_database_state(services, database_up),
         openrouter=_configured(services, "openrouter"),
@@ -109,7 +128,8 @@ async def health_report(services: Services) -> HealthReport:
         simulator=_configured(services, "simulator"),
         rate_limit_store=await _rate_limit_store(services),
     )
-    any_provider = CONFIGURED in (report.openrouter, report.huggingface, report.simulator)
+    providers = tuple(provider_states(services))
+    any_provider = any(p.can_serve for p in providers)
     store_up = report.rate_limit_store != DISCONNECTED
     return HealthReport(
         status="ok" if database_up and any_provider and store_up else "degraded",
@@ -117,7 +137,7 @@ async def health_report(services: Services) -> HealthReport:
         version=services.version,
         uptime_seconds=time.monotonic() - services.started_at,
         embedded_database=_embedded_database(services),
-        catalog=tuple(services.catalog.snapshot().providers),
+        providers=providers,
     )
 
 

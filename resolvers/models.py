@@ -128,10 +128,9 @@ async def models(
     after: str | None = None,
 ) -> ModelPage:
     criteria = _criteria(filter)
-    catalog = info.context.services.catalog
     # A filter on one provider waits (on a cold start) for that provider's list only.
     only = None if criteria is None or criteria.provider is None else {criteria.provider}
-    view = await catalog.view(only)
+    view = await info.context.services.catalog_view(only)
     selected = view.all if criteria is None else [m for m in view.all if criteria.matches(m)]
     return paginate_models(selected, first=first, after=after)
 
@@ -139,15 +138,16 @@ async def models(
 async def model(info: Info, id: strawberry.ID) -> ModelInfo | None:
     if len(id) > 400:
         raise BadUserInput("id is too long", field="id")
-    catalog = info.context.services.catalog
-    view = await catalog.view(catalog.providers_named([str(id)]))
+    services = info.context.services
+    view = await services.catalog_view(services.catalog.providers_named([str(id)]))
     return view.index.get(str(id).strip())
 
 
 async def model_catalog(info: Info) -> CatalogView:
-    return await info.context.services.catalog.view()
+    return await info.context.services.catalog_view()
 
 
 async def refresh_models(info: Info) -> CatalogView:
     info.context.require_admin()
+    info.context.services.metrics.catalog_refreshes.inc()
     return await info.context.services.catalog.refresh()

@@ -121,6 +121,7 @@ class UsageRecorder:
         self._dropped = 0
         self._dropped_unreported = 0
         self._rejected = 0
+        self._written = 0
         self._failing = False
         # One flush at a time, so a record is never in two batches.
         self._lock = asyncio.Lock()
@@ -137,6 +138,11 @@ class UsageRecorder:
     def dropped(self) -> int:
         """Records given up without being written (buffer full, or no database)."""
         return self._dropped
+
+    @property
+    def written(self) -> int:
+        """Records written to MongoDB (a retried batch's duplicates included once)."""
+        return self._written
 
     @property
     def rejected(self) -> int:
@@ -176,7 +182,9 @@ class UsageRecorder:
             while self._buffer:
                 batch = self._take()
                 try:
-                    stored += await self._write(database, batch)
+                    written = await self._write(database, batch)
+                    stored += written
+                    self._written += written
                 except DatabaseUnavailable:
                     self._put_back(batch)
                     self._failing = True

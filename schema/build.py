@@ -10,11 +10,13 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from aipasta.settings import Settings
+from resolvers.operation_facts import operation_request_id
 from schema.admin import AdminMutation, AdminQuery
 from schema.errors import PublicErrors, log_error
 from schema.guards import ExtensionFactory, guard_extensions
 from schema.limits import DEFAULT_LIST_WEIGHT, QueryCost
 from schema.mutation import Mutation
+from schema.operation_log import OperationLog
 from schema.query import Query
 from schema.query_cache import CachedParse, CachedValidation
 from schema.subscription import Subscription
@@ -26,7 +28,7 @@ class GatewaySchema(strawberry.Schema):
     ) -> None:
         """Strawberry calls this once per error, before PublicErrors rewrites it."""
         context = execution_context.context if execution_context else None
-        request_id = getattr(context, "request_id", None)
+        request_id = operation_request_id(getattr(context, "request_id", None))
         for error in errors:
             log_error(error, request_id)
 
@@ -37,7 +39,9 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     if settings is None:
         settings = Settings.model_construct()
     # PublicErrors first: on the way out it runs last, after every guard has reported.
+    # OperationLog outermost: it sees the operation's whole time, and errors made public.
     extensions: list[ExtensionFactory] = [
+        OperationLog,
         functools.partial(PublicErrors, hide_suggestions=not settings.suggestions_enabled),
         *guard_extensions(settings),
         # Parsing and validating the same query text again is wasted work on every

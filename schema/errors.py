@@ -32,6 +32,7 @@ from strawberry.types.execution import ExecutionResult, StreamExecutionResult
 
 from providers.redaction import Redactor
 from resolvers.errors import ErrorCode, log_level, to_gateway_error
+from resolvers.operation_facts import operation_request_id
 
 log = logging.getLogger("aipasta.errors")
 
@@ -128,7 +129,7 @@ class PublicErrors(SchemaExtension):
         services = getattr(context, "services", None)
         return public_error(
             error,
-            getattr(context, "request_id", None),
+            operation_request_id(getattr(context, "request_id", None)),
             hide_suggestions=self.hide_suggestions,
             redactor=getattr(services, "redactor", None),
         )

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import strawberry
 
-from schema.catalog import ProviderCatalogStatus
-
 
 @strawberry.type
 class HealthServices:
@@ -22,11 +20,23 @@ class HealthServices:
 
 
 @strawberry.type
+class HealthProvider:
+    name: str
+    state: str = strawberry.field(
+        description="ok, stale (the last good list), loading, error (no list: the fetch "
+        "failed) or key_rejected (its last chat answer refused the server's key)"
+    )
+    configured: bool = strawberry.field(description="it has a key and a chat client")
+    model_count: int
+    last_error: str | None
+
+
+@strawberry.type
 class Health:
     status: str = strawberry.field(description="ok, degraded or down")
     services: HealthServices
     version: str
     uptime_seconds: float
-    catalog: list[ProviderCatalogStatus] = strawberry.field(
-        description="Each provider's model list (as in modelCatalog.providers)."
+    providers: list[HealthProvider] = strawberry.field(
+        description="Every provider, the AIPASTA_PROVIDERS ones included"
     )

@@ -95,7 +95,7 @@ async def test_syntax_and_validation_errors_keep_their_message(
 
 
 class ExplodingCatalog:
-    async def view(self) -> None:
+    async def view(self, providers: object = None) -> None:
         raise RuntimeError("secret internals: mongodb://user:pw@host")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tests.api.test_metrics import samples
 from tests.faults.conftest import (
     CHAT,
     MISTRAL_UPSTREAM,
@@ -58,6 +59,10 @@ async def test_database_unreachable_at_start_answers_unavailable_and_keeps_every
         assert "".join(d["content"] for d in outcome.deltas) == "Still here"
         backlog = app.services.history_backlog
         assert backlog.pending == 2
+        # Operators see them waiting.
+        async with app.http.get(f"{app.base_url}/metrics") as response:
+            metrics = await response.text()
+        assert samples(metrics)["aipasta_history_writes_pending"] == 2
 
         await dedicated_mongo.start()
         await until_connected(app)

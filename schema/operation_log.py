@@ -1,0 +1,101 @@
+"""One structured log line and the metrics for every GraphQL operation.
+
+The line (logger `aipasta.operations`, INFO) carries the request id (a websocket
+operation's own), the operation's type and name, a hash of the user id, its status and
+error code, its duration and, for a chat, the model, tokens and cost. Never the query's
+text, its variables or any message content, unless AIPASTA_LOG_CONTENT=true adds the
+variables. A subscription's line is written when its stream ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from graphql.error import GraphQLError
+from starlette.websockets import WebSocket
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError
+from strawberry.types.execution import ExecutionResult, StreamExecutionResult
+
+from resolvers.context import Context
+from resolvers.metrics import safe_name
+from resolvers.operation_facts import OperationFacts, begin_operation
+from schema.errors import error_code
+
+log = logging.getLogger("aipasta.operations")
+
+
+def user_hash(user_id: str) -> str:
+    """The user in logs: enough to follow one user's requests, not their id."""
+    return hashlib.sha256(user_id.encode()).hexdigest()[:12]
+
+
+class OperationLog(SchemaExtension):
+    def __init__(self) -> None:
+        self._errors: list[GraphQLError] = []
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context.context
+        if not isinstance(context, Context):
+            yield
+            return
+        started = time.monotonic()
+        # A websocket's context is the connection's: each operation gets its own id.
+        own_id = isinstance(context.request, WebSocket)
+        facts = begin_operation(uuid.uuid4().hex if own_id else context.request_id)
+        yield
+        self._done(context, facts, time.monotonic() - started)
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        self._errors += getattr(result, "errors", None) or []
+        yield
+
+    def _all_errors(self) -> list[GraphQLError]:
+        ctx = self.execution_context
+        result = ctx.result
+        errors = list(ctx.pre_execution_errors or [])
+        if isinstance(result, ExecutionResult):
+            errors += result.errors or []
+        elif result is not None:
+            errors += getattr(result, "errors", None) or []
+        return errors + self._errors
+
+    def _type(self) -> str:
+        try:
+            return self.execution_context.operation_type.value
+        except (CannotGetOperationTypeError, RuntimeError):  # no such operation: nothing ran
+            return "unknown"
+
+    def _done(self, context: Context, facts: OperationFacts, seconds: float) -> None:
+        errors = self._all_errors()
+        code = error_code(errors[0]) if errors else facts.error_code
+        kind, name = self._type(), self.execution_context.operation_name
+        services = context.services
+        services.metrics.operation_done(type=kind, name=name, code=code, seconds=seconds)
+        identity = context.identity
+        fields: dict[str, Any] = {
+            "request_id": facts.request_id,
+            "operation_type": kind,
+            "operation_name": safe_name(name),
+            "user": user_hash(identity.user_id) if identity is not None else None,
+            "status": "ok" if code is None else "error",
+            "error_code": code,
+            "duration_ms": round(seconds * 1000, 1),
+        }
+        if facts.model is not None:
+            fields |= {
+                "model": facts.model,
+                "prompt_tokens": facts.prompt_tokens,
+                "completion_tokens": facts.completion_tokens,
+                "cost": str(facts.cost),
+            }
+        if services.settings.log_content:
+            fields["variables"] = self.execution_context.variables
+        log.info(
+            "%s %s %s", kind, fields["operation_name"], fields["status"], extra={"fields": fields}
+        )
