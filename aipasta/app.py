@@ -24,6 +24,7 @@ from aipasta.edge import edge_middleware
 from aipasta.graphiql import graphiql_routes
 from aipasta.graphql_view import GatewayGraphQL
 from aipasta.redactor import build_redactor, install_log_redaction
+from aipasta.request_ids import request_id
 from aipasta.settings import AuthMode, Settings
 from aipasta.upstreams import builtin_simulator, chat_providers, http_session, model_sources
 from documents.database import Database
@@ -208,7 +209,10 @@ def create_app(
                     "errors": [
                         {
                             "message": "send `Authorization: Bearer <AIPASTA_METRICS_TOKEN>`",
-                            "extensions": {"code": ErrorCode.UNAUTHENTICATED.value},
+                            "extensions": {
+                                "code": ErrorCode.UNAUTHENTICATED.value,
+                                "requestId": request_id(request.scope),
+                            },
                         }
                     ],
                 },

@@ -152,7 +152,7 @@ class EdgeGuard:
             413,
             f"Request body too large: the limit is {limit} bytes",
             {"code": ErrorCode.BAD_USER_INPUT.value, "limit": limit},
-            headers=[(REQUEST_ID_HEADER.lower().encode(), request.encode())],
+            request,
         )
 
 
@@ -221,10 +221,8 @@ async def rate_limited(send: Send, decision: RateDecision, request: str) -> None
         decision.status,
         error.message,
         error.extensions,
-        headers=[
-            (b"retry-after", str(error.retry_after_seconds).encode()),
-            (REQUEST_ID_HEADER.lower().encode(), request.encode()),
-        ],
+        request,
+        headers=[(b"retry-after", str(error.retry_after_seconds).encode())],
     )
 
 
@@ -233,12 +231,17 @@ async def send_error(
     status: int,
     message: str,
     extensions: dict[str, Any],
+    request: str,
     *,
     headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> None:
-    """A GraphQL-shaped error answer, like every other error the API gives."""
+    """A GraphQL-shaped error answer, like every other error the API gives, with the
+    request's id in `extensions` and `X-Request-ID`."""
     body = json.dumps(
-        {"data": None, "errors": [{"message": message, "extensions": extensions}]},
+        {
+            "data": None,
+            "errors": [{"message": message, "extensions": {**extensions, "requestId": request}}],
+        },
         separators=(",", ":"),
     ).encode()
     await send(
@@ -248,6 +251,7 @@ async def send_error(
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                (REQUEST_ID_HEADER.lower().encode(), request.encode()),
                 *headers,
             ],
         }

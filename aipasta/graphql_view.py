@@ -164,7 +164,12 @@ def http_error(exc: HTTPException, request_id: str) -> JSONResponse:
     else:
         code = ErrorCode.INTERNAL
     return JSONResponse(
-        {"data": None, "errors": [{"message": exc.reason, "extensions": {"code": code.value}}]},
+        {
+            "data": None,
+            "errors": [
+                {"message": exc.reason, "extensions": {"code": code.value, "requestId": request_id}}
+            ],
+        },
         status_code=exc.status_code,
         headers={REQUEST_ID_HEADER: request_id},
     )

@@ -74,7 +74,13 @@ class HostGuard:
             {
                 "data": None,
                 "errors": [
-                    {"message": message, "extensions": {"code": ErrorCode.BAD_USER_INPUT.value}}
+                    {
+                        "message": message,
+                        "extensions": {
+                            "code": ErrorCode.BAD_USER_INPUT.value,
+                            "requestId": request,
+                        },
+                    }
                 ],
             },
             status_code=400,

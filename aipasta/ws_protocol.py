@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 
 from graphql import GraphQLFormattedError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -104,10 +105,10 @@ class GatewayTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
             await self.cleanup_operation(operation_id)
         await self.websocket.close(code=CLOSE_FORBIDDEN, reason=str(error))
 
-    async def _credential_holds(self, operation_id: str) -> bool:
+    async def _credential_holds(self, operation_id: str, request: str) -> bool:
         """Check the connection's credential again before a new operation. False when
         the operation must not run: the socket is closing (refused), or the key cannot
-        be checked now (answered with an `error` for this id)."""
+        be checked now (answered with an `error` for this id, under request id `request`)."""
         if self.credential_watch is None:
             return True
         try:
@@ -115,7 +116,7 @@ class GatewayTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
         except DatabaseUnavailable:
             error: GraphQLFormattedError = {
                 "message": "cannot check the API key now",
-                "extensions": {"code": ErrorCode.DATABASE_UNAVAILABLE.value},
+                "extensions": {"code": ErrorCode.DATABASE_UNAVAILABLE.value, "requestId": request},
             }
             await self.send_message({"id": operation_id, "type": "error", "payload": [error]})
             return False
@@ -162,14 +163,22 @@ class GatewayTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         # Strawberry's own answers come first: before the ack 4401, a reused id 4409.
         if self.connection_acknowledged and message["id"] not in self.operations:
+            # A refused operation never runs (nor gets OperationLog's id): its own id here.
+            request = uuid.uuid4().hex
             refusal = self._too_many_open()
             if refusal is None:
-                admitted, refusal = await self._admit(message["id"])
+                admitted, refusal = await self._admit(message["id"], request)
                 if not admitted and refusal is None:
                     return  # closing (credential refused), or already answered
             if refusal is not None:
-                code = refusal.get("extensions", {}).get("code")
-                log.info("request %s: %s on subscribe", self.context.request_id, code)
+                extensions = {**refusal.get("extensions", {}), "requestId": request}
+                log.info(
+                    "request %s: %s on subscribe (connection %s)",
+                    request,
+                    extensions.get("code"),
+                    self.context.request_id,
+                )
+                refusal = {**refusal, "extensions": extensions}
                 await self.send_message(
                     {"id": message["id"], "type": "error", "payload": [refusal]}
                 )
@@ -188,7 +197,9 @@ class GatewayTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
             "extensions": {"code": ErrorCode.RATE_LIMITED.value, "limit": limit, "remaining": 0},
         }
 
-    async def _admit(self, operation_id: str) -> tuple[bool, GraphQLFormattedError | None]:
+    async def _admit(
+        self, operation_id: str, request: str
+    ) -> tuple[bool, GraphQLFormattedError | None]:
         """The rate limits around sign-in, as over HTTP (resolvers.admission), with the
         connection's credential checked again at the sign-in step, after the flood guard.
         (True, None): the operation may run; (False, refusal): answer it; (False, None):
@@ -198,7 +209,7 @@ class GatewayTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
 
         async def signed_in() -> SignIn:
             nonlocal holds
-            holds = await self._credential_holds(operation_id)
+            holds = await self._credential_holds(operation_id, request)
             return SignIn(self.context.identity, self.context.auth_error)
 
         admission = await admit(

@@ -2,7 +2,9 @@
 
 - Syntax and validation errors keep their message (BAD_USER_INPUT).
 - Our typed errors keep their message and code (see resolvers.errors).
-- Anything else is masked as INTERNAL with a request id; the details go to the log.
+- Anything else is masked as INTERNAL; the details go to the log.
+- Every error carries `extensions.requestId`, the id in the response's `X-Request-ID`
+  and in the log lines (a websocket operation's own id).
 - Logging (`log_error`, from the schema's `process_errors`, once per error): one line
   per client error with its code and request id, never the query or its variables; a
   traceback only for INTERNAL. Strawberry's default logs each error at ERROR with the
@@ -55,9 +57,12 @@ def public_error(
 ) -> GraphQLError:
     public = _public_error(error, request_id, hide_suggestions=hide_suggestions)
     message = (redactor or Redactor()).redact(public.message)
-    if message == public.message:
+    extensions = dict(public.extensions or {})
+    if request_id:
+        extensions["requestId"] = request_id
+    if message == public.message and extensions == public.extensions:
         return public
-    return _rebuilt(public, message, dict(public.extensions or {}))
+    return _rebuilt(public, message, extensions)
 
 
 def _public_error(
@@ -73,10 +78,11 @@ def _public_error(
     known = to_gateway_error(original)
     if known is not None:
         return _rebuilt(error, known.message, known.extensions)
-    extensions: dict[str, Any] = {"code": ErrorCode.INTERNAL.value}
-    if request_id:
-        extensions["requestId"] = request_id
-    return _rebuilt(error, f"Internal server error (request id {request_id})", extensions)
+    return _rebuilt(
+        error,
+        f"Internal server error (request id {request_id})",
+        {"code": ErrorCode.INTERNAL.value},
+    )
 
 
 def error_code(error: GraphQLError) -> str:
