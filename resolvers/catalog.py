@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from providers.errors import ProviderError
+from providers.errors import ProviderAuthError, ProviderError
 from providers.model import ModelInfo
 from providers.redaction import Redactor
 from providers.source import ModelSource
@@ -52,6 +52,8 @@ class ProviderState:
     expires_at: datetime | None = None
     error: str | None = None
     failed_at: datetime | None = None
+    # The last fetch was refused with 401/403: the server's key (health's key_rejected).
+    key_refused: bool = False
 
     @property
     def has_list(self) -> bool:
@@ -74,6 +76,7 @@ class ProviderStatus:
     model_count: int
     fetched_at: datetime | None
     error: str | None
+    key_refused: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,7 @@ class CatalogView:
                 model_count=len(s.models),
                 fetched_at=s.fetched_at,
                 error=s.error,
+                key_refused=s.key_refused,
             )
             for s in self.states
         ]
@@ -344,6 +348,7 @@ class Catalog:
                     expires_at=stored.expires_at,
                     error=None,
                     failed_at=None,
+                    key_refused=False,
                 )
                 self._states[name] = state
             if state.expires_at is not None and self._clock() < state.expires_at - self._lead:
@@ -353,7 +358,7 @@ class Catalog:
         except ProviderError as error:
             message = self._redactor.redact(error.message)
             log.warning("catalog refresh of %s failed: %s", name, message)
-            self._failed(name, message)
+            self._failed(name, message, key_refused=isinstance(error, ProviderAuthError))
             return None
         now = self._clock()
         self._states[name] = replace(
@@ -363,12 +368,15 @@ class Catalog:
             expires_at=now + self._ttl,
             error=None,
             failed_at=None,
+            key_refused=False,
         )
         log.info("catalog of %s refreshed: %d models", name, len(models))
         return models
 
-    def _failed(self, name: str, message: str) -> None:
-        self._states[name] = replace(self._states[name], error=message, failed_at=self._clock())
+    def _failed(self, name: str, message: str, *, key_refused: bool = False) -> None:
+        self._states[name] = replace(
+            self._states[name], error=message, failed_at=self._clock(), key_refused=key_refused
+        )
 
     async def _fetch(self, name: str) -> list[ModelInfo]:
         models = await self._sources[name].list_models()

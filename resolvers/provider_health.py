@@ -1,7 +1,7 @@
 """Each provider's state, from its last catalog fetch and its last chat outcome.
 
-- `key_rejected`: its last chat answer was a 401/403 (the server's key was refused);
-  cleared by its next successful answer.
+- `key_rejected`: its last chat answer or its last catalog fetch was a 401/403 (the
+  server's key was refused); cleared by its next successful answer or fetch.
 - otherwise the catalog's status: `ok`, `stale` (the last good list, a refresh failed or
   is due), `loading` (no list yet, a fetch is due or under way) or `error` (no list, the
   fetch failed).
@@ -66,6 +66,8 @@ def provider_states(services: Services) -> list[ProviderHealth]:
         last_error: str | None
         if refused is not None:
             state, last_error = KEY_REJECTED, refused
+        elif status.key_refused:
+            state, last_error = KEY_REJECTED, status.error
         else:
             state = status.status
             last_error = status.error

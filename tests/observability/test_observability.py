@@ -24,7 +24,7 @@ from tests.streaming.conftest import (
 )
 from tests.streaming.sse_upstream import SSEUpstream, answer, http_error
 from tests.support.server import RunningApp, StartApp
-from tests.support.upstream import FakeUpstream, Reply
+from tests.support.upstream import FakeUpstream, Reply, fixture_json
 
 SECRET = "the user's private words"
 CLIENT_MODEL = "openrouter:made-up/client-string"
@@ -233,6 +233,27 @@ async def test_health_lists_a_provider_whose_catalog_failed_as_error(
     assert providers["huggingface"]["lastError"]
     assert providers["openrouter"]["state"] == "ok"
     assert body["status"] == "ok"
+
+
+async def test_health_says_key_rejected_after_a_401_on_the_catalog_fetch(
+    start_app: StartApp, catalog_upstream: FakeUpstream
+) -> None:
+    catalog_upstream.set(
+        "/hf/models", Reply(status=401, body={"error": "Invalid credentials in Authorization"})
+    )
+    app = await start_app()
+    await app.graphql("{ modelCatalog { cached } }")
+    _, body = await app.get("/health")
+    providers = {p["name"]: p for p in body["providers"]}
+    assert providers["huggingface"]["state"] == "key_rejected"
+    assert providers["huggingface"]["lastError"]
+    assert providers["openrouter"]["state"] == "ok"
+    # Cleared by the next fetch that succeeds.
+    catalog_upstream.set("/hf/models", Reply(body=fixture_json("huggingface_models.json")))
+    refreshed = await app.graphql("mutation { refreshModels { cached } }")
+    assert "errors" not in refreshed, refreshed
+    _, after = await app.get("/health")
+    assert {p["name"]: p["state"] for p in after["providers"]}["huggingface"] == "ok"
 
 
 DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana-dashboard.json"
