@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import importlib.metadata
 import json
 import os
 import shutil
@@ -292,11 +293,7 @@ class Bench:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         for process in reversed(self.processes):
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _stop(process)
         # The gateway stops the embedded database as it leaves; make sure of it.
         if self.db_pid and Path(f"/proc/{self.db_pid}").exists():
             with suppress(ProcessLookupError):
@@ -324,7 +321,7 @@ class Bench:
 
     def meter(self) -> CpuMeter:
         assert self.gateway is not None
-        pids = {"gateway": self.gateway.pid, "db": self.db_pid}
+        pids = {"gateway": self.gateway.pid, "db": self.db_pid, "harness": os.getpid()}
         pids |= {name: up.process.pid for name, up in self.upstreams.items()}
         return CpuMeter(pids)
 
@@ -362,6 +359,7 @@ class Bench:
             self.gateway_chat, concurrency=50, count=10**9, seconds=size.seconds
         )
         spent = meter.stop()
+        self.busy("chat c=50", spent, gateway.elapsed)
         self.report.failures("chat c=50", gateway.failures, gateway.done)
         self.report.add(
             Row("chat c=50", "requests/s", gateway.rate, direct.rate, "/s", ">= 1200/s"),
@@ -438,7 +436,9 @@ class Bench:
         upstream_cpu = meter.stop()["sim0"]
         meter.start()
         gateway = await self.gateway_streams("openrouter:sim/chat", 50, 10**9, self.size.seconds)
-        gateway_cpu = meter.stop()["gateway"]
+        spent = meter.stop()
+        gateway_cpu = spent["gateway"]
+        self.busy("chatStream no delay", spent, gateway.elapsed)
         s = "chatStream 50 tok, no delay, c=50"
         self.report.failures(s, gateway.failures, len(gateway.streams))
         self.report.add(
@@ -463,7 +463,9 @@ class Bench:
         meter.stop()
         meter.start()
         gateway = await self.gateway_streams("sim20:sim/chat", 50, 10**9, self.size.seconds)
-        gateway_cpu = meter.stop()["gateway"]
+        spent = meter.stop()
+        gateway_cpu = spent["gateway"]
+        self.busy("chatStream 20 ms", spent, gateway.elapsed)
         s = "chatStream 20 ms/token, c=50"
         self.report.failures(s, gateway.failures, len(gateway.streams))
         self._stream_rows(s, gateway, direct, ("<= 10 ms added", "<= 30 ms added", ""))
@@ -495,7 +497,10 @@ class Bench:
                     await asyncio.wait_for(done.wait(), 0.2)
 
         sampler = asyncio.create_task(sample())
+        meter = self.meter()
+        meter.start()
         gateway = await self.gateway_streams("sim50:sim/chat", n, n, 60, per_socket=20)
+        self.busy(f"{n} streams", meter.stop(), gateway.elapsed)
         done.set()
         await sampler
         s = f"{n} concurrent streams, 50 ms/token"
@@ -616,21 +621,6 @@ class Bench:
 
     async def history(self) -> None:
         size = self.size
-        assert self.db_port
-        filled = await asyncio.to_thread(
-            fill,
-            f"mongodb://127.0.0.1:{self.db_port}/?directConnection=true",
-            DB_NAME,
-            user=USER,
-            messages=size.history_messages,
-            big_session=size.big_session,
-            usage_records=size.usage_records,
-        )
-        self.report.notes.append(
-            f"database filled directly: {filled.messages} messages in {filled.sessions} sessions "
-            f"({size.big_session} in one session of the bench user), {filled.usage_records} usage "
-            f"records of that user, in {filled.seconds:.1f} s"
-        )
         await self.queries(
             f"chatHistory(last: 50), {size.big_session}-message session of {size.history_messages}",
             HISTORY,
@@ -670,11 +660,12 @@ class Bench:
                 for name, delay in (("sim0", 0.0), ("sim20", 20.0), ("sim50", 50.0)):
                     await self.start_upstream(name, delay)
                 started = time.perf_counter()
+                await self.prepare_database(listing)
                 healthy = await self.start_gateway(listing)
                 self.report.add(
                     Row(
                         "start to healthy",
-                        "/health 200, database connected",
+                        "/health 200, database connected (filled database)",
                         healthy * 1000,
                         None,
                         "ms",
@@ -715,6 +706,52 @@ class Bench:
             finally:
                 self.stop_all()
 
+    async def prepare_database(self, listing: str) -> None:
+        """The filled database folder: from the cache, else filled through a first gateway
+        (which creates the indexes the way it always does) and kept in the cache."""
+        size = self.size
+        key = f"fill-v1-{_version('secantusdb')}-{size.history_messages}-{size.big_session}-"
+        cached = self.args.cache_dir / f"{key}{size.usage_records}"
+        target = self.workdir / "data" / "db"
+        if cached.is_dir() and not self.args.no_cache:
+            await asyncio.to_thread(shutil.copytree, cached, target)
+            self.report.notes.append(f"database copied from the cache {cached}")
+            return
+        await self.start_gateway(listing)
+        state = json.loads((self.workdir / "data" / "embedded.json").read_text())
+        db_pid, db_port = int(state["pid"]), int(state["port"])
+        filled = await asyncio.to_thread(
+            fill,
+            f"mongodb://127.0.0.1:{db_port}/?directConnection=true",
+            DB_NAME,
+            user=USER,
+            messages=size.history_messages,
+            big_session=size.big_session,
+            usage_records=size.usage_records,
+        )
+        self.report.notes.append(
+            f"database filled directly: {filled.messages} messages in {filled.sessions} sessions "
+            f"({size.big_session} in one session of the bench user), {filled.usage_records} usage "
+            f"records of that user, in {filled.seconds:.0f} s (kept in {cached})"
+        )
+        assert self.gateway is not None
+        await asyncio.to_thread(_stop, self.gateway)
+        self.processes.remove(self.gateway)
+        await asyncio.to_thread(_wait_gone, db_pid, 30.0)
+        if not self.args.no_cache:
+            partial = cached.with_name(cached.name + ".partial")
+            await asyncio.to_thread(shutil.rmtree, partial, ignore_errors=True)
+            await asyncio.to_thread(shutil.copytree, target, partial)
+            partial.rename(cached)
+
+    def busy(self, scenario: str, spent: dict[str, float], elapsed: float) -> None:
+        """How busy each core was: a saturated CPU 0 means the load side limits."""
+        load_side = spent["harness"] + sum(spent[n] for n in self.upstreams)
+        self.report.notes.append(
+            f"{scenario}: CPU 0 (harness + simulators) {load_side / elapsed:.0%} busy; "
+            f"CPU 1 gateway {spent['gateway'] / elapsed:.0%} + database {spent['db'] / elapsed:.0%}"
+        )
+
     async def _wait_catalog(self) -> None:
         deadline = time.perf_counter() + 30
         while time.perf_counter() < deadline:
@@ -734,6 +771,29 @@ class Bench:
 
 def _chat_input(model: str) -> dict[str, Any]:
     return {"input": {"model": model, "messages": [{"role": "USER", "content": "hi"}]}}
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _wait_gone(pid: int, seconds: float) -> None:
+    deadline = time.perf_counter() + seconds
+    while Path(f"/proc/{pid}").exists() and time.perf_counter() < deadline:
+        time.sleep(0.1)
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
 
 
 def _per(total: float, count: int, scale: float) -> float | None:
@@ -838,6 +898,13 @@ def main() -> int:
     parser.add_argument("--session-messages", type=int, help="messages in the queried session")
     parser.add_argument("--usage-records", type=int, help="usage records of the queried user")
     parser.add_argument("--streams", type=int, help="streams at once in the wide scenario")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "aipasta-bench",
+        help="where filled databases are kept between runs",
+    )
+    parser.add_argument("--no-cache", action="store_true", help="fill the database afresh")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     bench_dir = tempfile.mkdtemp(prefix="aipasta-bench-")
