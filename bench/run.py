@@ -526,7 +526,7 @@ class Bench:
         self.report.add(Row(s, "inter-event gap p99", g, d, "ms", targets[2]))
 
     async def direct_streams(
-        self, sim: Any, *, concurrency: int, count: int, seconds: float
+        self, sim: Upstream, *, concurrency: int, count: int, seconds: float
     ) -> Streams:
         result = Streams()
         url = f"{sim.url}/chat/completions"
