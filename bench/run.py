@@ -330,9 +330,13 @@ class Bench:
     async def chat(self) -> None:
         size = self.size
         direct = await closed_loop(self.direct_chat, concurrency=1, count=size.chat_c1, seconds=30)
+        meter = self.meter()
+        meter.start()
         gateway = await closed_loop(
             self.gateway_chat, concurrency=1, count=size.chat_c1, seconds=30
         )
+        spent = meter.stop()
+        self.busy("chat c=1", spent, gateway.elapsed)
         self.report.failures("chat c=1", gateway.failures, gateway.done)
         for q, name, target in ((0.5, "p50", "<= 1.5 ms added"), (0.99, "p99", "<= 3 ms added")):
             g, d = _ms(percentile(gateway.latencies, q)), _ms(percentile(direct.latencies, q))
@@ -348,7 +352,9 @@ class Bench:
                 ),
             )
 
-        meter = self.meter()
+        cpu = _per(spent["gateway"], gateway.done, 1e3)
+        self.report.add(Row("chat c=1", "CPU per request", cpu, None, "ms", ratio=False))
+
         meter.start()
         direct = await closed_loop(
             self.direct_chat, concurrency=50, count=10**9, seconds=size.seconds
