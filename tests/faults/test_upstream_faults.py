@@ -259,6 +259,7 @@ async def test_malformed_answer_to_the_chat_mutation_is_a_bare_provider_error(
 ) -> None:
     raw.script(MISTRAL_UPSTREAM, steps(Raw(b"data: {{{\xff\n\n"), Stall()))
     app = await fault_app()
+    await app.catalog_settled()  # its start-up fetch's connection is not the chat's
 
     body = await app.graphql(CHAT, chat_input())
 

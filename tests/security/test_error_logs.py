@@ -107,7 +107,7 @@ async def test_a_rate_limited_request_is_one_line_with_its_request_id(
 async def test_an_unexpected_error_logs_one_traceback_with_its_request_id(
     start_app: StartApp, logs: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken(self: Catalog) -> None:
+    async def broken(self: Catalog, providers: object = None) -> None:
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(Catalog, "view", broken)
@@ -141,7 +141,7 @@ async def test_websocket_operation_errors_are_one_line_each(
 async def test_an_unexpected_error_over_a_websocket_logs_its_traceback_once(
     start_app: StartApp, logs: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken(self: Catalog) -> None:
+    async def broken(self: Catalog, providers: object = None) -> None:
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(Catalog, "view", broken)

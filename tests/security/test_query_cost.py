@@ -67,8 +67,10 @@ async def test_the_fragment_bomb_is_refused_over_a_websocket(start_app: StartApp
         await ws.close()
 
 
-async def test_health_keeps_answering_while_a_client_sends_30_bombs(start_app: StartApp) -> None:
-    app = await start_app()
+async def test_health_keeps_answering_while_a_client_sends_30_bombs(
+    start_app: StartApp, catalog_upstream: FakeUpstream
+) -> None:
+    app = await start_app()  # with a provider to serve chat, so health can say ok
 
     async def bombs() -> None:
         for _ in range(30):

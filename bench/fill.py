@@ -1,0 +1,149 @@
+"""Fill the gateway's database directly with chat history and usage records.
+
+The documents have the shape of `documents/history.py` and `documents/usage.py`
+(pymongo bulk inserts, no gateway code involved), so the history and usage queries
+can be measured on a large collection without sending a million chats first.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bson.decimal128 import Decimal128
+from pymongo import MongoClient
+
+BATCH = 5000
+MODELS = ("openrouter:sim/chat", "openrouter:sim/chat-free", "sim20:sim/chat")
+BIG_SESSION = "bench-big-session"
+SMALL_SESSION_MESSAGES = 100
+
+
+@dataclass(frozen=True)
+class Filled:
+    messages: int
+    sessions: int
+    usage_records: int
+    seconds: float
+
+
+def _message(user: str, session: str, i: int, at: datetime) -> dict[str, Any]:
+    is_user = i % 2 == 0
+    return {
+        "userId": user,
+        "sessionId": session,
+        "content": f"message {i} of {session}: " + "some words of a chat " * 6,
+        "isUser": is_user,
+        "role": "user" if is_user else "assistant",
+        "model": None if is_user else MODELS[0],
+        "timestamp": at,
+        "attachments": [],
+        "cost": None if is_user else 0.000012,
+        "modelCount": None if is_user else 1,
+        "status": "COMPLETE",
+        "usage": None
+        if is_user
+        else {"promptTokens": 12, "completionTokens": 50, "totalTokens": 62, "estimated": False},
+        "createdAt": at,
+    }
+
+
+def _session(user: str, session: str, count: int, at: datetime) -> dict[str, Any]:
+    return {
+        "userId": user,
+        "sessionId": session,
+        "title": f"Session {session}",
+        "messageCount": count,
+        "lastMessage": "the last words",
+        "totalCost": 0.000012 * count / 2,
+        "createdAt": at,
+        "updatedAt": at + timedelta(seconds=count),
+    }
+
+
+def _sessions(user: str, total: int, big: int) -> Iterator[tuple[str, str, int]]:
+    """(user, session, messages): `user`'s big session, then sessions of 100 messages
+    shared by `user` (one in ten) and other users until `total` messages."""
+    yield user, BIG_SESSION, big
+    left, n = total - big, 0
+    while left > 0:
+        count = min(SMALL_SESSION_MESSAGES, left)
+        owner = user if n % 10 == 0 else f"bench-user-{n % 997}"
+        yield owner, f"s-{n}", count
+        left -= count
+        n += 1
+
+
+def _batches(docs: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for doc in docs:
+        batch.append(doc)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def fill(
+    uri: str, db_name: str, *, user: str, messages: int, big_session: int, usage_records: int
+) -> Filled:
+    """Insert `messages` chat messages (a `big_session` of them in one session of
+    `user`) with their sessions, and `usage_records` usage records of `user` spread
+    over 90 days. Blocking: run it in a thread."""
+    started = datetime.now(UTC)
+    epoch = started - timedelta(days=90)
+    client: MongoClient[dict[str, Any]] = MongoClient(uri)
+    try:
+        db = client[db_name]
+        sessions = list(_sessions(user, messages, min(big_session, messages)))
+
+        def all_messages() -> Iterator[dict[str, Any]]:
+            for n, (owner, session, count) in enumerate(sessions):
+                base = epoch + timedelta(minutes=n)
+                for i in range(count):
+                    yield _message(owner, session, i, base + timedelta(milliseconds=i * 10))
+
+        for batch in _batches(all_messages()):
+            db["chat_messages"].insert_many(batch, ordered=False)
+        session_docs = [
+            _session(owner, session, count, epoch + timedelta(minutes=n))
+            for n, (owner, session, count) in enumerate(sessions)
+        ]
+        for batch in _batches(iter(session_docs)):
+            db["chat_sessions"].insert_many(batch, ordered=False)
+
+        rng = random.Random(7)
+
+        def all_usage() -> Iterator[dict[str, Any]]:
+            span = (started - epoch).total_seconds()
+            for i in range(usage_records):
+                at = epoch + timedelta(seconds=span * i / max(usage_records, 1))
+                model = MODELS[rng.randrange(len(MODELS))]
+                yield {
+                    "userId": user,
+                    "requestId": f"bench-{i}",
+                    "model": model,
+                    "provider": model.partition(":")[0],
+                    "promptTokens": 12,
+                    "completionTokens": 50,
+                    "totalTokens": 62,
+                    "estimated": False,
+                    "cost": Decimal128("0.000012"),
+                    "costKnown": True,
+                    "latencyMs": 3.5,
+                    "timeToFirstTokenMs": 1.2,
+                    "status": "complete" if i % 50 else "failed",
+                    "errorCode": None if i % 50 else "PROVIDER_ERROR",
+                    "createdAt": at,
+                }
+
+        for batch in _batches(all_usage()):
+            db["usage_records"].insert_many(batch, ordered=False)
+    finally:
+        client.close()
+    seconds = (datetime.now(UTC) - started).total_seconds()
+    return Filled(messages, len(sessions), usage_records, seconds)
