@@ -22,6 +22,7 @@ from providers.errors import (
     UpstreamModelNotFound,
 )
 from tests.chat.conftest import HF, PRICED, UNPRICED, VISION, ChatHarness
+from tests.support.errors import without_request_id
 
 CHAT = """
 mutation ($input: ChatInput!) {
@@ -53,7 +54,7 @@ def chat_input(model: str = PRICED.id, text: str = "Hi there", **extra: Any) -> 
 
 def error_of(result: Any) -> dict[str, Any]:
     assert result.errors, result
-    return dict(result.errors[0].extensions or {})
+    return without_request_id(result.errors[0].extensions, "req-chat")
 
 
 def usage_delta(prompt: int, completion: int, cost: Decimal | None = None) -> ChatDelta:

@@ -23,6 +23,7 @@ from tests.faults.conftest import MISTRAL, MISTRAL_UPSTREAM, FaultApp, FaultAppF
 from tests.faults.raw_upstream import Finish, RawUpstream, Text, Wait, steps
 from tests.security.conftest import Answer, post
 from tests.streaming.conftest import CHAT_STREAM, GraphQLWebSocket, Outcome, wait_until
+from tests.support.errors import without_request_id
 from tests.support.redis_server import RedisServer
 
 STREAM = {"input": {"model": MISTRAL, "messages": user_says("Hi")}}
@@ -179,7 +180,7 @@ async def test_fail_closed_refuses_while_redis_is_down_and_recovers(
     assert refused.status == 503
     assert refused.headers["Retry-After"] == "5"
     (error,) = refused.body["errors"]
-    assert error["extensions"] == {
+    assert without_request_id(error["extensions"], refused.headers["X-Request-ID"]) == {
         "code": "SERVICE_UNAVAILABLE",
         "details": {"dependency": "rateLimitStore"},
         "retryAfter": 5,

@@ -34,6 +34,7 @@ from tests.faults.raw_upstream import (
     steps,
 )
 from tests.streaming.conftest import CHAT_STREAM, GraphQLWebSocket, Outcome
+from tests.support.errors import without_request_id
 from tests.support.server import StartApp
 from tests.support.sources import FakeClock
 from tests.support.upstream import FakeUpstream, Reply, fixture_json
@@ -265,7 +266,7 @@ async def test_malformed_answer_to_the_chat_mutation_is_a_bare_provider_error(
 
     assert body["data"] is None
     (error,) = body["errors"]
-    assert error["extensions"] == {"code": "PROVIDER_ERROR"}
+    assert without_request_id(error["extensions"]) == {"code": "PROVIDER_ERROR"}
     assert error["message"] == "openrouter: the upstream sent invalid JSON in its answer"
     assert error["path"] == ["chat"]
     assert_no_internals(body)

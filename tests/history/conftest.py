@@ -20,6 +20,7 @@ from resolvers.context import Context, Services
 from resolvers.identity.identity import Identity
 from schema.build import build_schema
 from tests.conftest import make_settings
+from tests.support.errors import without_request_id
 
 SAVE = """
 mutation Save($input: SaveMessageInput!) {
@@ -95,7 +96,7 @@ class HistoryClient:
         result = await self.run(query, variables, user=user)
         assert result.data is None, result.data
         (error,) = result.errors or []
-        return {"message": error.message, **(error.extensions or {})}
+        return {"message": error.message, **without_request_id(error.extensions, "req-history")}
 
     async def save(
         self, session_id: str, content: str, *, user: str = "alice", **fields: Any

@@ -24,6 +24,7 @@ from tests.conftest import make_settings
 from tests.security.conftest import TYPENAME, post, rate_limited_body
 from tests.security.test_rate_limit import address_message, bearer, user_message
 from tests.streaming.conftest import WS_PROTOCOL, GraphQLWebSocket
+from tests.support.errors import body_without_request_id
 from tests.support.server import RunningApp, StartApp
 
 
@@ -67,7 +68,9 @@ async def status_and_limit(app: RunningApp, headers: dict[str, str]) -> tuple[in
 def refused(body: dict[str, Any], message: Callable[[int], str], limit: int) -> bool:
     """Whether `body` is the 429 answer of `limit`, with the message `message` makes."""
     retry_after = body["errors"][0]["extensions"]["retryAfter"]
-    return body == rate_limited_body(message(retry_after), retry_after, limit)
+    return body_without_request_id(body) == rate_limited_body(
+        message(retry_after), retry_after, limit
+    )
 
 
 # --- HTTP ---------------------------------------------------------------------------

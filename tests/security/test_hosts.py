@@ -14,6 +14,7 @@ from resolvers.identity.key_store import ApiKeyStore
 from tests.conftest import make_settings
 from tests.security.conftest import TYPENAME, get, post
 from tests.streaming.conftest import WS_PROTOCOL
+from tests.support.errors import body_without_request_id
 from tests.support.server import RunningApp, StartApp
 
 CREATE_ADMIN_KEY = 'mutation { createApiKey(userId: "evil", admin: true) { key } }'
@@ -38,7 +39,8 @@ async def test_a_rebinding_page_cannot_create_a_key_with_sign_in_off(
     app = await start_app(AIPASTA_AUTH="off")
     for host in ("evil.example", f"evil.example:{port(app)}", "127.0.0.1.evil.example"):
         answer = await post(app, CREATE_ADMIN_KEY, headers={"Host": host})
-        assert (answer.status, answer.body) == (400, INVALID_HOST)
+        assert answer.status == 400
+        assert body_without_request_id(answer.body, answer.headers["X-Request-ID"]) == INVALID_HOST
         assert len(answer.headers["X-Request-ID"]) == 32
     # Health says nothing to it either.
     assert (await get(app, "/health", headers={"Host": "evil.example"})).status == 400

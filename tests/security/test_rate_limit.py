@@ -28,6 +28,7 @@ from tests.streaming.conftest import (
     user_says,
 )
 from tests.streaming.sse_upstream import Finish, SSEUpstream, Text, Wait, steps
+from tests.support.errors import body_without_request_id, without_request_id
 from tests.support.server import RunningApp, StartApp
 
 TRUSTED = {"AIPASTA_TRUSTED_PROXIES": "127.0.0.1"}
@@ -65,7 +66,9 @@ async def assert_refused(
     retry_after = int(answer.headers["Retry-After"])
     assert 1 <= retry_after <= 60
     message = address_message if by == "ip" else user_message
-    assert answer.body == rate_limited_body(message(retry_after), retry_after, limit)
+    assert body_without_request_id(
+        answer.body, answer.headers["X-Request-ID"]
+    ) == rate_limited_body(message(retry_after), retry_after, limit)
 
 
 # --- per IP ---------------------------------------------------------------------------
@@ -335,7 +338,7 @@ async def test_a_second_concurrent_chat_stream_is_refused_before_any_upstream_ca
 
     second = await ws.finish(await ws.subscribe(CHAT_STREAM, variables))
     assert second.events == []
-    assert [e["extensions"] for e in second.errors] == [
+    assert [without_request_id(e["extensions"]) for e in second.errors] == [
         {"code": "RATE_LIMITED", "retryAfter": 1, "limit": 1, "remaining": 0}
     ]
     assert len(sse.calls) == 1

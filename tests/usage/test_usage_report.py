@@ -20,6 +20,7 @@ from resolvers.identity.identity import Identity
 from resolvers.usage_recorder import UsageEntry, UsageRecorder
 from schema.build import build_schema
 from tests.conftest import make_settings
+from tests.support.errors import without_request_id
 
 SCHEMA = build_schema()
 USAGE = """
@@ -141,8 +142,7 @@ class UsageClient:
         result = await self.run(user, **variables)
         assert result.data is None
         (error,) = result.errors
-        extensions: dict[str, Any] = error.extensions
-        return extensions
+        return without_request_id(error.extensions, "req-usage")
 
 
 @pytest_asyncio.fixture
