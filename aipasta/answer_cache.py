@@ -14,9 +14,12 @@ operation selecting any of them always runs. An answer with errors is never kept
 of the allowed fields reads the user, so an answer can be shared by everyone.
 
 The catalog version (`Catalog.version`) is new whenever a provider's list changes and
-stays after a refresh that brought the same list back; the view is asked for first, so
-a list that is due is refreshed exactly as without this cache. The edge (rate limits)
-runs before the view, and the request id header is set as for any answer.
+stays after a refresh that brought the same list back. An answer is kept only when the
+version did not change while it ran; before a kept one is sent, the catalog view is
+asked for, so a list that is due is refreshed exactly as without this cache (an
+operation never kept, which may yet be refused unexecuted, does not touch the catalog).
+The edge (rate limits) runs before the view, and the request id header is set as for
+any answer.
 """
 
 from __future__ import annotations
@@ -199,10 +202,15 @@ class CachingGraphQL(GraphQL[Context, None]):
                 request, request_adapter, sub_response, context, root_value, request_data
             )
         catalog: Catalog = context.services.catalog
-        await catalog.view()  # refreshes what is due, as the resolvers would
         version = catalog.version
-        key = (version, document_key)
-        answer = self.answers.get(key)
+        answer = self.answers.get((version, document_key))
+        if answer is not None:
+            # A kept answer stands for a valid operation, which may ask the catalog (an
+            # operation to be refused must not): refresh what is due, as it would.
+            await catalog.view()
+            if catalog.version != version:
+                version = catalog.version
+                answer = self.answers.get((version, document_key))
         if answer is None:
             result = await super().execute_single(
                 request, request_adapter, sub_response, context, root_value, request_data
@@ -211,7 +219,9 @@ class CachingGraphQL(GraphQL[Context, None]):
             if result.errors or catalog.version != version:
                 return result
             body = self.encode_json(await self.process_result(request, result))
-            answer = self.answers.put(key, body if isinstance(body, bytes) else body.encode())
+            answer = self.answers.put(
+                (version, document_key), body if isinstance(body, bytes) else body.encode()
+            )
         not_modified = request_adapter.method == "GET" and matches(
             request.headers.get("if-none-match"), answer.etag
         )
