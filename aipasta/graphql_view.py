@@ -22,13 +22,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from aipasta.answer_cache import AnswerCache, CachingGraphQL
 from aipasta.disconnect import cancelled_on_disconnect
 from aipasta.graphiql import graphiql_page
 from aipasta.json_depth import JSONTooDeep, check_json_depth
@@ -48,7 +48,7 @@ log = logging.getLogger("aipasta.graphql")
 ACK = cast(UnsetType, UNSET)  # connection_ack without a payload
 
 
-class GatewayGraphQL(GraphQL[Context, None]):
+class GatewayGraphQL(CachingGraphQL):
     graphql_transport_ws_handler_class = GatewayTransportWS
 
     def __init__(self, settings: Settings) -> None:
@@ -62,6 +62,9 @@ class GatewayGraphQL(GraphQL[Context, None]):
         )
         self.operation_timeout = settings.operation_timeout
         self.max_json_depth = settings.max_json_depth
+        self.answers = AnswerCache(
+            max_bytes=settings.answer_cache_bytes, max_tokens=settings.max_tokens
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -201,6 +201,16 @@ class Settings(BaseSettings):
             "answering with what is there."
         ),
     )
+    answer_cache_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=0,
+        validation_alias=AliasChoices("AIPASTA_ANSWER_CACHE_BYTES"),
+        description=(
+            "Memory for the serialized answers of public catalog queries (`models`, `model`, "
+            "`modelCatalog` lists), kept per query, variables and catalog version; 0 turns "
+            "the answer cache off."
+        ),
+    )
 
     # Upstream HTTP.
     upstream_connect_timeout: float = Field(

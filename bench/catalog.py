@@ -1,7 +1,9 @@
 """Catalog query speed: cold fetch, then cached `modelCatalog` and `models` pages.
 
-Runs the real app under uvicorn on loopback with the embedded database in a temporary
-folder and a fake upstream serving a catalog of realistic size. Prints numbers only.
+Runs the real app (`aipasta serve`, a process of its own, so its CPU time is read from
+/proc apart from the load generator's) on loopback with the embedded database in a
+temporary folder and a fake upstream serving a catalog of realistic size. Prints
+numbers only. `--no-answer-cache` measures without the answer cache.
 
     .venv/bin/python bench/catalog.py [--models 400] [--requests 300] [--concurrency 10]
 """
@@ -10,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import socket
 import statistics
 import sys
 import tempfile
@@ -17,15 +21,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aipasta.app import create_app
-from aipasta.settings import Settings
-from tests.support.server import RunningApp, serve
+from tests.support.server import RunningApp
 from tests.support.upstream import FakeUpstream, Reply
 
 FULL = "{ modelCatalog { all { id name pricing { promptPerMillion } } stats { total } } }"
 PAGE = '{ models(first: 50, filter: {search: "model-1"}) { totalCount nodes { id } } }'
+FIRST_50 = "{ models(first: 50) { totalCount nodes { id name } } }"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def openrouter_listing(count: int) -> dict[str, Any]:
@@ -79,44 +85,87 @@ async def timed(app: RunningApp, query: str, n: int, concurrency: int) -> list[f
     return latencies
 
 
-def report(name: str, latencies: list[float], wall: float) -> None:
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def report(name: str, latencies: list[float], wall: float, cpu: float) -> None:
     ordered = sorted(latencies)
     p95 = ordered[int(len(ordered) * 0.95) - 1]
     print(
         f"{name:<28} n={len(ordered):<5} p50={statistics.median(ordered):7.2f} ms "
-        f"p95={p95:7.2f} ms  throughput={len(ordered) / wall:8.1f} req/s"
+        f"p95={p95:7.2f} ms  throughput={len(ordered) / wall:8.1f} req/s  "
+        f"gateway cpu={cpu * 1000 / len(ordered):5.2f} ms/req"
     )
 
 
-async def main(models: int, requests: int, concurrency: int) -> None:
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def main(models: int, requests: int, concurrency: int, answer_cache: bool) -> None:
     upstream = FakeUpstream()
     await upstream.start()
     upstream.set("/openrouter/models", Reply(body=openrouter_listing(models)))
     upstream.set("/hf/models", Reply(body=hf_listing(models // 2)))
+    port = free_port()
     with tempfile.TemporaryDirectory() as data_dir:
-        settings = Settings(  # type: ignore[call-arg]
-            _env_file=None,
-            AIPASTA_DATA_DIR=data_dir,
-            AIPASTA_LOG_LEVEL="WARNING",
-            OPENROUTER_BASE_URL=upstream.url("openrouter"),
-            HUGGINGFACE_BASE_URL=upstream.url("hf"),
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "AIPASTA_DATA_DIR": data_dir,
+            "AIPASTA_LOG_LEVEL": "WARNING",
+            "AIPASTA_SIMULATOR": "off",
+            "OPENROUTER_BASE_URL": upstream.url("openrouter"),
+            "HUGGINGFACE_BASE_URL": upstream.url("hf"),
             # Measuring the gateway, not its limiter.
-            AIPASTA_RATE_LIMIT="1000000/minute",
+            "AIPASTA_RATE_LIMIT": "1000000/minute",
+            "AIPASTA_IP_FLOOD_LIMIT": "1000000/minute",
+        }
+        if not answer_cache:
+            env["AIPASTA_ANSWER_CACHE_BYTES"] = "0"
+        server = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-c", "import sys, aipasta.cli; sys.exit(aipasta.cli.main())"),
+            *("serve", "--port", str(port)),
+            env=env,
+            cwd=data_dir,
+            stderr=asyncio.subprocess.DEVNULL,
         )
-        async with serve(create_app(settings)) as app:
-            start = time.perf_counter()
-            body = await app.graphql("{ modelCatalog { cached stats { total } } }")
-            cold = (time.perf_counter() - start) * 1000
-            total = body["data"]["modelCatalog"]["stats"]["total"]
-            print(f"catalog of {total} models; cold query (fetch + parse + store) {cold:.1f} ms")
-            for name, query in (
-                ("cached modelCatalog (full)", FULL),
-                ("models page + search", PAGE),
-            ):
+        try:
+            async with aiohttp.ClientSession() as http:
+                app = RunningApp(f"http://127.0.0.1:{port}", http)
+                while server.returncode is None:
+                    try:
+                        status, _ = await app.get("/health")
+                    except aiohttp.ClientConnectionError:
+                        status = 0
+                    if status == 200:
+                        break
+                    await asyncio.sleep(0.1)
                 start = time.perf_counter()
-                latencies = await timed(app, query, requests, concurrency)
-                report(name, latencies, time.perf_counter() - start)
-            print(f"upstream calls: {dict(upstream.calls)}")
+                body = await app.graphql("{ modelCatalog { cached stats { total } } }")
+                cold = (time.perf_counter() - start) * 1000
+                total = body["data"]["modelCatalog"]["stats"]["total"]
+                print(
+                    f"catalog of {total} models; cold query (fetch + parse + store) {cold:.1f} ms"
+                )
+                for name, query in (
+                    ("cached modelCatalog (full)", FULL),
+                    ("models(first: 50)", FIRST_50),
+                    ("models page + search", PAGE),
+                ):
+                    await timed(app, query, 20, concurrency)  # warm up
+                    start, cpu = time.perf_counter(), cpu_seconds(server.pid)
+                    latencies = await timed(app, query, requests, concurrency)
+                    wall = time.perf_counter() - start
+                    report(name, latencies, wall, cpu_seconds(server.pid) - cpu)
+        finally:
+            server.terminate()
+            await server.wait()
+        print(f"upstream calls: {dict(upstream.calls)}")
     await upstream.close()
 
 
@@ -125,5 +174,6 @@ if __name__ == "__main__":
     parser.add_argument("--models", type=int, default=400)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--no-answer-cache", action="store_true")
     args = parser.parse_args()
-    asyncio.run(main(args.models, args.requests, args.concurrency))
+    asyncio.run(main(args.models, args.requests, args.concurrency, not args.no_answer_cache))

@@ -187,6 +187,12 @@ class Catalog:
         self._index = ModelIndex.build([])
         self._index_key: tuple[tuple[ModelInfo, ...], ...] = ()
 
+    @property
+    def version(self) -> int:
+        """The version of the model lists the last view served; a new one whenever they
+        change, the same after a refresh that brought the same lists back."""
+        return self._index.version
+
     def source(self, name: str) -> ModelSource | None:
         return self._sources.get(name)
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from providers.model import ModelInfo
+
+# Every index built in this process gets the next number: a cheap catalog version.
+_serials = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -42,9 +46,13 @@ class ModelIndex:
     paid: tuple[ModelInfo, ...] = field(init=False)
     _by_id: dict[str, ModelInfo] = field(init=False, repr=False)
     _by_upstream: dict[str, ModelInfo] = field(init=False, repr=False)
+    # Unique per index (never reused, unlike `id()`): whatever was computed from one
+    # index's lists can be kept under its version.
+    version: int = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         setter = object.__setattr__
+        setter(self, "version", next(_serials))
         setter(self, "multimodal", tuple(m for m in self.all if m.multimodal))
         setter(self, "text_only", tuple(m for m in self.all if m.text_only))
         setter(self, "free", tuple(m for m in self.all if m.free))

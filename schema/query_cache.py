@@ -23,6 +23,12 @@ QUERY_CACHE_SIZE = 256
 _cached_parse = lru_cache(maxsize=QUERY_CACHE_SIZE)(parse)
 
 
+def cached_document(query: str, max_tokens: int) -> DocumentNode:
+    """`query` parsed as CachedParse parses it under MaxTokensLimiter (the same LRU entry,
+    so parsing here first costs Strawberry nothing); raises GraphQLError."""
+    return _cached_parse(query, max_tokens=max_tokens)
+
+
 class _ValidationResults:
     """An LRU of validation errors by (schema, document, rule names).
 

@@ -1,0 +1,207 @@
+"""Public catalog answers kept as bytes: the same bytes as a fresh execution, a new
+answer as soon as a provider's list changes, ETag/304 for polling, never a user's answer."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from graphql import parse
+from multidict import CIMultiDict
+
+from aipasta.answer_cache import matches, public_operation
+from aipasta.request_ids import REQUEST_ID_HEADER
+from tests.signin.conftest import JWT_SECRET, make_jwt
+from tests.support.server import RunningApp, StartApp
+from tests.support.upstream import FakeUpstream, Reply, fixture_json
+
+CATALOG = (
+    "query Picker($first: Int) { modelCatalog { all { id name pricing { promptPerMillion } } "
+    "stats { total } } models(first: $first) { totalCount nodes { id } } }"
+)
+VARIABLES = {"first": 3}
+REFRESH = "mutation { refreshModels { stats { total } } }"
+
+Answer = tuple[int, CIMultiDict[str], bytes]
+
+
+async def post(
+    app: RunningApp, query: str, variables: dict[str, Any] | None = None, **headers: str
+) -> Answer:
+    async with app.http.post(
+        f"{app.base_url}/graphql",
+        json={"query": query, "variables": variables or {}},
+        headers=headers,
+    ) as response:
+        return response.status, response.headers.copy(), await response.read()
+
+
+async def get(
+    app: RunningApp, query: str, variables: dict[str, Any] | None = None, **headers: str
+) -> Answer:
+    params = {"query": query, "variables": json.dumps(variables or {})}
+    async with app.http.get(f"{app.base_url}/graphql", params=params, headers=headers) as response:
+        return response.status, response.headers.copy(), await response.read()
+
+
+async def started(start_app: StartApp, **overrides: str) -> RunningApp:
+    """An app whose catalog is loaded: the answer that loads it is not kept (the lists
+    changed while it ran)."""
+    app = await start_app(**overrides)
+    _, headers, _ = await get(app, CATALOG, VARIABLES)
+    assert "ETag" not in headers
+    return app
+
+
+def total(body: bytes) -> int:
+    return int(json.loads(body)["data"]["modelCatalog"]["stats"]["total"])
+
+
+async def test_cached_answer_is_byte_identical_to_a_fresh_execution(
+    start_app: StartApp, catalog_upstream: FakeUpstream
+) -> None:
+    cached_app = await started(start_app)
+    plain_app = await started(start_app, AIPASTA_ANSWER_CACHE_BYTES="0")
+
+    first = await post(cached_app, CATALOG, VARIABLES)
+    again = await post(cached_app, CATALOG, VARIABLES)
+    plain = await post(plain_app, CATALOG, VARIABLES)
+
+    assert first[0] == again[0] == plain[0] == 200
+    assert first[2] == again[2] == plain[2]
+    assert total(first[2]) == 11
+    assert first[1]["ETag"] == again[1]["ETag"]
+    assert "ETag" not in plain[1]
+    # Each answer still carries its own request id.
+    assert first[1][REQUEST_ID_HEADER] != again[1][REQUEST_ID_HEADER]
+    # Other variables are another answer.
+    other = await post(cached_app, CATALOG, {"first": 1})
+    assert len(json.loads(other[2])["data"]["models"]["nodes"]) == 1
+    assert other[1]["ETag"] != first[1]["ETag"]
+
+
+async def test_get_revalidates_with_etag_and_gets_304_without_body(
+    start_app: StartApp, catalog_upstream: FakeUpstream
+) -> None:
+    app = await started(start_app)
+    status, headers, body = await get(app, CATALOG, VARIABLES)
+    assert status == 200 and total(body) == 11
+    etag = headers["ETag"]
+    assert headers["Cache-Control"] == "no-cache"
+
+    status, headers, body = await get(app, CATALOG, VARIABLES, **{"If-None-Match": etag})
+    assert status == 304
+    assert body == b""
+    assert headers["ETag"] == etag
+    assert headers["Cache-Control"] == "no-cache"
+    assert headers[REQUEST_ID_HEADER]
+
+    # A list of tags, weak or not, matches too; another tag gets the full answer.
+    listed = await get(app, CATALOG, VARIABLES, **{"If-None-Match": f'"x", W/{etag}'})
+    assert listed[0] == 304
+    stale = await get(app, CATALOG, VARIABLES, **{"If-None-Match": '"not-it"'})
+    assert stale[0] == 200 and total(stale[2]) == 11
+
+
+async def test_changed_list_gives_new_answer_at_once_unchanged_keeps_it(
+    start_app: StartApp, catalog_upstream: FakeUpstream
+) -> None:
+    app = await started(start_app)
+    _, headers, before = await get(app, CATALOG, VARIABLES)
+    etag = headers["ETag"]
+
+    # A refresh bringing the same list back keeps the answer and its tag.
+    assert "errors" not in await app.graphql(REFRESH)
+    assert catalog_upstream.calls["/openrouter/models"] == 2
+    status, _, _ = await get(app, CATALOG, VARIABLES, **{"If-None-Match": etag})
+    assert status == 304
+
+    # One provider listing one model fewer: the next poll gets it, with a new tag.
+    listing = fixture_json("openrouter_models.json")
+    listing["data"] = listing["data"][1:]
+    catalog_upstream.set("/openrouter/models", Reply(body=listing))
+    assert "errors" not in await app.graphql(REFRESH)
+    status, headers, after = await get(app, CATALOG, VARIABLES, **{"If-None-Match": etag})
+    assert status == 200
+    assert total(after) == total(before) - 1
+    assert headers["ETag"] != etag
+    # POST sees the same new answer.
+    assert (await post(app, CATALOG, VARIABLES))[2] == after
+
+
+async def test_answer_depending_on_the_user_is_never_shared(
+    start_app: StartApp, catalog_upstream: FakeUpstream
+) -> None:
+    app = await start_app(AIPASTA_AUTH="required", AIPASTA_JWT_SECRET=JWT_SECRET)
+    mixed = "{ models(first: 1) { totalCount } chatSessions(first: 5) { nodes { id } } }"
+    alice = {"Authorization": f"Bearer {make_jwt('alice')}"}
+
+    status, headers, body = await get(app, mixed, **alice)
+    assert status == 200 and json.loads(body)["data"]["chatSessions"] == {"nodes": []}
+    assert "ETag" not in headers
+
+    # Without a credential the same text is refused, not given alice's answer.
+    _, headers, body = await get(app, mixed)
+    answer = json.loads(body)
+    assert answer["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert "ETag" not in headers
+
+
+async def test_answers_with_errors_are_not_kept(
+    start_app: StartApp, catalog_upstream: FakeUpstream
+) -> None:
+    app = await started(start_app)
+    query = "query($first: Int) { models(first: $first) { totalCount } }"
+    for _ in range(2):
+        _, headers, body = await get(app, query, {"first": 500})
+        assert json.loads(body)["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        assert "ETag" not in headers
+    # Same text, valid variables: kept.
+    _, headers, _ = await get(app, query, {"first": 5})
+    assert "ETag" in headers
+
+
+async def test_rate_limits_still_count_cached_answers(
+    start_app: StartApp, catalog_upstream: FakeUpstream
+) -> None:
+    app = await started(start_app, AIPASTA_RATE_LIMIT="3/minute", AIPASTA_IP_FLOOD_LIMIT="3/minute")
+    answers = [await get(app, CATALOG, VARIABLES) for _ in range(3)]
+    assert [("ETag" in headers) for _, headers, _ in answers[:2]] == [True] * 2
+    refused = json.loads(answers[2][2])
+    assert refused["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+
+
+@pytest.mark.parametrize(
+    ("query", "public"),
+    [
+        ("{ models { totalCount } }", True),
+        ('{ model(id: "x") { id } __typename }', True),
+        ("{ modelCatalog { all { id } stats { total } byProvider { provider } } }", True),
+        ("{ modelCatalog { cached } }", False),  # per request
+        ("{ modelCatalog { stale all { id } } }", False),  # changes with time
+        ("{ modelCatalog { providers { error } } }", False),
+        ("{ health { status } }", False),  # live
+        ("{ models { totalCount } usage { totalTokens } }", False),  # the user's
+        ("{ ...F } fragment F on Query { models { totalCount } }", False),
+        ("mutation { refreshModels { stats { total } } }", False),
+    ],
+)
+def test_only_operations_of_public_catalog_fields_are_kept(query: str, public: bool) -> None:
+    assert public_operation(parse(query), None) is public
+
+
+def test_operation_name_picks_the_operation_judged() -> None:
+    document = parse("query A { models { totalCount } } query B { health { status } }")
+    assert public_operation(document, "A")
+    assert not public_operation(document, "B")
+    assert not public_operation(document, None)  # ambiguous: Strawberry refuses it
+
+
+def test_if_none_match_comparison() -> None:
+    assert matches('"abc"', '"abc"')
+    assert matches('W/"abc"', '"abc"')
+    assert matches('"x" , "abc"', '"abc"')
+    assert matches("*", '"abc"')
+    assert not matches('"abcd"', '"abc"')
+    assert not matches(None, '"abc"')
