@@ -19,6 +19,7 @@ import aiohttp
 
 from documents.database import Database
 from resolvers.identity.key_store import ApiKeyStore
+from tests.support.processes import until_healthy
 from tests.support.redis_server import free_port
 from tests.support.server import RunningApp
 from tests.support.upstream import FakeUpstream
@@ -69,17 +70,7 @@ async def aipasta_serve(
     base_url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
-            deadline = time.monotonic() + START_TIMEOUT
-            while True:
-                assert server.poll() is None, log_path.read_text()
-                try:
-                    async with http.get(f"{base_url}/health") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                assert time.monotonic() < deadline, log_path.read_text()
-                await asyncio.sleep(0.1)  # polling a process that is starting
+            await until_healthy(http, base_url, server, log_path, within=START_TIMEOUT)
             yield RunningApp(base_url, http)
     finally:
         server.send_signal(signal.SIGINT)

@@ -15,24 +15,9 @@ import aiohttp
 
 from tests.faults.conftest import CHAT, MISTRAL_UPSTREAM, chat_input, free_port, provider_env
 from tests.faults.raw_upstream import RawUpstream, hang
+from tests.support.processes import until_healthy
 
 AIPASTA = Path(sys.executable).parent / "aipasta"
-START_TIMEOUT = 30.0
-
-
-async def started(base_url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    async with aiohttp.ClientSession() as http:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert server.poll() is None, log.read_text()
-            try:
-                async with http.get(f"{base_url}/health") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            await asyncio.sleep(0.1)  # polling a process that is starting
 
 
 async def test_sigterm_stops_the_server_within_the_shutdown_timeout_despite_a_hung_chat(
@@ -65,8 +50,8 @@ async def test_sigterm_stops_the_server_within_the_shutdown_timeout_despite_a_hu
         )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        await started(base_url, server, log)
         async with aiohttp.ClientSession() as http:
+            await until_healthy(http, base_url, server, log)
             chat = asyncio.create_task(
                 http.post(f"{base_url}/graphql", json={"query": CHAT, "variables": chat_input()})
             )
