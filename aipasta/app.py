@@ -20,26 +20,26 @@ from starlette.routing import Route, WebSocketRoute
 
 from aipasta import __version__
 from aipasta.database import close_served_database, serve_database
-from aipasta.edge import edge_middleware
+from aipasta.edge.graphql_view import GatewayGraphQL
+from aipasta.edge.middleware import edge_middleware
+from aipasta.edge.request_ids import request_id
 from aipasta.graphiql import graphiql_routes
-from aipasta.graphql_view import GatewayGraphQL
 from aipasta.redactor import build_redactor, install_log_redaction
-from aipasta.request_ids import request_id
 from aipasta.settings import AuthMode, Settings
 from aipasta.upstreams import builtin_simulator, chat_providers, http_session, model_sources
 from documents.database import Database
 from documents.errors import DatabaseUnavailable
-from resolvers.catalog import Catalog, Clock, utc_now
-from resolvers.catalog_store import CatalogStore
+from resolvers.catalog.service import Catalog, Clock, utc_now
+from resolvers.catalog.store import CatalogStore
 from resolvers.context import Services
 from resolvers.errors import ErrorCode
-from resolvers.health import health_report
-from resolvers.history_backlog import HistoryBacklog
+from resolvers.history.backlog import HistoryBacklog
 from resolvers.identity.authenticator import Authenticator
 from resolvers.identity.key_store import ApiKeyStore
-from resolvers.metrics import render_metrics
-from resolvers.rate_limiter import RateLimiter
-from resolvers.usage_recorder import UsageRecorder
+from resolvers.limits.rate_limiter import RateLimiter
+from resolvers.monitoring.health import health_report
+from resolvers.monitoring.metrics import render_metrics
+from resolvers.usage.recorder import UsageRecorder
 
 log = logging.getLogger("aipasta")
 

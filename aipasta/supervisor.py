@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from aipasta.embedded import EmbeddedError, EmbeddedMongo, Lease
 from documents.database import Database
-from resolvers.health import RESTARTING, RUNNING, STARTING
+from resolvers.monitoring.health import RESTARTING, RUNNING, STARTING
 
 log = logging.getLogger("aipasta")
 

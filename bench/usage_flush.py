@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aipasta.embedded import EmbeddedMongo
 from documents.database import Database
 from documents.registry import document_models
-from resolvers.usage_recorder import UsageEntry, UsageRecorder
+from resolvers.usage.recorder import UsageEntry, UsageRecorder
 
 
 def entry(n: int) -> UsageEntry:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from graphql import OperationDefinitionNode, get_introspection_query, parse
 from strawberry.schema.schema import validate_document
 
-from aipasta.json_depth import check_json_depth
+from aipasta.edge.json_depth import check_json_depth
 from aipasta.settings import Settings
 from schema.build import build_schema
 from schema.limits import DEFAULT_LIST_WEIGHT, CostEstimator, shape_rule

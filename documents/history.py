@@ -10,7 +10,7 @@ exact `$inc` sum; a float stored by an older version still reads (as its Decimal
 A session has an `epoch`, new each time the session document is created, and each of
 its messages carries the epoch it was counted in. `deleting` marks a session whose
 delete is under way: saves do not count into it, and delete only the messages of its
-epoch (resolvers.history_store explains the protocol).
+epoch (resolvers.history.store explains the protocol).
 """
 
 from __future__ import annotations

@@ -19,15 +19,15 @@ from documents.database import Database
 from providers.chat import ChatProvider
 from providers.redaction import Redactor
 from resolvers.background import BackgroundTasks
-from resolvers.catalog import Catalog, CatalogView
+from resolvers.catalog.service import Catalog, CatalogView
 from resolvers.errors import Forbidden, GatewayError, Unauthenticated
-from resolvers.history_backlog import HistoryBacklog
+from resolvers.history.backlog import HistoryBacklog
 from resolvers.identity.authenticator import Authenticator
 from resolvers.identity.identity import Identity
 from resolvers.identity.key_store import ApiKeyStore
-from resolvers.metrics import Metrics
-from resolvers.rate_limiter import RateLimiter
-from resolvers.usage_recorder import UsageRecorder
+from resolvers.limits.rate_limiter import RateLimiter
+from resolvers.monitoring.metrics import Metrics
+from resolvers.usage.recorder import UsageRecorder
 
 
 class DatabaseProcess(Protocol):

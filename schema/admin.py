@@ -6,8 +6,8 @@ from datetime import datetime
 
 import strawberry
 
-from resolvers import api_keys
-from resolvers.api_keys import ApiKeyView, CreatedApiKeyView
+from resolvers.admin import api_keys
+from resolvers.admin.api_keys import ApiKeyView, CreatedApiKeyView
 
 
 @strawberry.type

@@ -10,7 +10,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from aipasta.settings import Settings
-from resolvers.operation_facts import operation_request_id
+from resolvers.monitoring.operation_facts import operation_request_id
 from schema.admin import AdminMutation, AdminQuery
 from schema.errors import PublicErrors, log_error
 from schema.guards import ExtensionFactory, guard_extensions

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import strawberry
 
-from resolvers.chat_views import CompletedEvent, DeltaEvent, FailedEvent
+from resolvers.chat.views import CompletedEvent, DeltaEvent, FailedEvent
 from schema.enums import ChatRole, ErrorCode
 
 

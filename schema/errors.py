@@ -34,7 +34,7 @@ from strawberry.types.execution import ExecutionResult, StreamExecutionResult
 
 from providers.redaction import Redactor
 from resolvers.errors import ErrorCode, log_level, to_gateway_error
-from resolvers.operation_facts import operation_request_id
+from resolvers.monitoring.operation_facts import operation_request_id
 
 log = logging.getLogger("aipasta.errors")
 

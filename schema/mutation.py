@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import strawberry
 
-from resolvers import chat as chat_fields
-from resolvers import history as history_fields
-from resolvers import models as catalog_fields
-from resolvers.catalog import CatalogView
-from resolvers.chat_views import ChatResultView, CompareResultView
-from resolvers.history import MessageView, SessionView
+from resolvers.catalog import fields as catalog_fields
+from resolvers.catalog.service import CatalogView
+from resolvers.chat import fields as chat_fields
+from resolvers.chat.views import ChatResultView, CompareResultView
+from resolvers.history import fields as history_fields
+from resolvers.history.fields import MessageView, SessionView
 from schema.catalog import ModelCatalog
 from schema.chat import ChatResult, CompareResult
 from schema.history import ChatMessage, ChatSession

@@ -23,8 +23,8 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types.execution import ExecutionResult, StreamExecutionResult
 
 from resolvers.context import Context
-from resolvers.metrics import safe_name
-from resolvers.operation_facts import OperationFacts, begin_operation
+from resolvers.monitoring.metrics import safe_name
+from resolvers.monitoring.operation_facts import OperationFacts, begin_operation
 from schema.errors import error_code
 
 log = logging.getLogger("aipasta.operations")

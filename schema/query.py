@@ -5,14 +5,15 @@ from __future__ import annotations
 import strawberry
 
 from providers.model import ModelInfo
-from resolvers import health, usage_report
-from resolvers import history as history_fields
-from resolvers import models as catalog_fields
-from resolvers.catalog import CatalogView
-from resolvers.health import HealthReport
-from resolvers.history import MessagePage, SessionPage
-from resolvers.models import ModelPage
-from resolvers.usage_report import UsageReportView
+from resolvers.catalog import fields as catalog_fields
+from resolvers.catalog.fields import ModelPage
+from resolvers.catalog.service import CatalogView
+from resolvers.history import fields as history_fields
+from resolvers.history.fields import MessagePage, SessionPage
+from resolvers.monitoring import health
+from resolvers.monitoring.health import HealthReport
+from resolvers.usage import report as usage_report
+from resolvers.usage.report import UsageReportView
 from schema.catalog import Model, ModelCatalog, ModelConnection
 from schema.health import Health
 from schema.history import ChatMessageConnection, ChatSessionConnection

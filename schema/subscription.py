@@ -7,7 +7,7 @@ from typing import Any
 
 import strawberry
 
-from resolvers import chat_stream as stream_fields
+from resolvers.chat import stream as stream_fields
 from schema.chat import ChatStreamEvent
 
 

@@ -17,7 +17,7 @@ from aipasta.embedded import EmbeddedMongo
 from aipasta.settings import Settings
 from documents.database import Database
 from documents.registry import document_models
-from resolvers.catalog import Clock, utc_now
+from resolvers.catalog.service import Clock, utc_now
 from tests.support.server import RunningApp, StartApp, serve
 from tests.support.upstream import FakeUpstream, Reply, fixture_json
 

@@ -10,8 +10,8 @@ import pytest
 from graphql import parse
 from multidict import CIMultiDict
 
-from aipasta.answer_cache import matches, public_operation
-from aipasta.request_ids import REQUEST_ID_HEADER
+from aipasta.edge.answer_cache import matches, public_operation
+from aipasta.edge.request_ids import REQUEST_ID_HEADER
 from tests.signin.conftest import JWT_SECRET, make_jwt
 from tests.support.server import RunningApp, StartApp
 from tests.support.upstream import FakeUpstream, Reply, fixture_json

@@ -17,8 +17,8 @@ import pytest_asyncio
 from documents.catalog import CachedModelList
 from documents.database import Database
 from providers.model import ModelInfo
-from resolvers.catalog import Catalog
-from resolvers.catalog_store import CatalogStore
+from resolvers.catalog.service import Catalog
+from resolvers.catalog.store import CatalogStore
 from tests.support.sources import FakeClock, ManualSleep, ScriptedSource, model
 
 TTL = 1800

@@ -14,13 +14,13 @@ from strawberry.types import ExecutionResult
 from documents.database import Database
 from providers.fake import FakeProvider
 from providers.model import ModelInfo, Pricing
-from resolvers.catalog import Catalog
-from resolvers.catalog_store import CatalogStore
+from resolvers.catalog.service import Catalog
+from resolvers.catalog.store import CatalogStore
 from resolvers.context import Context, Services
 from resolvers.identity.authenticator import Authenticator
 from resolvers.identity.identity import Identity
 from resolvers.identity.key_store import ApiKeyStore
-from resolvers.usage_recorder import UsageRecorder
+from resolvers.usage.recorder import UsageRecorder
 from schema.build import build_schema
 from tests.conftest import make_settings
 from tests.support.sources import ScriptedSource

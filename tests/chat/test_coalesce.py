@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from resolvers.coalesce import coalesce
+from resolvers.chat.coalesce import coalesce
 
 
 class Feed:

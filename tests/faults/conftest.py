@@ -28,7 +28,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from aipasta.app import create_app
-from resolvers.catalog import Clock, utc_now
+from resolvers.catalog.service import Clock, utc_now
 from resolvers.context import Services
 from tests.conftest import make_settings
 from tests.faults.raw_upstream import RawUpstream

@@ -20,7 +20,7 @@ from pymongo import AsyncMongoClient
 from documents.database import Database
 from documents.errors import DatabaseTimeout
 from documents.registry import document_models
-from resolvers.history_store import HistoryStore
+from resolvers.history.store import HistoryStore
 from resolvers.identity.key_store import ApiKeyStore
 from tests.conftest import make_settings
 from tests.faults.conftest import DedicatedMongo

@@ -9,7 +9,7 @@ import pytest
 
 from documents.database import Database
 from documents.errors import DatabaseUnavailable
-from resolvers.history_backlog import HistoryBacklog
+from resolvers.history.backlog import HistoryBacklog
 
 
 async def test_past_the_bound_the_oldest_writes_are_dropped_counted_and_logged(
@@ -24,7 +24,7 @@ async def test_past_the_bound_the_oldest_writes_are_dropped_counted_and_logged(
 
         return make
 
-    with caplog.at_level(logging.WARNING, "resolvers.history_backlog"):
+    with caplog.at_level(logging.WARNING, "resolvers.history.backlog"):
         for n in range(5):
             backlog.defer(write(n), what=f"write {n}")
         assert (backlog.pending, backlog.dropped) == (3, 2)

@@ -9,7 +9,7 @@ import pytest
 
 from documents.database import Database
 from documents.history import ChatMessage, ChatSession
-from resolvers.history_store import HistoryStore, Page, Position
+from resolvers.history.store import HistoryStore, Page, Position
 from tests.support.commands import CommandLog
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)

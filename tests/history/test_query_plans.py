@@ -22,9 +22,9 @@ from aipasta.settings import Settings
 from documents.database import Database
 from documents.history import ChatMessage
 from documents.registry import document_models
-from resolvers.history_store import HistoryStore
+from resolvers.history.store import HistoryStore
 from resolvers.identity.key_store import ApiKeyStore
-from resolvers.usage_recorder import UsageRecorder
+from resolvers.usage.recorder import UsageRecorder
 from tests.history.conftest import HistoryClient, make_services
 from tests.support.commands import CommandLog
 from tests.usage.test_usage_report import RECORDS, UsageClient, services

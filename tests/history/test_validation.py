@@ -10,7 +10,7 @@ import pytest
 
 from aipasta.settings import Settings
 from resolvers.errors import BadUserInput
-from resolvers.history import summarize
+from resolvers.history.fields import summarize
 from resolvers.validation import (
     check_attachments,
     check_cost,

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from resolvers.catalog import Catalog
+from resolvers.catalog.service import Catalog
 from tests.security.test_websocket_frames import acknowledged, reply, subscribe
 from tests.support.errors import REQUEST_ID
 from tests.support.server import RunningApp, StartApp

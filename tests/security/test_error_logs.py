@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from resolvers.catalog import Catalog
+from resolvers.catalog.service import Catalog
 from tests.security.conftest import post
 from tests.streaming.conftest import (
     CHAT_STREAM,

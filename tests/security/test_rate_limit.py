@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from limits.aio.storage import MemoryStorage
 
-from aipasta.client_ip import client_ip
+from aipasta.edge.client_ip import client_ip
 from documents.database import Database
 from resolvers.identity.key_store import ApiKeyStore
-from resolvers.rate_limiter import RateLimited, RateLimiter
+from resolvers.limits.rate_limiter import RateLimited, RateLimiter
 from tests.conftest import make_settings
 from tests.security.conftest import get, post, rate_limited_body
 from tests.streaming.conftest import (

@@ -138,7 +138,7 @@ async def test_a_secret_in_an_exception_message_stays_out_of_the_log(
     async def exploding(services: object) -> None:
         raise RuntimeError(f"could not reach the store with {secret}")
 
-    monkeypatch.setattr("resolvers.health.health_report", exploding)
+    monkeypatch.setattr("resolvers.monitoring.health.health_report", exploding)
     app = await configured_app()
 
     body = await app.graphql("{ health { status } }")
@@ -161,7 +161,7 @@ async def test_the_database_password_stays_out_of_answers_and_the_log(
     async def exploding(services: object) -> None:
         raise RuntimeError(f"login failed with password {password}")
 
-    monkeypatch.setattr("resolvers.health.health_report", exploding)
+    monkeypatch.setattr("resolvers.monitoring.health.health_report", exploding)
     # The embedded server has no such user: the gateway runs without its database.
     with_password = mongo_uri.replace("mongodb://", f"mongodb://gateway:{password}@", 1)
     app = await configured_app(MONGODB_URI=with_password)

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from aipasta.ws_credentials import CredentialWatch
+from aipasta.edge.ws_credentials import CredentialWatch
 from documents.database import Database
 from resolvers.identity.authenticator import Authenticator
 from resolvers.identity.errors import CredentialError, RevokedCredential

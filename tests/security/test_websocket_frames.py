@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from aipasta.ws_protocol import frame_problem
+from aipasta.edge.ws_protocol import frame_problem
 from tests.support.errors import without_request_id
 from tests.support.server import RunningApp, StartApp
 from tests.support.upstream import FakeUpstream, Reply, fixture_json

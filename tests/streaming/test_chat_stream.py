@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from bson import Decimal128
 
-from resolvers.chat_finish import ExchangeWriter
-from resolvers.chat_run import RunResult
+from resolvers.chat.finish import ExchangeWriter
+from resolvers.chat.run import RunResult
 from tests.streaming.conftest import (
     CHAT_STREAM,
     GPT_MINI,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from resolvers.chat_finish import ExchangeWriter
-from resolvers.chat_run import RunResult
+from resolvers.chat.finish import ExchangeWriter
+from resolvers.chat.run import RunResult
 from tests.streaming.conftest import (
     CHAT,
     COMPARE,

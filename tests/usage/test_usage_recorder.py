@@ -17,7 +17,7 @@ from bson import Decimal128
 from documents.database import Database
 from documents.errors import DatabaseUnavailable
 from documents.registry import document_models
-from resolvers.usage_recorder import UsageEntry, UsageRecorder
+from resolvers.usage.recorder import UsageEntry, UsageRecorder
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 WAIT = 10.0  # bound on every wait for the background writer; never reached when it works
@@ -246,7 +246,7 @@ async def test_a_write_whose_answer_was_lost_is_not_stored_twice(flaky: FlakyDat
 async def test_a_full_buffer_drops_the_oldest_and_counts_them(
     flaky: FlakyDatabase, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="resolvers.usage_recorder")
+    caplog.set_level(logging.WARNING, logger="resolvers.usage.recorder")
     recorder = UsageRecorder(flaky, batch_size=2, max_buffer=5)
     flaky.down = True
     for n in range(8):

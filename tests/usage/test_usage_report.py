@@ -17,7 +17,7 @@ from documents.database import Database
 from documents.registry import document_models
 from resolvers.context import Context, Services
 from resolvers.identity.identity import Identity
-from resolvers.usage_recorder import UsageEntry, UsageRecorder
+from resolvers.usage.recorder import UsageEntry, UsageRecorder
 from schema.build import build_schema
 from tests.conftest import make_settings
 from tests.support.errors import without_request_id

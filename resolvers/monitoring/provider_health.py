@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from resolvers.chat_run import RunResult
+    from resolvers.chat.run import RunResult
     from resolvers.context import Services
 
 OK = "ok"

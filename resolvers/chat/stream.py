@@ -18,18 +18,18 @@ import strawberry
 from starlette.websockets import WebSocket
 
 from providers.model import ModelInfo
-from resolvers.chat_finish import ExchangeWriter
-from resolvers.chat_prepare import (
+from resolvers.chat.coalesce import coalesce
+from resolvers.chat.finish import ExchangeWriter
+from resolvers.chat.prepare import (
     PreparedChat,
     prepare_chat,
     prepare_compare,
     start_run,
 )
-from resolvers.chat_run import log_failed_run
-from resolvers.chat_views import CompletedEvent, DeltaEvent, FailedEvent, terminal_event
-from resolvers.coalesce import coalesce
+from resolvers.chat.run import log_failed_run
+from resolvers.chat.views import CompletedEvent, DeltaEvent, FailedEvent, terminal_event
 from resolvers.context import Context, Info
-from resolvers.operation_facts import own_request_id
+from resolvers.monitoring.operation_facts import own_request_id
 
 if TYPE_CHECKING:
     from schema.inputs import ChatInput, CompareInput

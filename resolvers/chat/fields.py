@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from resolvers.chat_finish import ExchangeWriter
-from resolvers.chat_prepare import (
+from resolvers.chat.finish import ExchangeWriter
+from resolvers.chat.prepare import (
     PreparedChat,
     prepare_chat,
     prepare_compare,
     start_run,
 )
-from resolvers.chat_run import RunResult, log_failed_run
-from resolvers.chat_views import ChatResultView, CompareErrorView, CompareResultView
+from resolvers.chat.run import RunResult, log_failed_run
+from resolvers.chat.views import ChatResultView, CompareErrorView, CompareResultView
 from resolvers.context import Context, Info
 
 if TYPE_CHECKING:

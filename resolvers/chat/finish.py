@@ -18,14 +18,14 @@ from datetime import UTC, datetime
 from documents.errors import DatabaseUnavailable
 from documents.history import ChatMessage, MessageUsage, StoredAttachment
 from documents.usage import UsageStatus
-from resolvers.chat_input import Conversation
-from resolvers.chat_run import RunResult, RunStatus
+from resolvers.chat.inputs import Conversation
+from resolvers.chat.run import RunResult, RunStatus
 from resolvers.context import Services
 from resolvers.enums import ChatRole, MessageStatus
-from resolvers.history import PREVIEW_CHARS, TITLE_CHARS, summarize
-from resolvers.history_backlog import NOT_NOW
-from resolvers.history_store import HistoryStore
-from resolvers.usage_recorder import UsageEntry
+from resolvers.history.backlog import NOT_NOW
+from resolvers.history.fields import PREVIEW_CHARS, TITLE_CHARS, summarize
+from resolvers.history.store import HistoryStore
+from resolvers.usage.recorder import UsageEntry
 
 log = logging.getLogger(__name__)
 

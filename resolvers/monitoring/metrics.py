@@ -23,12 +23,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from resolvers.operation_facts import current_operation
-from resolvers.provider_health import ChatOutcomes, provider_states
-from resolvers.rate_limiter import Scope
+from resolvers.limits.rate_limiter import Scope
+from resolvers.monitoring.operation_facts import current_operation
+from resolvers.monitoring.provider_health import ChatOutcomes, provider_states
 
 if TYPE_CHECKING:
-    from resolvers.chat_run import RunResult
+    from resolvers.chat.run import RunResult
     from resolvers.context import Services
 
 CATALOG_STATUSES = ("ok", "stale", "loading", "error")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from providers.model import ModelInfo
-from resolvers.catalog import CatalogView
+from resolvers.catalog.service import CatalogView
 from resolvers.context import Info
 from resolvers.cursor import decode_cursor, encode_cursor
 from resolvers.errors import BadUserInput

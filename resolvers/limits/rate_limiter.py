@@ -1,6 +1,6 @@
 """Rate limits per client IP and per signed-in user, and a cap on each user's open streams.
 
-Who is limited by what (resolvers.admission runs them in this order):
+Who is limited by what (resolvers.limits.admission runs them in this order):
 - the flood guard, `ip_flood_limit` per IP for every operation, before sign-in: it bounds
   the credential lookups one address can cause;
 - an anonymous operation (no credential, or one that was refused) counts against its
@@ -12,9 +12,9 @@ Limits use the `limits` library's moving window: a client gets at most N operati
 any window, with no burst of 2N across a window boundary as a fixed window would allow.
 The counts live in `AIPASTA_RATE_LIMIT_STORAGE` (process memory by default; a shared
 store such as `redis://` when several processes serve the same clients, see
-`resolvers.rate_limit_store`).
+`resolvers.limits.store`).
 
-With a Redis store the open-stream cap holds across processes too (`resolvers.stream_slots`);
+With a Redis store the open-stream cap holds across processes too (`resolvers.limits.stream_slots`);
 with any other store it is counted in this process only.
 
 A failing store never takes the gateway down: the failure is counted in `store_failures`
@@ -40,8 +40,8 @@ from limits.aio.strategies import MovingWindowRateLimiter
 
 from aipasta.settings import FailMode, Settings
 from resolvers.errors import ErrorCode, GatewayError
-from resolvers.rate_limit_store import StoreUnavailable, in_process, open_storage
-from resolvers.stream_slots import Lease, SharedStreamSlots, redis_client
+from resolvers.limits.store import StoreUnavailable, in_process, open_storage
+from resolvers.limits.stream_slots import Lease, SharedStreamSlots, redis_client
 
 log = logging.getLogger("aipasta.rate_limit")
 

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from resolvers.context import Info, Services
-from resolvers.provider_health import ProviderHealth, provider_states
+from resolvers.monitoring.provider_health import ProviderHealth, provider_states
 
 CONNECTED = "connected"
 DISCONNECTED = "disconnected"
@@ -119,7 +119,7 @@ async def _ping(services: Services) -> bool:
 
 async def health_report(services: Services) -> HealthReport:
     """`ok` when the database is connected, the limiter's store answers and at least one
-    provider can serve chat (resolvers.provider_health); `degraded` otherwise."""
+    provider can serve chat (resolvers.monitoring.provider_health); `degraded` otherwise."""
     database_up = await _ping(services)
     report = HealthServices(
         database=_database_state(services, database_up),

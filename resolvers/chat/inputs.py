@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from aipasta.settings import Settings
 from providers.chat import ChatRequest
 from providers.model import ModelInfo
-from resolvers.catalog import CatalogView
+from resolvers.catalog.service import CatalogView
 from resolvers.enums import ChatRole
 from resolvers.errors import BadUserInput, ModelNotFound
 from resolvers.validation import (

@@ -4,9 +4,9 @@
   turned off) answer in the API's JSON error format instead of plain text.
 - Queries and mutations over HTTP are cancelled after `operation_timeout`; streams are
   left to the chat timeouts. They are also cancelled as soon as their client
-  disconnects (aipasta.disconnect): a chat answer then ends as a stream's does.
+  disconnects (aipasta.edge.disconnect): a chat answer then ends as a stream's does.
 - Websockets speak graphql-transport-ws only, through our hardened handler
-  (aipasta.ws_protocol); a browser page from an origin outside `allowed_origins` is
+  (aipasta.edge.ws_protocol); a browser page from an origin outside `allowed_origins` is
   refused before the handshake completes (HTTP 403).
 """
 
@@ -28,18 +28,18 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
-from aipasta.answer_cache import AnswerCache, CachingGraphQL
-from aipasta.disconnect import cancelled_on_disconnect
+from aipasta.edge.answer_cache import AnswerCache, CachingGraphQL
+from aipasta.edge.disconnect import cancelled_on_disconnect
+from aipasta.edge.json_depth import JSONTooDeep, check_json_depth
+from aipasta.edge.request_ids import REQUEST_ID_HEADER
+from aipasta.edge.request_ids import request_id as request_id_of
+from aipasta.edge.ws_protocol import GatewayTransportWS
 from aipasta.graphiql import graphiql_page
-from aipasta.json_depth import JSONTooDeep, check_json_depth
-from aipasta.request_ids import REQUEST_ID_HEADER
-from aipasta.request_ids import request_id as request_id_of
 from aipasta.settings import AuthMode, Settings
-from aipasta.ws_protocol import GatewayTransportWS
 from resolvers.context import Context, Services
 from resolvers.errors import ErrorCode, Unauthenticated
 from resolvers.identity.errors import CredentialError
-from resolvers.sign_in import connection_authorization, sign_in, sign_in_request
+from resolvers.identity.sign_in import connection_authorization, sign_in, sign_in_request
 from schema.build import build_schema
 from schema.timeouts import timed_out
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from providers.model import ModelInfo
-from resolvers.chat_finish import ExchangeWriter
-from resolvers.chat_input import (
+from resolvers.chat.finish import ExchangeWriter
+from resolvers.chat.inputs import (
     Conversation,
     MessageLike,
     OptionsLike,
@@ -17,7 +17,7 @@ from resolvers.chat_input import (
     resolve_model,
     resolve_models,
 )
-from resolvers.chat_run import ChatRun, RetryRules
+from resolvers.chat.run import ChatRun, RetryRules
 from resolvers.context import Context
 from resolvers.errors import BadUserInput
 

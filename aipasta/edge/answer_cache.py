@@ -39,7 +39,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
-from resolvers.catalog import Catalog
+from resolvers.catalog.service import Catalog
 from resolvers.context import Context
 from schema.query_cache import cached_document
 

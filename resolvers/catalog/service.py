@@ -24,8 +24,8 @@ from providers.errors import ProviderAuthError, ProviderError
 from providers.model import ModelInfo
 from providers.redaction import Redactor
 from providers.source import ModelSource
-from resolvers.catalog_index import ModelIndex, ModelStats, ProviderModels
-from resolvers.catalog_store import CatalogStore
+from resolvers.catalog.index import ModelIndex, ModelStats, ProviderModels
+from resolvers.catalog.store import CatalogStore
 
 log = logging.getLogger(__name__)
 

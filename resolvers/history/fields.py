@@ -24,7 +24,7 @@ from resolvers.context import Info
 from resolvers.cursor import decode_cursor, encode_cursor
 from resolvers.enums import ChatRole, MessageStatus
 from resolvers.errors import BadUserInput, DatabaseUnavailableError, NotFound
-from resolvers.history_store import HistoryStore, Page, Position
+from resolvers.history.store import HistoryStore, Page, Position
 from resolvers.page import PageInfo
 from resolvers.validation import (
     CheckedAttachment,

@@ -11,8 +11,8 @@ from __future__ import annotations
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aipasta.client_ip import Network, is_trusted, parse_address
-from aipasta.request_ids import REQUEST_ID_HEADER, adopt_request_id, request_id
+from aipasta.edge.client_ip import Network, is_trusted, parse_address
+from aipasta.edge.request_ids import REQUEST_ID_HEADER, adopt_request_id, request_id
 from resolvers.context import Services
 
 

@@ -8,7 +8,7 @@ For each HTTP request to /graphql, in order:
 1. the body cap: 413 from `Content-Length` before reading a byte, or as soon as a body
    sent without one (chunked) grows past `max_body_bytes`; the rest of the body is read
    and dropped first (within bounds), so a client still sending it reads the answer;
-2. the rate limits around sign-in (resolvers.admission): the IP's flood guard, then
+2. the rate limits around sign-in (resolvers.limits.admission): the IP's flood guard, then
    sign-in, once (the `SignIn` is left in `scope["state"]` for the GraphQL view), then
    the user's or the anonymous IP's limit; 429 with `Retry-After` when refused (503 when
    the limiter's store is down and `AIPASTA_RATE_LIMIT_FAIL=closed`).
@@ -31,18 +31,18 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aipasta.client_ip import client_ip
-from aipasta.hosts import HostGuard
-from aipasta.observe import Observe
-from aipasta.request_ids import REQUEST_ID_HEADER, request_id
+from aipasta.edge.client_ip import client_ip
+from aipasta.edge.hosts import HostGuard
+from aipasta.edge.observe import Observe
+from aipasta.edge.request_ids import REQUEST_ID_HEADER, request_id
 from aipasta.settings import Settings
-from resolvers.admission import Admission, admit
 from resolvers.context import Services
 from resolvers.errors import ErrorCode
-from resolvers.rate_limiter import RateDecision
-from resolvers.sign_in import STATE_KEY, SignIn, check_credentials
+from resolvers.identity.sign_in import STATE_KEY, SignIn, check_credentials
+from resolvers.limits.admission import Admission, admit
+from resolvers.limits.rate_limiter import RateDecision
 
-log = logging.getLogger("aipasta.edge")
+log = logging.getLogger("aipasta.edge.middleware")
 
 GRAPHQL_PATH = "/graphql"
 CORS_HEADERS = ["Authorization", "Content-Type"]
@@ -51,7 +51,7 @@ CORS_EXPOSED = ["Retry-After", "X-Request-ID"]
 
 
 def edge_middleware(settings: Settings) -> list[Middleware]:
-    """The app's middleware, outermost first: the Host check (aipasta.hosts) before
+    """The app's middleware, outermost first: the Host check (aipasta.edge.hosts) before
     anything; CORS also answers preflights and marks the edge's own 413/429 answers, so
     a browser can read them."""
     return [
@@ -116,7 +116,7 @@ class EdgeGuard:
         await self.app(scope, replay(body, receive), send)
 
     async def _admit(self, services: Services, scope: Scope) -> Admission:
-        """The rate limits around sign-in (resolvers.admission); the `SignIn` is left in
+        """The rate limits around sign-in (resolvers.limits.admission); the `SignIn` is left in
         `scope["state"]` for the GraphQL view."""
 
         async def sign_in() -> SignIn:

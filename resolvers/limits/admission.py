@@ -9,8 +9,8 @@
    `AIPASTA_AUTH=off` nobody signs in (everyone is the one local user), so every
    operation counts as anonymous, as in the seed.
 
-HTTP requests (aipasta.edge) and websocket `subscribe` messages (aipasta.ws_protocol)
-both come through here.
+HTTP requests (aipasta.edge.middleware) and websocket `subscribe` messages
+(aipasta.edge.ws_protocol) both come through here.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from aipasta.settings import AuthMode
 from resolvers.context import Services
-from resolvers.rate_limiter import RateDecision
-from resolvers.sign_in import SignIn
+from resolvers.identity.sign_in import SignIn
+from resolvers.limits.rate_limiter import RateDecision
 
 
 @dataclass(frozen=True)

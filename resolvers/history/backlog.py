@@ -2,7 +2,7 @@
 not be saved when it was ready.
 
 `defer()` only appends to a bounded in-memory queue (like the usage records'
-buffer, resolvers.usage_recorder): no I/O, no await. A background task makes the
+buffer, resolvers.usage.recorder): no I/O, no await. A background task makes the
 writes, oldest first, whenever the database is available, and `close()` tries once
 more at shutdown. A write that finds MongoDB away again stays at the front, so
 the writes of one exchange (the user's message, then each answer) keep their order.

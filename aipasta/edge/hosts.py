@@ -20,11 +20,11 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aipasta.request_ids import REQUEST_ID_HEADER, request_id
+from aipasta.edge.request_ids import REQUEST_ID_HEADER, request_id
 from aipasta.settings import ANY_HOST
 from resolvers.errors import ErrorCode
 
-log = logging.getLogger("aipasta.edge")
+log = logging.getLogger("aipasta.edge.middleware")
 
 # Enough of a refused Host header for the operator to recognise it.
 LOGGED_HOST_CHARS = 100

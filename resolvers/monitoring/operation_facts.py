@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from resolvers.chat_run import RunResult
+    from resolvers.chat.run import RunResult
 
 
 @dataclass

@@ -26,7 +26,7 @@ from providers.errors import (
 from providers.model import ModelInfo
 from providers.pricing import Cost, cost_of, estimate_prompt_tokens, estimate_tokens
 from providers.redaction import Redactor
-from resolvers.chat_input import Conversation
+from resolvers.chat.inputs import Conversation
 from resolvers.errors import ErrorCode, GatewayError, UpstreamFailure, log_level
 
 Monotonic = Callable[[], float]

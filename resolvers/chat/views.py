@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from providers.pricing import Cost
-from resolvers.chat_run import RunResult, UsageCount
+from resolvers.chat.run import RunResult, UsageCount
 from resolvers.enums import ChatRole
 from resolvers.errors import ErrorCode
 

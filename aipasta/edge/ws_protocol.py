@@ -9,10 +9,10 @@ On top of Strawberry's handler:
   non-string `query` (answered with a Python error text), non-object `variables`
   (silently ignored) and non-string or empty ids.
 - `subscribe` beyond `ws_max_operations` open operations, or refused by the rate
-  limits (resolvers.admission, in the same order as over HTTP), is answered with an
+  limits (resolvers.limits.admission, in the same order as over HTTP), is answered with an
   `error` message for that id in the API's error format; the socket stays open.
 - The connection's credential is checked again on each `subscribe` and whenever its
-  answer could change (aipasta.ws_credentials); once refused, the socket closes with 4403.
+  answer could change (aipasta.edge.ws_credentials); once refused, the socket closes with 4403.
 - A client that accepts nothing for `stream_send_timeout` while a message waits for it
   (it stopped reading but keeps the connection open) is given up on: its operations end
   as on a disconnect (upstream closed, partial answer saved, usage recorded) and the
@@ -36,14 +36,14 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     SubscribeMessage,
 )
 
-from aipasta.client_ip import client_ip
-from aipasta.ws_credentials import CLOSE_FORBIDDEN, CredentialWatch, watch_connection
+from aipasta.edge.client_ip import client_ip
+from aipasta.edge.ws_credentials import CLOSE_FORBIDDEN, CredentialWatch, watch_connection
 from documents.errors import DatabaseUnavailable
-from resolvers.admission import admit
 from resolvers.context import Context
 from resolvers.errors import ErrorCode
 from resolvers.identity.errors import CredentialError
-from resolvers.sign_in import SignIn
+from resolvers.identity.sign_in import SignIn
+from resolvers.limits.admission import admit
 
 log = logging.getLogger("aipasta.ws")
 
@@ -200,7 +200,7 @@ class GatewayTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
     async def _admit(
         self, operation_id: str, request: str
     ) -> tuple[bool, GraphQLFormattedError | None]:
-        """The rate limits around sign-in, as over HTTP (resolvers.admission), with the
+        """The rate limits around sign-in, as over HTTP (resolvers.limits.admission), with the
         connection's credential checked again at the sign-in step, after the flood guard.
         (True, None): the operation may run; (False, refusal): answer it; (False, None):
         the credential check already answered or is closing the socket."""
