@@ -32,7 +32,6 @@ from documents.errors import DatabaseUnavailable
 from resolvers.catalog.service import Catalog, Clock, utc_now
 from resolvers.catalog.store import CatalogStore
 from resolvers.context import Services
-from resolvers.errors import ErrorCode
 from resolvers.history.backlog import HistoryBacklog
 from resolvers.identity.authenticator import Authenticator
 from resolvers.identity.key_store import ApiKeyStore
@@ -40,6 +39,7 @@ from resolvers.limits.rate_limiter import RateLimiter
 from resolvers.monitoring.health import health_report
 from resolvers.monitoring.metrics import render_metrics
 from resolvers.usage.recorder import UsageRecorder
+from schema.types.enums import ErrorCode
 
 log = logging.getLogger("aipasta")
 

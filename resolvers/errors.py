@@ -18,34 +18,11 @@ onto the GraphQL error, which is how the code reaches the client.
 from __future__ import annotations
 
 import logging
-from enum import Enum
 from typing import Any
 
 from documents.errors import DatabaseTimeout, DatabaseUnavailable
 from providers.errors import ProviderAuthError, ProviderError
-
-
-class ErrorCode(Enum):
-    BAD_USER_INPUT = "BAD_USER_INPUT"
-    UNAUTHENTICATED = "UNAUTHENTICATED"
-    FORBIDDEN = "FORBIDDEN"
-    NOT_FOUND = "NOT_FOUND"
-    RATE_LIMITED = "RATE_LIMITED"
-    MODEL_NOT_FOUND = "MODEL_NOT_FOUND"
-    PROVIDER_ERROR = "PROVIDER_ERROR"
-    PROVIDER_UNAVAILABLE = "PROVIDER_UNAVAILABLE"
-    PROVIDER_TIMEOUT = "PROVIDER_TIMEOUT"
-    PROVIDER_RATE_LIMITED = "PROVIDER_RATE_LIMITED"
-    INSUFFICIENT_CREDITS = "INSUFFICIENT_CREDITS"
-    CONTENT_FILTERED = "CONTENT_FILTERED"
-    DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
-    INTERNAL = "INTERNAL"
-    # Beyond the contract: the gateway's own time limit on an operation.
-    TIMEOUT = "TIMEOUT"
-    # Beyond the contract: a dependency of the gateway itself (not a provider, not the
-    # database) is down and the gateway refuses rather than serve unguarded.
-    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
-
+from schema.types.enums import ErrorCode
 
 # A dependency of the gateway failed, rather than the client asking for something wrong:
 # worth a WARNING in the log; other client errors are INFO.

@@ -42,7 +42,7 @@ EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class AttachmentLike(Protocol):
-    """What an attachment input looks like (schema.inputs.AttachmentInput)."""
+    """What an attachment input looks like (schema.types.inputs.AttachmentInput)."""
 
     @property
     def kind(self) -> str: ...

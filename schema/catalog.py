@@ -7,6 +7,8 @@ from datetime import datetime
 
 import strawberry
 
+from schema.types.page import PageInfo
+
 
 @strawberry.type
 class ModelPricing:
@@ -33,14 +35,6 @@ class Model:
     free: bool
     pricing: ModelPricing
     supported_parameters: list[str]
-
-
-@strawberry.type
-class PageInfo:
-    has_next_page: bool
-    has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
 
 
 @strawberry.type

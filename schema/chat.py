@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import strawberry
 
 from resolvers.chat.views import CompletedEvent, DeltaEvent, FailedEvent
-from schema.enums import ChatRole, ErrorCode
+from schema.types.enums import ChatRole, ErrorCode
 
 
 @strawberry.type

@@ -33,8 +33,9 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types.execution import ExecutionResult, StreamExecutionResult
 
 from providers.redaction import Redactor
-from resolvers.errors import ErrorCode, log_level, to_gateway_error
+from resolvers.errors import log_level, to_gateway_error
 from resolvers.monitoring.operation_facts import operation_request_id
+from schema.types.enums import ErrorCode
 
 log = logging.getLogger("aipasta.errors")
 

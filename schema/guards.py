@@ -44,8 +44,8 @@ from strawberry.extensions import (
 from strawberry.types.graphql import OperationType
 
 from aipasta.settings import Settings
-from resolvers.errors import ErrorCode
 from schema.limits import shape_rule
+from schema.types.enums import ErrorCode
 
 ExtensionFactory = Callable[[], SchemaExtension]
 

@@ -6,8 +6,8 @@ from datetime import datetime
 
 import strawberry
 
-from schema.catalog import PageInfo
-from schema.enums import ChatRole, MessageStatus
+from schema.types.enums import ChatRole, MessageStatus
+from schema.types.page import PageInfo
 
 
 @strawberry.type

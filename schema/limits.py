@@ -53,7 +53,7 @@ from graphql import (
 from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 from strawberry.extensions import SchemaExtension
 
-from resolvers.errors import ErrorCode
+from schema.types.enums import ErrorCode
 
 T = TypeVar("T")
 

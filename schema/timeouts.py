@@ -5,8 +5,9 @@ from __future__ import annotations
 from graphql import GraphQLError
 from strawberry.types import ExecutionResult
 
-from resolvers.errors import ErrorCode, GatewayError
+from resolvers.errors import GatewayError
 from schema.errors import public_error
+from schema.types.enums import ErrorCode
 
 TIMEOUT_REASON = "TIMEOUT"
 

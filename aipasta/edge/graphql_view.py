@@ -37,11 +37,12 @@ from aipasta.edge.ws_protocol import GatewayTransportWS
 from aipasta.graphiql import graphiql_page
 from aipasta.settings import AuthMode, Settings
 from resolvers.context import Context, Services
-from resolvers.errors import ErrorCode, Unauthenticated
+from resolvers.errors import Unauthenticated
 from resolvers.identity.errors import CredentialError
 from resolvers.identity.sign_in import connection_authorization, sign_in, sign_in_request
 from schema.build import build_schema
 from schema.timeouts import timed_out
+from schema.types.enums import ErrorCode
 
 log = logging.getLogger("aipasta.graphql")
 

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aipasta.edge.request_ids import REQUEST_ID_HEADER, request_id
 from aipasta.settings import ANY_HOST
-from resolvers.errors import ErrorCode
+from schema.types.enums import ErrorCode
 
 log = logging.getLogger("aipasta.edge.middleware")
 

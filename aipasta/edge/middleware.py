@@ -37,10 +37,10 @@ from aipasta.edge.observe import Observe
 from aipasta.edge.request_ids import REQUEST_ID_HEADER, request_id
 from aipasta.settings import Settings
 from resolvers.context import Services
-from resolvers.errors import ErrorCode
 from resolvers.identity.sign_in import STATE_KEY, SignIn, check_credentials
 from resolvers.limits.admission import Admission, admit
 from resolvers.limits.rate_limiter import RateDecision
+from schema.types.enums import ErrorCode
 
 log = logging.getLogger("aipasta.edge.middleware")
 

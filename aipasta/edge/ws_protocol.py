@@ -40,10 +40,10 @@ from aipasta.edge.client_ip import client_ip
 from aipasta.edge.ws_credentials import CLOSE_FORBIDDEN, CredentialWatch, watch_connection
 from documents.errors import DatabaseUnavailable
 from resolvers.context import Context
-from resolvers.errors import ErrorCode
 from resolvers.identity.errors import CredentialError
 from resolvers.identity.sign_in import SignIn
 from resolvers.limits.admission import admit
+from schema.types.enums import ErrorCode
 
 log = logging.getLogger("aipasta.ws")
 

@@ -15,10 +15,10 @@ from resolvers.catalog.service import CatalogView
 from resolvers.context import Info
 from resolvers.cursor import decode_cursor, encode_cursor
 from resolvers.errors import BadUserInput
-from resolvers.page import PageInfo
+from schema.types.page import PageInfo
 
 if TYPE_CHECKING:
-    from schema.inputs import ModelFilter
+    from schema.types.inputs import ModelFilter
 
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
@@ -123,7 +123,7 @@ def paginate_models(
 
 async def models(
     info: Info,
-    filter: Annotated[ModelFilter, strawberry.lazy("schema.inputs")] | None = None,
+    filter: Annotated[ModelFilter, strawberry.lazy("schema.types.inputs")] | None = None,
     first: int | None = DEFAULT_PAGE,
     after: str | None = None,
 ) -> ModelPage:

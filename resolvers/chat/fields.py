@@ -21,9 +21,9 @@ from resolvers.chat.views import ChatResultView, CompareErrorView, CompareResult
 from resolvers.context import Context, Info
 
 if TYPE_CHECKING:
-    from schema.inputs import ChatInput, CompareInput
+    from schema.types.inputs import ChatInput, CompareInput
 
-_INPUTS = "schema.inputs"
+_INPUTS = "schema.types.inputs"
 
 
 async def run_to_end(

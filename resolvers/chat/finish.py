@@ -21,11 +21,11 @@ from documents.usage import UsageStatus
 from resolvers.chat.inputs import Conversation
 from resolvers.chat.run import RunResult, RunStatus
 from resolvers.context import Services
-from resolvers.enums import ChatRole, MessageStatus
 from resolvers.history.backlog import NOT_NOW
 from resolvers.history.fields import PREVIEW_CHARS, TITLE_CHARS, summarize
 from resolvers.history.store import HistoryStore
 from resolvers.usage.recorder import UsageEntry
+from schema.types.enums import ChatRole, MessageStatus
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ from aipasta.settings import Settings
 from providers.chat import ChatRequest
 from providers.model import ModelInfo
 from resolvers.catalog.service import CatalogView
-from resolvers.enums import ChatRole
 from resolvers.errors import BadUserInput, ModelNotFound
 from resolvers.validation import (
     AttachmentLike,
@@ -25,6 +24,7 @@ from resolvers.validation import (
     check_session_id,
     check_text,
 )
+from schema.types.enums import ChatRole
 
 MAX_MESSAGES = 500
 MAX_STOP = 4

@@ -23,7 +23,7 @@ from resolvers.errors import BadUserInput
 
 
 class ChatInputLike(Protocol):
-    """What `schema.inputs.ChatInput` carries."""
+    """What `schema.types.inputs.ChatInput` carries."""
 
     @property
     def model(self) -> str: ...
@@ -38,7 +38,7 @@ class ChatInputLike(Protocol):
 
 
 class CompareInputLike(Protocol):
-    """What `schema.inputs.CompareInput` carries."""
+    """What `schema.types.inputs.CompareInput` carries."""
 
     @property
     def models(self) -> Sequence[str]: ...

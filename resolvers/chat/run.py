@@ -27,7 +27,8 @@ from providers.model import ModelInfo
 from providers.pricing import Cost, cost_of, estimate_prompt_tokens, estimate_tokens
 from providers.redaction import Redactor
 from resolvers.chat.inputs import Conversation
-from resolvers.errors import ErrorCode, GatewayError, UpstreamFailure, log_level
+from resolvers.errors import GatewayError, UpstreamFailure, log_level
+from schema.types.enums import ErrorCode
 
 Monotonic = Callable[[], float]
 

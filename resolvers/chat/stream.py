@@ -32,9 +32,9 @@ from resolvers.context import Context, Info
 from resolvers.monitoring.operation_facts import own_request_id
 
 if TYPE_CHECKING:
-    from schema.inputs import ChatInput, CompareInput
+    from schema.types.inputs import ChatInput, CompareInput
 
-_INPUTS = "schema.inputs"
+_INPUTS = "schema.types.inputs"
 
 StreamEvent = DeltaEvent | CompletedEvent | FailedEvent
 

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from providers.pricing import Cost
 from resolvers.chat.run import RunResult, UsageCount
-from resolvers.enums import ChatRole
-from resolvers.errors import ErrorCode
+from schema.types.enums import ChatRole, ErrorCode
 
 
 @dataclass(frozen=True)

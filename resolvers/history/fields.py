@@ -22,10 +22,8 @@ from documents.database import Database
 from documents.history import ChatMessage, ChatSession, StoredAttachment
 from resolvers.context import Info
 from resolvers.cursor import decode_cursor, encode_cursor
-from resolvers.enums import ChatRole, MessageStatus
 from resolvers.errors import BadUserInput, DatabaseUnavailableError, NotFound
 from resolvers.history.store import HistoryStore, Page, Position
-from resolvers.page import PageInfo
 from resolvers.validation import (
     CheckedAttachment,
     check_attachments,
@@ -37,9 +35,11 @@ from resolvers.validation import (
     check_text,
     check_timestamp,
 )
+from schema.types.enums import ChatRole, MessageStatus
+from schema.types.page import PageInfo
 
 if TYPE_CHECKING:
-    from schema.inputs import SaveMessageInput
+    from schema.types.inputs import SaveMessageInput
 
 DEFAULT_HISTORY_PAGE = 50
 MAX_HISTORY_PAGE = 200
@@ -216,7 +216,7 @@ async def chat_sessions(
 
 async def save_message(
     info: Info,
-    input: Annotated["SaveMessageInput", strawberry.lazy("schema.inputs")],
+    input: Annotated["SaveMessageInput", strawberry.lazy("schema.types.inputs")],
 ) -> MessageView:
     user_id = info.context.require_user().user_id
     settings = info.context.services.settings

@@ -39,9 +39,10 @@ from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from aipasta.settings import FailMode, Settings
-from resolvers.errors import ErrorCode, GatewayError
+from resolvers.errors import GatewayError
 from resolvers.limits.store import StoreUnavailable, in_process, open_storage
 from resolvers.limits.stream_slots import Lease, SharedStreamSlots, redis_client
+from schema.types.enums import ErrorCode
 
 log = logging.getLogger("aipasta.rate_limit")
 

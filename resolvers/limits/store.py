@@ -21,7 +21,8 @@ from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
 from packaging.requirements import InvalidRequirement, Requirement
 
-from resolvers.errors import ErrorCode, GatewayError
+from resolvers.errors import GatewayError
+from schema.types.enums import ErrorCode
 
 SETTING = "AIPASTA_RATE_LIMIT_STORAGE"
 # A refused request is told to come back after this long: the store is retried at

@@ -19,8 +19,8 @@ from documents.errors import DatabaseUnavailable
 from documents.filters import equal
 from documents.usage import UsageRecord
 from resolvers.context import Info
-from resolvers.enums import UsageGroupBy
 from resolvers.errors import BadUserInput
+from schema.types.enums import UsageGroupBy
 
 
 @dataclass(frozen=True)

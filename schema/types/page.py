@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import strawberry
 
 
-@dataclass(frozen=True)
+@strawberry.type
 class PageInfo:
     has_next_page: bool
     has_previous_page: bool

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import strawberry
 
-from schema.enums import ChatRole
+from schema.types.enums import ChatRole
 
 
 @strawberry.input
