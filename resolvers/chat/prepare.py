@@ -110,7 +110,9 @@ def start_run(context: Context, conversation: Conversation, models: Sequence[Mod
         models,
         context.services.chat,
         rules=RetryRules(
-            backoff=settings.chat_retry_backoff, max_wait=settings.chat_retry_max_wait
+            backoff=settings.chat_retry_backoff,
+            max_wait=settings.chat_retry_max_wait,
+            sleep=context.services.retry_sleep,
         ),
         redactor=context.services.redactor,
     )

@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from providers.chat import ChatProvider, TokenUsage
@@ -26,6 +26,7 @@ from providers.errors import (
 from providers.model import ModelInfo
 from providers.pricing import Cost, cost_of, estimate_prompt_tokens, estimate_tokens
 from providers.redaction import Redactor
+from providers.retry import Sleep, retrying
 from resolvers.chat.inputs import Conversation
 from resolvers.errors import GatewayError, UpstreamFailure, log_level
 from schema.types.enums import ErrorCode
@@ -84,6 +85,7 @@ def log_failed_run(result: RunResult, request_id: str) -> None:
 class RetryRules:
     backoff: float = 0.5
     max_wait: float = 5.0
+    sleep: Sleep = field(default=asyncio.sleep, compare=False)
 
 
 def _retry_same_model(error: ProviderError) -> bool:
@@ -136,25 +138,31 @@ class ChatRun:
     async def deltas(self) -> AsyncGenerator[str, None]:
         for model in self._models:
             self._model = model
-            for attempt in range(2):
-                try:
-                    async for text in self._stream(model):
-                        yield text
-                except ProviderError as error:
-                    # Its message reaches the client: upstreams echo keys they were sent.
-                    error.message = self._redactor.redact(error.message)
-                    self._error = error
-                    if self._parts:
-                        return  # part of an answer was shown: no retry, no fallback
-                    if attempt == 0 and _retry_same_model(error):
-                        await asyncio.sleep(self._retry_delay(error))
-                        continue
-                    break
-                else:
-                    self._completed = True
-                    self._error = None
-                    self._ended_at = self._monotonic()
-                    return
+            attempts = retrying(
+                attempts=2,  # the first try and, before any token was shown, one retry
+                retryable=lambda error: not self._parts and _retry_same_model(error),
+                delay=lambda _attempt, error: self._retry_delay(error),
+                sleep=self._rules.sleep,
+            )
+            try:
+                async for attempt in attempts:
+                    with attempt:
+                        try:
+                            async for text in self._stream(model):
+                                yield text
+                        except ProviderError as error:
+                            # Its message reaches the client: upstreams echo keys they were sent.
+                            error.message = self._redactor.redact(error.message)
+                            self._error = error
+                            raise
+            except ProviderError:
+                if self._parts:
+                    return  # part of an answer was shown: no retry, no fallback
+                continue
+            self._completed = True
+            self._error = None
+            self._ended_at = self._monotonic()
+            return
         self._ended_at = self._monotonic()
 
     def _retry_delay(self, error: ProviderError) -> float:
