@@ -27,14 +27,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql.error import GraphQLError, GraphQLSyntaxError
+from graphql.error import GraphQLError
 from strawberry.extensions import SchemaExtension
-from strawberry.schema.exceptions import CannotGetOperationTypeError
-from strawberry.types.execution import ExecutionResult, StreamExecutionResult
+from strawberry.types import ExecutionResult, StreamExecutionResult
 
 from providers.redaction import Redactor
 from resolvers.errors import log_level, to_gateway_error
 from resolvers.monitoring.operation_facts import operation_request_id
+from schema.strawberry_seams import closes_websocket
 from schema.types.enums import ErrorCode
 
 log = logging.getLogger("aipasta.errors")
@@ -148,9 +148,9 @@ class PublicErrors(SchemaExtension):
 
     def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
         errors: list[GraphQLError] | None = getattr(result, "errors", None)
-        # Strawberry's websocket handler closes the socket (4400) on these two, as
+        # Strawberry's websocket handler closes the socket (4400) on these, as
         # graphql-transport-ws asks, and recognises them by their type: leave them be.
-        if errors and not any(_closes_websocket(e) for e in errors):
+        if errors and not any(closes_websocket(e) for e in errors):
             self._process(result)
         yield
 
@@ -165,9 +165,3 @@ class PublicErrors(SchemaExtension):
         pre = self.execution_context.pre_execution_errors
         if pre:
             self.execution_context.pre_execution_errors = [self._public(e) for e in pre]
-
-
-def _closes_websocket(error: GraphQLError) -> bool:
-    return isinstance(error, GraphQLSyntaxError) or isinstance(
-        error.original_error, CannotGetOperationTypeError
-    )

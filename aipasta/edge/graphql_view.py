@@ -17,7 +17,6 @@ import logging
 from datetime import timedelta
 from typing import cast
 
-from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -41,6 +40,7 @@ from resolvers.errors import Unauthenticated
 from resolvers.identity.errors import CredentialError
 from resolvers.identity.sign_in import connection_authorization, sign_in, sign_in_request
 from schema.build import build_schema
+from schema.strawberry_seams import AsyncHTTPRequestAdapter, HTTPException
 from schema.timeouts import timed_out
 from schema.types.enums import ErrorCode
 

@@ -27,14 +27,6 @@ import logging
 import uuid
 
 from graphql import GraphQLFormattedError
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
-    BaseGraphQLTransportWSHandler,
-)
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
-    ConnectionInitMessage,
-    Message,
-    SubscribeMessage,
-)
 
 from aipasta.edge.client_ip import client_ip
 from aipasta.edge.ws_credentials import CLOSE_FORBIDDEN, CredentialWatch, watch_connection
@@ -43,6 +35,12 @@ from resolvers.context import Context
 from resolvers.identity.errors import CredentialError
 from resolvers.identity.sign_in import SignIn
 from resolvers.limits.admission import admit
+from schema.strawberry_seams import (
+    BaseGraphQLTransportWSHandler,
+    ConnectionInitMessage,
+    Message,
+    SubscribeMessage,
+)
 from schema.types.enums import ErrorCode
 
 log = logging.getLogger("aipasta.ws")
