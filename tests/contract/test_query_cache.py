@@ -1,44 +1,18 @@
 """The query caches (schema.query_cache) pay: a query text seen before is neither parsed
 nor validated again, by us or by Strawberry.
 
-Counted where graphql-core does the work, whoever calls it: every parse runs
-`Parser.parse_document`, every validation builds a `ValidationContext`. Each test sends
-a text of its own (a comment makes it new), since the caches are shared by the process.
+Counted where graphql-core does the work, whoever calls it (the `work` fixture). Each
+test sends a text of its own (a comment makes it new): the caches are the process's.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
-
-import pytest
-from graphql.language.parser import Parser
-from graphql.validation import ValidationContext
 
 from schema.build import build_schema
 
 QUERY = "query Model($id: ID!) { model(id: $id) { id } }"
-
-
-@pytest.fixture
-def work(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """How many times graphql-core parsed and validated a document."""
-    done: Counter[str] = Counter()
-
-    def counted(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            done[name] += 1
-            return method(*args, **kwargs)
-
-        return call
-
-    monkeypatch.setattr(Parser, "parse_document", counted("parse", Parser.parse_document))
-    monkeypatch.setattr(
-        ValidationContext, "__init__", counted("validate", ValidationContext.__init__)
-    )
-    return done
 
 
 def fresh(query: str) -> str:
