@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aipasta.embedded import EmbeddedMongo
 from documents.database import Database
 from documents.registry import document_models
+from providers.chat import TokenUsage
 from resolvers.usage.recorder import UsageEntry, UsageRecorder
 
 
@@ -36,9 +37,7 @@ def entry(n: int) -> UsageEntry:
         request_id=f"req-{n}",
         model="openrouter:deepseek/deepseek-chat",
         provider="openrouter",
-        prompt_tokens=120,
-        completion_tokens=340,
-        total_tokens=460,
+        usage=TokenUsage(120, 340, 460),
         cost=Decimal("0.000123456789"),
         cost_known=True,
         latency_ms=812.5,

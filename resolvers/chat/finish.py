@@ -16,7 +16,7 @@ import logging
 from datetime import UTC, datetime
 
 from documents.errors import DatabaseUnavailable
-from documents.history import ChatMessage, MessageUsage, StoredAttachment
+from documents.history import ChatMessage, StoredAttachment
 from documents.usage import UsageStatus
 from resolvers.chat.inputs import Conversation
 from resolvers.chat.run import RunResult, RunStatus
@@ -113,10 +113,7 @@ class ExchangeWriter:
                 request_id=self._request_id,
                 model=result.model.id,
                 provider=result.model.provider,
-                prompt_tokens=result.usage.prompt_tokens,
-                completion_tokens=result.usage.completion_tokens,
-                total_tokens=result.usage.total_tokens,
-                estimated=result.usage.estimated,
+                usage=result.usage,
                 cost=result.cost.total_cost,
                 cost_known=result.cost.known,
                 latency_ms=result.latency_ms,
@@ -150,12 +147,7 @@ class ExchangeWriter:
             cost=result.cost.total_cost,
             modelCount=self._model_count,
             status=HISTORY_STATUS[result.status].value,
-            usage=MessageUsage(
-                promptTokens=result.usage.prompt_tokens,
-                completionTokens=result.usage.completion_tokens,
-                totalTokens=result.usage.total_tokens,
-                estimated=result.usage.estimated,
-            ),
+            usage=result.usage,
             errorCode=result.error_code.value if result.error_code else None,
             error=(
                 None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import strawberry
 
+from providers.chat import TokenUsage
 from providers.pricing import Cost as RunCost
-from resolvers.chat.run import RunResult, UsageCount
+from resolvers.chat.run import RunResult
 from schema.types.chat import (
     AssistantMessage,
     ChatCompleted,
@@ -23,7 +24,7 @@ def _id(value: str | None) -> strawberry.ID | None:
     return None if value is None else strawberry.ID(value)
 
 
-def api_usage(usage: UsageCount) -> Usage:
+def api_usage(usage: TokenUsage) -> Usage:
     return Usage(
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,

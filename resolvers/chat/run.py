@@ -44,14 +44,6 @@ class RunStatus(StrEnum):
 
 
 @dataclass(frozen=True)
-class UsageCount:
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    estimated: bool
-
-
-@dataclass(frozen=True)
 class RunResult:
     """How one model's run ended; everything the API, history and usage need."""
 
@@ -60,7 +52,7 @@ class RunResult:
     status: RunStatus
     content: str
     finish_reason: str | None
-    usage: UsageCount
+    usage: TokenUsage
     cost: Cost
     latency_ms: float
     time_to_first_token_ms: float | None
@@ -195,7 +187,6 @@ class ChatRun:
         else:
             status = RunStatus.PARTIAL if content else RunStatus.FAILED
         usage = self._usage_count(content)
-        reported = self._usage.cost if self._usage is not None else None
         return RunResult(
             id=self.id,
             model=self._model,
@@ -207,7 +198,7 @@ class ChatRun:
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
                 pricing=self._model.pricing,
-                reported=reported,
+                reported=usage.cost,
             ),
             latency_ms=(ended - self._started) * 1000,
             time_to_first_token_ms=None
@@ -216,22 +207,22 @@ class ChatRun:
             error=None if self._error is None or cancelled else UpstreamFailure(self._error),
         )
 
-    def _usage_count(self, content: str) -> UsageCount:
+    def _usage_count(self, content: str) -> TokenUsage:
         if self._usage is not None:
-            return UsageCount(
+            return TokenUsage(
                 prompt_tokens=self._usage.prompt_tokens,
                 completion_tokens=self._usage.completion_tokens,
                 total_tokens=self._usage.total_tokens
                 or self._usage.prompt_tokens + self._usage.completion_tokens,
-                estimated=False,
+                cost=self._usage.cost,
             )
         if not content and not self._completed:
             # Nothing was generated: an upstream that failed before answering bills nothing.
-            return UsageCount(0, 0, 0, estimated=False)
+            return TokenUsage(0, 0, 0)
         # No counts from upstream (cancelled, or a server that never sends usage).
         prompt = estimate_prompt_tokens(self._conversation.request_for(self._model).messages)
         completion = estimate_tokens(content) if content else 0
-        return UsageCount(
+        return TokenUsage(
             prompt_tokens=prompt,
             completion_tokens=completion,
             total_tokens=prompt + completion,

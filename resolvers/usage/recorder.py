@@ -34,7 +34,8 @@ from pymongo.errors import BulkWriteError
 from documents.database import Database
 from documents.errors import DatabaseUnavailable
 from documents.money import decimal128
-from documents.usage import UsageRecord, UsageStatus
+from documents.usage import UsageRecord, UsageStatus, stored_usage
+from providers.chat import TokenUsage
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +50,12 @@ class UsageEntry:
     request_id: str
     model: str
     provider: str
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
+    usage: TokenUsage
     cost: Decimal
     cost_known: bool
     latency_ms: float
     status: UsageStatus
     created_at: datetime
-    estimated: bool = False
     time_to_first_token_ms: float | None = None
     error_code: str | None = None
 
@@ -85,10 +83,7 @@ def _document(id: ObjectId, entry: UsageEntry) -> dict[str, Any]:
         "requestId": entry.request_id,
         "model": entry.model,
         "provider": entry.provider,
-        "promptTokens": entry.prompt_tokens,
-        "completionTokens": entry.completion_tokens,
-        "totalTokens": entry.total_tokens,
-        "estimated": entry.estimated,
+        **stored_usage(entry.usage),
         "cost": decimal128(entry.cost),
         "costKnown": entry.cost_known,
         "latencyMs": entry.latency_ms,

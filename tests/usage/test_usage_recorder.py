@@ -17,21 +17,20 @@ from bson import Decimal128
 from documents.database import Database
 from documents.errors import DatabaseUnavailable
 from documents.registry import document_models
+from providers.chat import TokenUsage
 from resolvers.usage.recorder import UsageEntry, UsageRecorder
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 WAIT = 10.0  # bound on every wait for the background writer; never reached when it works
 
 
-def entry(n: int, **fields: Any) -> UsageEntry:
+def entry(n: int, *, estimated: bool = False, **fields: Any) -> UsageEntry:
     values: dict[str, Any] = {
         "user_id": "alice",
         "request_id": f"r{n}",
         "model": "openrouter:deepseek/deepseek-chat",
         "provider": "openrouter",
-        "prompt_tokens": 10,
-        "completion_tokens": 5,
-        "total_tokens": 15,
+        "usage": TokenUsage(10, 5, 15, estimated=estimated),
         "cost": Decimal("0.00000082"),
         "cost_known": True,
         "latency_ms": 120.5,

@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from documents.database import Database
 from documents.registry import document_models
+from providers.chat import TokenUsage
 from resolvers.context import Context, Services
 from resolvers.identity.identity import Identity
 from resolvers.usage.recorder import UsageEntry, UsageRecorder
@@ -55,9 +56,7 @@ def entry(
         request_id=f"{user}-{at.isoformat()}",
         model=model,
         provider=model.partition(":")[0],
-        prompt_tokens=tokens[0],
-        completion_tokens=tokens[1],
-        total_tokens=sum(tokens),
+        usage=TokenUsage(tokens[0], tokens[1], sum(tokens)),
         cost=Decimal(cost),
         cost_known=cost != "0",
         latency_ms=latency,
