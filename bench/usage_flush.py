@@ -29,6 +29,7 @@ from documents.database import Database
 from documents.registry import document_models
 from providers.chat import TokenUsage
 from resolvers.usage.recorder import UsageEntry, UsageRecorder
+from schema.types.enums import MessageStatus
 
 
 def entry(n: int) -> UsageEntry:
@@ -41,7 +42,7 @@ def entry(n: int) -> UsageEntry:
         cost=Decimal("0.000123456789"),
         cost_known=True,
         latency_ms=812.5,
-        status="complete",
+        status=MessageStatus.COMPLETE,
         created_at=datetime.now(UTC),
         time_to_first_token_ms=95.25,
     )

@@ -26,7 +26,6 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from documents.usage import USAGE_ENCODERS, StoredUsage
 
 MessageRole = Literal["system", "user", "assistant"]
-MessageState = Literal["COMPLETE", "PARTIAL", "FAILED"]
 
 
 class StoredAttachment(BaseModel):
@@ -47,7 +46,8 @@ class ChatMessage(Document):
     attachments: list[StoredAttachment] = []
     cost: DecimalAnnotation | None = None
     modelCount: int | None = None
-    status: MessageState = "COMPLETE"
+    # The value of the API's MessageStatus.
+    status: str = "COMPLETE"
     # Token counts of an answer.
     usage: StoredUsage | None = None
     # A FAILED answer: its error code and (redacted) message.

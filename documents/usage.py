@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from beanie import DecimalAnnotation, Document
 from pydantic import BeforeValidator, PlainSerializer
 from pymongo import ASCENDING, IndexModel
 
 from providers.chat import TokenUsage
-
-UsageStatus = Literal["complete", "partial", "failed", "cancelled"]
 
 
 def stored_usage(usage: TokenUsage) -> dict[str, int | bool]:
@@ -70,7 +68,8 @@ class UsageRecord(Document):
     costKnown: bool
     latencyMs: float
     timeToFirstTokenMs: float | None = None
-    status: UsageStatus
+    # complete, partial or failed (the run's MessageStatus, in lower case), or cancelled.
+    status: str
     errorCode: str | None = None
     createdAt: datetime
 

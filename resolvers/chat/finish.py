@@ -17,9 +17,8 @@ from datetime import UTC, datetime
 
 from documents.errors import DatabaseUnavailable
 from documents.history import ChatMessage, StoredAttachment
-from documents.usage import UsageStatus
 from resolvers.chat.inputs import Conversation
-from resolvers.chat.run import RunResult, RunStatus
+from resolvers.chat.run import RunResult
 from resolvers.context import Services
 from resolvers.history.backlog import NOT_NOW
 from resolvers.history.fields import PREVIEW_CHARS, TITLE_CHARS, summarize
@@ -28,21 +27,6 @@ from resolvers.usage.recorder import UsageEntry
 from schema.types.enums import ChatRole, MessageStatus
 
 log = logging.getLogger(__name__)
-
-HISTORY_STATUS = {
-    RunStatus.COMPLETE: MessageStatus.COMPLETE,
-    RunStatus.PARTIAL: MessageStatus.PARTIAL,
-    RunStatus.CANCELLED: MessageStatus.PARTIAL,
-    RunStatus.FAILED: MessageStatus.FAILED,
-}
-
-
-USAGE_STATUS: dict[RunStatus, UsageStatus] = {
-    RunStatus.COMPLETE: "complete",
-    RunStatus.PARTIAL: "partial",
-    RunStatus.CANCELLED: "cancelled",
-    RunStatus.FAILED: "failed",
-}
 
 
 class ExchangeWriter:
@@ -118,7 +102,8 @@ class ExchangeWriter:
                 cost_known=result.cost.known,
                 latency_ms=result.latency_ms,
                 time_to_first_token_ms=result.time_to_first_token_ms,
-                status=USAGE_STATUS[result.status],
+                status=result.status,
+                cancelled=result.cancelled,
                 error_code=result.error_code.value if result.error_code else None,
                 created_at=datetime.now(UTC),
             )
@@ -146,7 +131,7 @@ class ExchangeWriter:
             timestamp=answered_at,
             cost=result.cost.total_cost,
             modelCount=self._model_count,
-            status=HISTORY_STATUS[result.status].value,
+            status=result.status.value,
             usage=result.usage,
             errorCode=result.error_code.value if result.error_code else None,
             error=(

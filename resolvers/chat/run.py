@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 from providers.chat import ChatProvider, TokenUsage
 from providers.errors import (
@@ -28,19 +27,12 @@ from providers.pricing import Cost, cost_of, estimate_prompt_tokens, estimate_to
 from providers.redaction import Redactor
 from resolvers.chat.inputs import Conversation
 from resolvers.errors import GatewayError, UpstreamFailure, log_level
-from schema.types.enums import ErrorCode
+from schema.types.enums import ErrorCode, MessageStatus
 
 Monotonic = Callable[[], float]
 
 # The same logger as a failed operation's line.
 log = logging.getLogger("aipasta.errors")
-
-
-class RunStatus(StrEnum):
-    COMPLETE = "complete"
-    PARTIAL = "partial"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -49,7 +41,9 @@ class RunResult:
 
     id: str
     model: ModelInfo
-    status: RunStatus
+    # A run the client left before its end (cancelled) is PARTIAL, however far it got.
+    status: MessageStatus
+    cancelled: bool
     content: str
     finish_reason: str | None
     usage: TokenUsage
@@ -181,18 +175,19 @@ class ChatRun:
         ended = self._ended_at if self._ended_at is not None else self._monotonic()
         content = self.content
         if self._completed and not cancelled:
-            status = RunStatus.COMPLETE
+            status = MessageStatus.COMPLETE
         elif cancelled:
-            status = RunStatus.CANCELLED
+            status = MessageStatus.PARTIAL
         else:
-            status = RunStatus.PARTIAL if content else RunStatus.FAILED
+            status = MessageStatus.PARTIAL if content else MessageStatus.FAILED
         usage = self._usage_count(content)
         return RunResult(
             id=self.id,
             model=self._model,
             status=status,
+            cancelled=cancelled,
             content=content,
-            finish_reason=self._finish_reason if status is RunStatus.COMPLETE else None,
+            finish_reason=self._finish_reason if status is MessageStatus.COMPLETE else None,
             usage=usage,
             cost=cost_of(
                 prompt_tokens=usage.prompt_tokens,

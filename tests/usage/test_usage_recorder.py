@@ -19,6 +19,7 @@ from documents.errors import DatabaseUnavailable
 from documents.registry import document_models
 from providers.chat import TokenUsage
 from resolvers.usage.recorder import UsageEntry, UsageRecorder
+from schema.types.enums import MessageStatus
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 WAIT = 10.0  # bound on every wait for the background writer; never reached when it works
@@ -34,7 +35,7 @@ def entry(n: int, *, estimated: bool = False, **fields: Any) -> UsageEntry:
         "cost": Decimal("0.00000082"),
         "cost_known": True,
         "latency_ms": 120.5,
-        "status": "complete",
+        "status": MessageStatus.COMPLETE,
         "created_at": T0 + timedelta(seconds=n),
     }
     values.update(fields)
@@ -87,7 +88,7 @@ async def test_a_record_is_written_whole_at_flush_time(database: Database) -> No
             1,
             estimated=True,
             time_to_first_token_ms=33.25,
-            status="failed",
+            status=MessageStatus.FAILED,
             error_code="PROVIDER_TIMEOUT",
         )
     )

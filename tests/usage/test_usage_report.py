@@ -20,6 +20,7 @@ from resolvers.context import Context, Services
 from resolvers.identity.identity import Identity
 from resolvers.usage.recorder import UsageEntry, UsageRecorder
 from schema.build import build_schema
+from schema.types.enums import MessageStatus
 from tests.conftest import make_settings
 from tests.support.errors import without_request_id
 
@@ -49,8 +50,10 @@ def entry(
     cost: str,
     latency: float,
     ttft: float | None,
-    status: Any = "complete",
+    status: str = "complete",
 ) -> UsageEntry:
+    """`status` as stored: complete, partial, failed or cancelled."""
+    cancelled = status == "cancelled"
     return UsageEntry(
         user_id=user,
         request_id=f"{user}-{at.isoformat()}",
@@ -61,7 +64,8 @@ def entry(
         cost_known=cost != "0",
         latency_ms=latency,
         time_to_first_token_ms=ttft,
-        status=status,
+        status=MessageStatus.PARTIAL if cancelled else MessageStatus(status.upper()),
+        cancelled=cancelled,
         error_code="PROVIDER_ERROR" if status == "failed" else None,
         created_at=at,
     )
