@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from providers.chat import ChatProvider, TokenUsage
 from providers.errors import (
@@ -29,27 +28,12 @@ from providers.redaction import Redactor
 from providers.retry import Sleep, retrying
 from resolvers.chat.inputs import Conversation
 from resolvers.errors import GatewayError, UpstreamFailure, log_level
-from schema.types.enums import ErrorCode
+from schema.types.enums import ErrorCode, MessageStatus
 
 Monotonic = Callable[[], float]
 
 # The same logger as a failed operation's line.
 log = logging.getLogger("aipasta.errors")
-
-
-class RunStatus(StrEnum):
-    COMPLETE = "complete"
-    PARTIAL = "partial"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-@dataclass(frozen=True)
-class UsageCount:
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    estimated: bool
 
 
 @dataclass(frozen=True)
@@ -58,10 +42,12 @@ class RunResult:
 
     id: str
     model: ModelInfo
-    status: RunStatus
+    # A run the client left before its end (cancelled) is PARTIAL, however far it got.
+    status: MessageStatus
+    cancelled: bool
     content: str
     finish_reason: str | None
-    usage: UsageCount
+    usage: TokenUsage
     cost: Cost
     latency_ms: float
     time_to_first_token_ms: float | None
@@ -197,25 +183,25 @@ class ChatRun:
         ended = self._ended_at if self._ended_at is not None else self._monotonic()
         content = self.content
         if self._completed and not cancelled:
-            status = RunStatus.COMPLETE
+            status = MessageStatus.COMPLETE
         elif cancelled:
-            status = RunStatus.CANCELLED
+            status = MessageStatus.PARTIAL
         else:
-            status = RunStatus.PARTIAL if content else RunStatus.FAILED
+            status = MessageStatus.PARTIAL if content else MessageStatus.FAILED
         usage = self._usage_count(content)
-        reported = self._usage.cost if self._usage is not None else None
         return RunResult(
             id=self.id,
             model=self._model,
             status=status,
+            cancelled=cancelled,
             content=content,
-            finish_reason=self._finish_reason if status is RunStatus.COMPLETE else None,
+            finish_reason=self._finish_reason if status is MessageStatus.COMPLETE else None,
             usage=usage,
             cost=cost_of(
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
                 pricing=self._model.pricing,
-                reported=reported,
+                reported=usage.cost,
             ),
             latency_ms=(ended - self._started) * 1000,
             time_to_first_token_ms=None
@@ -224,22 +210,22 @@ class ChatRun:
             error=None if self._error is None or cancelled else UpstreamFailure(self._error),
         )
 
-    def _usage_count(self, content: str) -> UsageCount:
+    def _usage_count(self, content: str) -> TokenUsage:
         if self._usage is not None:
-            return UsageCount(
+            return TokenUsage(
                 prompt_tokens=self._usage.prompt_tokens,
                 completion_tokens=self._usage.completion_tokens,
                 total_tokens=self._usage.total_tokens
                 or self._usage.prompt_tokens + self._usage.completion_tokens,
-                estimated=False,
+                cost=self._usage.cost,
             )
         if not content and not self._completed:
             # Nothing was generated: an upstream that failed before answering bills nothing.
-            return UsageCount(0, 0, 0, estimated=False)
+            return TokenUsage(0, 0, 0)
         # No counts from upstream (cancelled, or a server that never sends usage).
         prompt = estimate_prompt_tokens(self._conversation.request_for(self._model).messages)
         completion = estimate_tokens(content) if content else 0
-        return UsageCount(
+        return TokenUsage(
             prompt_tokens=prompt,
             completion_tokens=completion,
             total_tokens=prompt + completion,
