@@ -203,7 +203,8 @@ class Database:
 
         def still_down(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome is not None else None
-            log.debug("database still unreachable: %s", _why(error) if error else "?")
+            assert error is not None  # only a failed try is retried
+            log.debug("database still unreachable: %s", _why(error))
 
         attempts = AsyncRetrying(
             retry=retry_if_exception_type(PyMongoError),
