@@ -20,9 +20,9 @@ from providers.errors import (
     ProviderRateLimited,
     ProviderTimeout,
     ProviderUnavailable,
+    error_from_response,
 )
 from providers.pool import PoolWait
-from providers.status import error_from_response
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,7 @@ from datetime import datetime
 
 from documents.api_key import ApiKey
 from resolvers.context import Info
-from resolvers.errors import BadUserInput
-from resolvers.identity.key_store import KeyInputError
+from resolvers.errors import BadUserInput, KeyInputError
 
 
 @dataclass(frozen=True)
