@@ -1,9 +1,9 @@
 """One error format: every error answer, over HTTP, GraphQL or a websocket, is shaped here.
 
 Every error leaves as `{"message": ..., "extensions": {"code": ..., ..., "requestId": ...}}`:
-- `error_entry` renders one such error for the answers the gateway writes itself (the
-  edge's 413/429/503 and Strawberry's HTTP refusals, inside `error_answer`; a websocket
-  `error` message's payload);
+- `error_entry` renders one such error for the answers the gateway writes itself: inside
+  `error_answer` for HTTP (the edge's 400/413/429/503, Strawberry's HTTP refusals, the
+  metrics endpoint's 401), and as a websocket `error` message's payload;
 - `public_error` gives a GraphQL error the same shape, for Strawberry to send.
 
 - Syntax and validation errors keep their message (BAD_USER_INPUT).
