@@ -18,13 +18,13 @@ from providers.model import ModelInfo
 from resolvers.catalog.service import CatalogView
 from resolvers.errors import BadUserInput, ModelNotFound
 from resolvers.validation import (
-    AttachmentLike,
     CheckedAttachment,
     check_attachments,
     check_session_id,
     check_text,
 )
 from schema.types.enums import ChatRole
+from schema.types.inputs import AttachmentInput
 
 MAX_MESSAGES = 500
 MAX_STOP = 4
@@ -40,7 +40,7 @@ class MessageLike(Protocol):
     @property
     def content(self) -> str: ...
     @property
-    def attachments(self) -> Sequence[AttachmentLike] | None: ...
+    def attachments(self) -> Sequence[AttachmentInput] | None: ...
 
 
 class OptionsLike(Protocol):
