@@ -20,10 +20,10 @@ from providers.errors import (
     ProviderRateLimited,
     ProviderTimeout,
     ProviderUnavailable,
+    error_from_response,
 )
 from providers.pool import PoolWait
 from providers.retry import Sleep, retrying
-from providers.status import error_from_response
 
 log = logging.getLogger(__name__)
 
