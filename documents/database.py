@@ -173,7 +173,12 @@ class Database:
         self._uri = uri
         self._client = AsyncMongoClient(uri, **self._client_options)
         self._db = self._client.get_default_database(default=self._db.name)
-        self.mark_down(ConnectionFailure("the database moved"))
+        # Connect at once: a server that answers on its new address keeps the database
+        # up, so requests between the move and a background reconnect are not refused.
+        try:
+            await self._connect()
+        except PyMongoError as exc:
+            self.mark_down(exc)
         await old.close()
 
     async def close(self) -> None:
