@@ -5,14 +5,13 @@ from __future__ import annotations
 import strawberry
 
 from resolvers.catalog import fields as catalog_fields
-from resolvers.catalog.service import CatalogView
 from resolvers.chat import fields as chat_fields
 from resolvers.chat.views import ChatResultView, CompareResultView
 from resolvers.history import fields as history_fields
 from resolvers.history.fields import MessageView, SessionView
-from schema.catalog import ModelCatalog
 from schema.chat import ChatResult, CompareResult
 from schema.history import ChatMessage, ChatSession
+from schema.types.catalog import ModelCatalog
 
 
 @strawberry.type
@@ -36,9 +35,8 @@ class Mutation:
     rename_chat_session: SessionView = strawberry.mutation(
         resolver=history_fields.rename_chat_session, graphql_type=ChatSession
     )
-    refresh_models: CatalogView = strawberry.mutation(
+    refresh_models: ModelCatalog = strawberry.mutation(
         resolver=catalog_fields.refresh_models,
-        graphql_type=ModelCatalog,
         description=(
             "Fetch the catalog from the providers now instead of waiting for the cache "
             "to expire. Admin only."
