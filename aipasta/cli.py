@@ -1,13 +1,14 @@
-"""`aipasta` command line: serve, export-schema, keys, simulate-upstream."""
+"""`aipasta` command line: serve, export-schema, settings, keys, simulate-upstream."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Sequence
 
 from aipasta import keys_command
-from aipasta.settings import Settings, SettingsError, load_settings
+from aipasta.settings import Settings, SettingsError, load_settings, setting_docs
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -17,6 +18,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="interface to bind (AIPASTA_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (AIPASTA_PORT)")
     commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    listing = commands.add_parser(
+        "settings", help="list every setting: its variable, default and meaning"
+    )
+    listing.add_argument("--markdown", action="store_true", help="as the README's settings table")
     keys_command.add_parser(commands)
     _add_simulator_parser(commands)
     return parser
@@ -67,12 +72,40 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def settings_text() -> str:
+    """Every setting with its variable, default and description; no secret's value."""
+    lines = []
+    for doc in setting_docs():
+        if doc.secret:
+            lines.append(f"{doc.env_name} (secret)")
+        elif doc.default:
+            lines.append(f"{doc.env_name}={doc.default}")
+        else:
+            lines.append(f"{doc.env_name} (unset)")
+        lines.extend(
+            textwrap.wrap(
+                doc.description, width=88, initial_indent="    ", subsequent_indent="    "
+            )
+        )
+    return "\n".join(lines) + "\n"
+
+
+def settings_table() -> str:
+    """The README's settings table."""
+    rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for doc in setting_docs():
+        default = f"`{doc.default}`" if doc.default else "unset"
+        rows.append(f"| `{doc.env_name}` | {default} | {doc.description} |")
+    return "\n".join(rows) + "\n"
+
+
 def _serve(settings: Settings) -> int:
     import uvicorn
 
     from aipasta.app import create_app
     from aipasta.logs import configure_logging, uvicorn_log_config
-    from resolvers.limits.store import StoreConfigError, open_storage
+    from resolvers.errors import StoreConfigError
+    from resolvers.limits.store import open_storage
 
     try:
         # Here rather than in the lifespan, whose failure uvicorn prints as a traceback.
@@ -107,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "simulate-upstream":
         return _simulate(args)
+    if args.command == "settings":
+        sys.stdout.write(settings_table() if args.markdown else settings_text())
+        return 0
     overrides = {}
     if getattr(args, "host", None):
         overrides["AIPASTA_HOST"] = args.host

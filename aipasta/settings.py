@@ -10,12 +10,15 @@ This module is a leaf: it imports nothing from the project, so any layer may use
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from dotenv import dotenv_values
 from limits import parse_many
@@ -29,7 +32,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 from pydantic_settings import SettingsError as PydanticSettingsError
 from strawberry.http.websocket_origin import normalize_allowed_origins
 
@@ -79,6 +87,8 @@ WILDCARD_BINDS = frozenset({"0.0.0.0", "::", "[::]"})  # noqa: S104 - recognised
 # A DNS name or an IPv4 address (no port, no scheme).
 _HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
 
+# Every setting's variable starts with this, but for the seed's own names.
+ENV_PREFIX = "AIPASTA_"
 # Later files win: the environment, then .env.local, then .env.
 ENV_FILES = (".env", ".env.local")
 RESERVED_PROVIDER_NAMES = frozenset({"openrouter", "huggingface", "simulator"})
@@ -112,9 +122,15 @@ class ExtraProvider(BaseModel):
 
 
 class Settings(BaseSettings):
-    """The gateway's configuration. Secrets are SecretStr and never printed."""
+    """The gateway's configuration. Secrets are SecretStr and never printed.
+
+    A field `name` is read from `AIPASTA_<NAME>`; only the seed's own names (and one former
+    name) are spelled out as aliases. Every field has a description: `aipasta settings`,
+    `.env.example` and the README's settings table are made from them.
+    """
 
     model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
         env_file=ENV_FILES,
         env_file_encoding="utf-8",
         extra="ignore",
@@ -123,63 +139,72 @@ class Settings(BaseSettings):
 
     # Seed names, unchanged.
     openrouter_api_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("OPENROUTER_API_KEY")
+        default=None,
+        validation_alias="OPENROUTER_API_KEY",
+        description="OpenRouter key (the catalog works without one; health reports "
+        "`not_configured`).",
     )
     huggingface_api_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("HUGGINGFACE_API_KEY")
+        default=None, validation_alias="HUGGINGFACE_API_KEY", description="Hugging Face token."
     )
     mongodb_uri: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("MONGODB_URI")
+        default=None,
+        validation_alias="MONGODB_URI",
+        description="MongoDB / Atlas URI; unset means the embedded database under "
+        "AIPASTA_DATA_DIR.",
     )
     nextauth_secret: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("NEXTAUTH_SECRET")
+        default=None,
+        validation_alias="NEXTAUTH_SECRET",
+        description="The frontend's NextAuth secret: its session tokens are accepted, and it "
+        "signs JWTs when AIPASTA_JWT_SECRET is unset.",
     )
-
     openrouter_base_url: str = Field(
         default=DEFAULT_OPENROUTER_BASE_URL,
-        validation_alias=AliasChoices("OPENROUTER_BASE_URL"),
+        validation_alias="OPENROUTER_BASE_URL",
+        description="OpenRouter API base (a proxy, a simulator or a local fake may stand in).",
     )
     huggingface_base_url: str = Field(
         default=DEFAULT_HUGGINGFACE_BASE_URL,
-        validation_alias=AliasChoices("HUGGINGFACE_BASE_URL"),
+        validation_alias="HUGGINGFACE_BASE_URL",
+        description="Hugging Face router base.",
     )
 
-    host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("AIPASTA_HOST"))
-    port: int = Field(default=8000, ge=0, le=65535, validation_alias=AliasChoices("AIPASTA_PORT"))
+    # Server.
+    host: str = Field(default="127.0.0.1", description="Interface to bind.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port to listen on.")
     data_dir: Path = Field(
-        default=Path(".aipasta"), validation_alias=AliasChoices("AIPASTA_DATA_DIR")
+        default=Path(".aipasta"),
+        description="Data folder: the embedded database (under `db/`) and the first admin "
+        "key's file.",
     )
     env: Environment = Field(
-        default=Environment.DEVELOPMENT, validation_alias=AliasChoices("AIPASTA_ENV")
+        default=Environment.DEVELOPMENT, description="`development` or `production`."
     )
     log_level: LogLevel = Field(
-        default=LogLevel.INFO, validation_alias=AliasChoices("AIPASTA_LOG_LEVEL")
+        default=LogLevel.INFO, description="`DEBUG`, `INFO`, `WARNING` or `ERROR` (any case)."
     )
     log_format: LogFormat = Field(
         default=LogFormat.TEXT,
-        validation_alias=AliasChoices("AIPASTA_LOG_FORMAT"),
-        description="text (one line per record) or json (one JSON object per line), "
+        description="`text` (one line per record) or `json` (one JSON object per line), "
         "for the server's and uvicorn's logs alike.",
     )
     log_content: bool = Field(
         default=False,
-        validation_alias=AliasChoices("AIPASTA_LOG_CONTENT"),
         description="Also log each operation's variables (message contents): debugging only.",
     )
     metrics_token: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("AIPASTA_METRICS_TOKEN"),
         description="When set, GET /metrics needs `Authorization: Bearer <token>`.",
     )
 
     # Catalog cache.
     models_ttl_seconds: int = Field(
-        default=1800, ge=1, validation_alias=AliasChoices("AIPASTA_MODELS_TTL_SECONDS")
+        default=1800, ge=1, description="How long a provider's model list is fresh."
     )
     models_retry_seconds: float = Field(
         default=60.0,
         ge=0,
-        validation_alias=AliasChoices("AIPASTA_MODELS_RETRY_SECONDS"),
         description="After a failed refresh, how long to serve the stale list before retrying.",
     )
     models_fetch_timeout: float = Field(
@@ -187,297 +212,283 @@ class Settings(BaseSettings):
         gt=0,
         # AIPASTA_CATALOG_TIMEOUT is its former name.
         validation_alias=AliasChoices("AIPASTA_MODELS_FETCH_TIMEOUT", "AIPASTA_CATALOG_TIMEOUT"),
-        description=(
-            "Seconds for one model-list request; a refresh round, retries included, "
-            "gets three times this."
-        ),
+        description="Seconds for one model-list request (formerly AIPASTA_CATALOG_TIMEOUT); "
+        "a refresh round, retries included, gets three times this.",
     )
     models_cold_start_wait: float = Field(
         default=2.0,
         ge=0,
-        validation_alias=AliasChoices("AIPASTA_MODELS_COLD_START_WAIT"),
-        description=(
-            "Before the first lists are in, how long a query waits for them before "
-            "answering with what is there."
-        ),
+        description="Before the first lists are in, how long a query waits for them before "
+        "answering with what is there.",
     )
     answer_cache_bytes: int = Field(
         default=16 * 1024 * 1024,
         ge=0,
-        validation_alias=AliasChoices("AIPASTA_ANSWER_CACHE_BYTES"),
-        description=(
-            "Memory for the serialized answers of public catalog queries (`models`, `model`, "
-            "`modelCatalog` lists), kept per query, variables and catalog version; 0 turns "
-            "the answer cache off."
-        ),
+        description="Memory (16 MiB) for the serialized answers of public catalog queries "
+        "(`models`, `model`, `modelCatalog` lists), kept per query, variables and catalog "
+        "version; 0 turns the answer cache off.",
     )
 
-    # Upstream HTTP.
+    # Upstream HTTP (model lists; chat has its own timeouts).
     upstream_connect_timeout: float = Field(
-        default=10.0, gt=0, validation_alias=AliasChoices("AIPASTA_UPSTREAM_CONNECT_TIMEOUT")
+        default=10.0, gt=0, description="Seconds to connect to a provider for its model list."
     )
     upstream_pool_size: int = Field(
         default=2000,
         ge=1,
-        validation_alias=AliasChoices("AIPASTA_UPSTREAM_POOL_SIZE"),
-        description="Most upstream connections open at once, all providers together.",
+        description="Most upstream connections open at once, all providers together (the "
+        "process needs about twice as many open files).",
     )
     upstream_retries: int = Field(
-        default=2, ge=0, le=10, validation_alias=AliasChoices("AIPASTA_UPSTREAM_RETRIES")
+        default=2, ge=0, le=10, description="Retries of a failed model-list request."
     )
     upstream_backoff_seconds: float = Field(
-        default=0.5, ge=0, validation_alias=AliasChoices("AIPASTA_UPSTREAM_BACKOFF_SECONDS")
+        default=0.5, ge=0, description="First model-list retry delay (doubles each time)."
     )
     upstream_max_retry_after: float = Field(
-        default=10.0, ge=0, validation_alias=AliasChoices("AIPASTA_UPSTREAM_MAX_RETRY_AFTER")
+        default=10.0, ge=0, description="Cap on an upstream's `Retry-After` for model lists."
     )
     app_url: str = Field(
-        default="http://localhost:3000",
-        validation_alias=AliasChoices("AIPASTA_APP_URL"),
-        description="Sent to OpenRouter as HTTP-Referer.",
+        default="http://localhost:3000", description="Sent to OpenRouter as `HTTP-Referer`."
     )
-    app_title: str = Field(default="AI Pasta", validation_alias=AliasChoices("AIPASTA_APP_TITLE"))
+    app_title: str = Field(default="AI Pasta", description="Sent to OpenRouter as `X-Title`.")
 
     # Database.
     db_name: str = Field(
         default="aipasta",
         pattern=r"^[A-Za-z0-9_-]{1,63}$",
-        validation_alias=AliasChoices("AIPASTA_DB_NAME"),
+        description="Database name when the URI names none.",
     )
     db_timeout_ms: int = Field(
-        default=2000, ge=100, validation_alias=AliasChoices("AIPASTA_DB_TIMEOUT_MS")
+        default=2000, ge=100, description="MongoDB server selection / connect timeout."
     )
     db_operation_timeout_ms: int = Field(
-        default=5000, ge=100, validation_alias=AliasChoices("AIPASTA_DB_OPERATION_TIMEOUT_MS")
+        default=5000, ge=100, description="MongoDB per-operation timeout."
     )
     db_retry_seconds: float = Field(
-        default=2.0, gt=0, validation_alias=AliasChoices("AIPASTA_DB_RETRY_SECONDS")
+        default=2.0,
+        gt=0,
+        description="Delay between reconnection attempts (and retries of buffered history writes).",
     )
     embedded_start_timeout: float = Field(
-        default=30.0, gt=0, validation_alias=AliasChoices("AIPASTA_EMBEDDED_START_TIMEOUT")
+        default=30.0, gt=0, description="Seconds to wait for the embedded database to start."
     )
     embedded_check_seconds: float = Field(
         default=1.0,
         gt=0,
-        validation_alias=AliasChoices("AIPASTA_EMBEDDED_CHECK_SECONDS"),
         description="How often the server checks that the embedded database still runs.",
     )
     embedded_restart_backoff: float = Field(
         default=0.5,
         gt=0,
-        validation_alias=AliasChoices("AIPASTA_EMBEDDED_RESTART_BACKOFF"),
         description="First wait before starting the embedded database again (doubles).",
     )
     embedded_restart_max_backoff: float = Field(
         default=30.0,
         gt=0,
-        validation_alias=AliasChoices("AIPASTA_EMBEDDED_RESTART_MAX_BACKOFF"),
         description="Longest wait between two starts of the embedded database.",
     )
 
     # Chat.
     providers: list[ExtraProvider] = Field(
         default_factory=list,
-        validation_alias=AliasChoices("AIPASTA_PROVIDERS"),
-        description="JSON list of extra OpenAI-compatible providers.",
+        description="JSON list of extra OpenAI-compatible providers (`name`, `base_url`, "
+        "optional `api_key_env` and prices).",
     )
     simulator: SimulatorMode = Field(
         default=SimulatorMode.AUTO,
-        validation_alias=AliasChoices("AIPASTA_SIMULATOR"),
-        description="The built-in simulated provider: auto (on in development when no "
-        "provider is configured), on or off.",
+        description="The built-in simulated provider: `auto` (on in development when no "
+        "provider is configured), `on` (also in production) or `off`.",
     )
     simulator_token_delay_ms: float = Field(
         default=20.0,
         ge=0,
         le=10_000,
-        validation_alias=AliasChoices("AIPASTA_SIMULATOR_TOKEN_DELAY_MS"),
         description="The built-in simulator's pause before each token it streams.",
     )
     chat_connect_timeout: float = Field(
-        default=10.0, gt=0, validation_alias=AliasChoices("AIPASTA_CHAT_CONNECT_TIMEOUT")
+        default=10.0, gt=0, description="Seconds to connect for a chat request."
     )
     chat_first_token_timeout: float = Field(
-        default=60.0, gt=0, validation_alias=AliasChoices("AIPASTA_CHAT_FIRST_TOKEN_TIMEOUT")
+        default=60.0, gt=0, description="Seconds to wait for the first token."
     )
     chat_idle_timeout: float = Field(
-        default=60.0, gt=0, validation_alias=AliasChoices("AIPASTA_CHAT_IDLE_TIMEOUT")
+        default=60.0, gt=0, description="Longest gap in seconds between two chunks."
     )
     chat_total_timeout: float = Field(
-        default=600.0, gt=0, validation_alias=AliasChoices("AIPASTA_CHAT_TOTAL_TIMEOUT")
+        default=600.0, gt=0, description="Longest chat request in seconds."
     )
     chat_retry_backoff: float = Field(
-        default=0.5, ge=0, validation_alias=AliasChoices("AIPASTA_CHAT_RETRY_BACKOFF")
+        default=0.5,
+        ge=0,
+        description="Wait before retrying the same model when no `Retry-After` was sent.",
     )
     chat_retry_max_wait: float = Field(
         default=5.0,
         ge=0,
-        validation_alias=AliasChoices("AIPASTA_CHAT_RETRY_MAX_WAIT"),
-        description="Cap on an upstream's Retry-After before retrying the same model.",
+        description="Cap on an upstream's `Retry-After` before retrying the same model.",
     )
     stream_coalesce_ms: float = Field(
-        default=30.0, ge=0, validation_alias=AliasChoices("AIPASTA_STREAM_COALESCE_MS")
+        default=30.0, ge=0, description="Window in which stream deltas are merged (0: never)."
     )
     stream_buffer_bytes: int = Field(
         default=1024 * 1024,
         ge=4096,
-        validation_alias=AliasChoices("AIPASTA_STREAM_BUFFER_BYTES"),
         description="Answer text read ahead of a slow client per stream; the upstream read "
         "pauses beyond it.",
     )
     stream_send_timeout: float = Field(
         default=30.0,
         gt=0,
-        validation_alias=AliasChoices("AIPASTA_STREAM_SEND_TIMEOUT"),
         description="Seconds a websocket client may take to accept a message before it is "
         "disconnected.",
     )
     max_compare: int = Field(
-        default=6, ge=1, le=20, validation_alias=AliasChoices("AIPASTA_MAX_COMPARE")
+        default=6, ge=1, le=20, description="Most models in one `compare` / `compareStream`."
     )
 
     # Identity.
-    auth: AuthMode = Field(default=AuthMode.REQUIRED, validation_alias=AliasChoices("AIPASTA_AUTH"))
+    auth: AuthMode = Field(
+        default=AuthMode.REQUIRED,
+        description="`required`, or `off` (every request is user `local`; loopback hosts only).",
+    )
     jwt_secret: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("AIPASTA_JWT_SECRET"),
         description="HS256 secret for bearer JWTs; falls back to NEXTAUTH_SECRET.",
     )
-    jwt_audience: str | None = Field(
-        default=None, validation_alias=AliasChoices("AIPASTA_JWT_AUDIENCE")
-    )
-    jwt_issuer: str | None = Field(
-        default=None, validation_alias=AliasChoices("AIPASTA_JWT_ISSUER")
-    )
+    jwt_audience: str | None = Field(default=None, description="Required `aud` of JWTs.")
+    jwt_issuer: str | None = Field(default=None, description="Required `iss` of JWTs.")
     key_cache_seconds: float = Field(
         default=5.0,
         ge=0,
-        validation_alias=AliasChoices("AIPASTA_KEY_CACHE_SECONDS"),
         description="How long a verified API key is trusted before it is looked up again.",
     )
 
     # Input limits.
     max_content_chars: int = Field(
-        default=100_000, ge=1, validation_alias=AliasChoices("AIPASTA_MAX_CONTENT_CHARS")
+        default=100_000, ge=1, description="Longest message content, in characters."
     )
-    max_attachments: int = Field(
-        default=10, ge=0, validation_alias=AliasChoices("AIPASTA_MAX_ATTACHMENTS")
-    )
+    max_attachments: int = Field(default=10, ge=0, description="Attachments per message.")
     max_data_url_bytes: int = Field(
-        default=5 * 1024 * 1024, ge=0, validation_alias=AliasChoices("AIPASTA_MAX_DATA_URL_BYTES")
+        default=5 * 1024 * 1024, ge=0, description="Largest `data:` URL attachment (5 MiB)."
     )
 
     # Protection.
     rate_limit: str = Field(
         default="30/minute",
-        validation_alias=AliasChoices("AIPASTA_RATE_LIMIT"),
-        description="GraphQL operations per client IP (a `limits` rate string).",
+        description="Anonymous GraphQL operations per client IP (a `limits` rate string).",
     )
     user_rate_limit: str = Field(
-        default="120/minute",
-        validation_alias=AliasChoices("AIPASTA_USER_RATE_LIMIT"),
-        description="GraphQL operations per signed-in user.",
+        default="120/minute", description="GraphQL operations per signed-in user."
     )
     ip_flood_limit: str = Field(
         default="600/minute",
-        validation_alias=AliasChoices("AIPASTA_IP_FLOOD_LIMIT"),
         description="Operations per client IP, signed in or not, counted before sign-in.",
     )
     max_streams_per_user: int = Field(
-        default=10, ge=1, validation_alias=AliasChoices("AIPASTA_MAX_STREAMS_PER_USER")
+        default=10,
+        ge=1,
+        description="Streams (`chatStream`, `compareStream`) open at once per user.",
     )
     rate_limit_storage: str = Field(
         default="memory://",
-        validation_alias=AliasChoices("AIPASTA_RATE_LIMIT_STORAGE"),
-        description="A `limits` async storage URI, e.g. async+redis://host:6379.",
+        description="A `limits` async storage URI for the rate-limit counters, e.g. "
+        "`redis://host:6379` to share them between processes.",
     )
     rate_limit_fail: FailMode = Field(
         default=FailMode.OPEN,
-        validation_alias=AliasChoices("AIPASTA_RATE_LIMIT_FAIL"),
-        description="open: let requests through while the store is down; closed: refuse them.",
+        description="`open`: let requests through while the store is down; `closed`: refuse them.",
     )
     trusted_proxies: str = Field(
         default="",
-        validation_alias=AliasChoices("AIPASTA_TRUSTED_PROXIES"),
         description="Comma-separated IPs or networks whose X-Forwarded-For is believed.",
     )
     allowed_hosts: str = Field(
         default="",
-        validation_alias=AliasChoices("AIPASTA_ALLOWED_HOSTS"),
-        description=(
-            "Comma-separated `Host` names the server answers to (`*.example.com` patterns, "
-            "`*` for any); unset: AIPASTA_HOST and the loopback names."
-        ),
+        description="Comma-separated `Host` names the server answers to (`*.example.com` "
+        "patterns, `*` for any); unset: AIPASTA_HOST and the loopback names (any name when "
+        "bound to every interface).",
     )
     cors_origins: str = Field(
         default="http://localhost:3000,http://127.0.0.1:3000",
-        validation_alias=AliasChoices("AIPASTA_CORS_ORIGINS"),
         description="Comma-separated browser origins allowed over HTTP and websockets.",
     )
     max_depth: int = Field(
         default=15,
         ge=1,
-        validation_alias=AliasChoices("AIPASTA_MAX_DEPTH"),
         description="Levels below a root field, introspection included (its standard query: 14).",
     )
-    max_aliases: int = Field(default=30, ge=0, validation_alias=AliasChoices("AIPASTA_MAX_ALIASES"))
-    max_tokens: int = Field(
-        default=2000, ge=10, validation_alias=AliasChoices("AIPASTA_MAX_TOKENS")
+    max_aliases: int = Field(
+        default=30, ge=0, description="Aliases per query (a fragment counts once per spread)."
     )
+    max_tokens: int = Field(default=2000, ge=10, description="Tokens per query.")
     max_query_cost: int = Field(
         default=60_000,
         ge=1,
-        validation_alias=AliasChoices("AIPASTA_MAX_QUERY_COST"),
-        description=(
-            "Estimated fields one operation may resolve: a list counts its `first`/`last` "
-            "items, or 10 without them."
-        ),
+        description="Estimated fields one operation may resolve: a list counts its "
+        "`first`/`last` items, or 10 without them.",
     )
     max_body_bytes: int = Field(
-        default=8 * 1024 * 1024, ge=1024, validation_alias=AliasChoices("AIPASTA_MAX_BODY_BYTES")
+        default=8 * 1024 * 1024, ge=1024, description="Largest request body (8 MiB)."
     )
     max_json_depth: int = Field(
         default=64,
         ge=2,
-        validation_alias=AliasChoices("AIPASTA_MAX_JSON_DEPTH"),
         description="Nesting of arrays and objects in a request body or websocket message.",
     )
     operation_timeout: float = Field(
         default=30.0,
         gt=0,
-        validation_alias=AliasChoices("AIPASTA_OPERATION_TIMEOUT"),
         description="Seconds a query or mutation may run (streams use the chat timeouts).",
     )
     shutdown_timeout: int = Field(
         default=15,
         ge=1,
-        validation_alias=AliasChoices("AIPASTA_SHUTDOWN_TIMEOUT"),
         description="Seconds a stopping server waits for open requests and websockets "
         "(a client that stopped reading included) before it closes them.",
     )
     ws_init_timeout: float = Field(
-        default=5.0, gt=0, validation_alias=AliasChoices("AIPASTA_WS_INIT_TIMEOUT")
+        default=5.0, gt=0, description="Seconds a websocket has to send `connection_init`."
     )
     ws_max_operations: int = Field(
-        default=20, ge=1, validation_alias=AliasChoices("AIPASTA_WS_MAX_OPERATIONS")
+        default=20, ge=1, description="Operations open at once on one websocket."
     )
     introspection: bool | None = Field(
         default=None,
-        validation_alias=AliasChoices("AIPASTA_INTROSPECTION"),
-        description="Allow schema introspection; defaults to on in development only.",
+        description="Allow schema introspection; unset: on in development only.",
     )
     field_suggestions: bool | None = Field(
         default=None,
-        validation_alias=AliasChoices("AIPASTA_FIELD_SUGGESTIONS"),
-        description="'Did you mean' hints in errors; defaults to on in development only.",
+        description="'Did you mean' hints in errors; unset: on in development only.",
     )
 
     # GraphQL.
     graphiql: bool | None = Field(
         default=None,
-        validation_alias=AliasChoices("AIPASTA_GRAPHIQL"),
-        description="Serve GraphiQL in the browser; defaults to on in development only.",
+        description="Serve GraphiQL at `/graphql` in a browser (its assets under "
+        "`/graphiql/static/`); unset: on in development only.",
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Overrides (the CLI's, a test's) are given by their environment names too.
+        by_name = {
+            _field_by_env_name().get(key.upper(), key): v for key, v in init_settings().items()
+        }
+        overrides = InitSettingsSource(settings_cls, by_name)
+        return overrides, env_settings, dotenv_settings, file_secret_settings
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("openrouter_base_url", "huggingface_base_url", "app_url")
     @classmethod
@@ -675,10 +686,9 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def _undecodable(message: str) -> str:
-    for name, field in Settings.model_fields.items():
-        alias = field.validation_alias
-        if f'"{name}"' in message and isinstance(alias, AliasChoices):
-            return f"invalid setting {alias.choices[0]}: not valid JSON"
+    for name in Settings.model_fields:
+        if f'"{name}"' in message:
+            return f"invalid setting {env_name(name)}: not valid JSON"
     return "invalid setting: a value could not be decoded"
 
 
@@ -694,9 +704,70 @@ def describe_errors(exc: ValidationError) -> str:
 def _variable_name(loc: tuple[int | str, ...]) -> str:
     if not loc:
         return "AIPASTA_AUTH"  # the only check across fields
-    field_name = str(loc[0])
-    field = Settings.model_fields.get(field_name)
-    alias = field.validation_alias if field else None
-    if isinstance(alias, AliasChoices) and alias.choices:
+    name = str(loc[0])  # a field's name, or the alias it was given by
+    return env_name(name) if name in Settings.model_fields else name.upper()
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable a settings field is read from: AIPASTA_<NAME>, or the
+    seed's own name (the first, for a field that also takes a former name)."""
+    alias = Settings.model_fields[field_name].validation_alias
+    if isinstance(alias, AliasChoices):
         return str(alias.choices[0])
-    return field_name.upper()
+    if isinstance(alias, str):
+        return alias
+    return f"{ENV_PREFIX}{field_name.upper()}"
+
+
+@cache
+def _field_by_env_name() -> dict[str, str]:
+    """Fields read under the prefix, by their environment name (an alias names itself)."""
+    return {
+        env_name(name): name
+        for name, field in Settings.model_fields.items()
+        if field.validation_alias is None
+    }
+
+
+@dataclass(frozen=True)
+class SettingDoc:
+    """One setting as `aipasta settings`, `.env.example` and the README list it."""
+
+    env_name: str
+    default: str  # as the environment spells it; "" when unset
+    secret: bool
+    description: str
+
+
+def setting_docs() -> list[SettingDoc]:
+    """Every setting, in the order the model declares them."""
+    return [
+        SettingDoc(
+            env_name=env_name(name),
+            default=""
+            if _is_secret(field.annotation)
+            else _env_text(field.get_default(call_default_factory=True)),
+            secret=_is_secret(field.annotation),
+            description=field.description or "",
+        )
+        for name, field in Settings.model_fields.items()
+    ]
+
+
+def _is_secret(annotation: object) -> bool:
+    return annotation is SecretStr or SecretStr in get_args(annotation)
+
+
+def _env_text(value: object) -> str:
+    """A default written as an environment value would be."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        return json.dumps(value)
+    return str(value)

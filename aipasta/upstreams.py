@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import logging
 import resource
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import partial
 
 import aiohttp
 from pydantic import SecretStr
 
 from aipasta import __version__
-from aipasta.settings import ExtraProvider, Settings
+from aipasta.settings import Settings
 from providers.chat import ChatProvider
 from providers.fetch import RetryPolicy
 from providers.huggingface import NAME as HUGGINGFACE
 from providers.huggingface import parse_huggingface_models
-from providers.listing import ModelListing, bearer_headers
+from providers.listing import ModelListing, Parse, bearer_headers
 from providers.model import Pricing
 from providers.openai_compat import ChatTimeouts, OpenAICompatibleClient
 from providers.openai_models import parse_openai_models
@@ -47,27 +49,59 @@ def http_session(settings: Settings) -> aiohttp.ClientSession:
     return pooled_session(pool_size=pool_size, headers={"User-Agent": f"aipasta/{__version__}"})
 
 
-def _retry_policy(settings: Settings) -> RetryPolicy:
-    return RetryPolicy(
-        retries=settings.upstream_retries,
-        backoff=settings.upstream_backoff_seconds,
-        max_retry_after=settings.upstream_max_retry_after,
-        timeout=settings.models_fetch_timeout,
-        connect_timeout=settings.upstream_connect_timeout,
-    )
+@dataclass(frozen=True)
+class _Upstream:
+    """One provider as both its model listing and its chat client reach it."""
+
+    name: str
+    base_url: str
+    api_key: SecretStr | None
+    parse: Parse
+    # Sent with every request besides the key (OpenRouter's attribution headers).
+    headers: Mapping[str, str] = field(default_factory=dict)
+    # A listed server is set up without a key (local ones usually need none).
+    listed: bool = False
+
+    @property
+    def configured(self) -> bool:
+        return self.listed or _has(self.api_key)
 
 
-def _openrouter_headers(settings: Settings) -> dict[str, str]:
-    return openrouter_headers(
-        settings.openrouter_api_key, app_url=settings.app_url, app_title=settings.app_title
-    )
+def _upstreams(settings: Settings, simulator: RunningSimulator | None) -> list[_Upstream]:
+    upstreams = [
+        # OpenRouter lists its models without a key too.
+        _Upstream(
+            name=OPENROUTER,
+            base_url=settings.openrouter_base_url,
+            api_key=settings.openrouter_api_key,
+            parse=parse_openrouter_models,
+            headers=openrouter_headers(
+                None, app_url=settings.app_url, app_title=settings.app_title
+            ),
+        ),
+        _Upstream(
+            name=HUGGINGFACE,
+            base_url=settings.huggingface_base_url,
+            api_key=settings.huggingface_api_key,
+            parse=parse_huggingface_models,
+        ),
+    ]
+    for extra in settings.providers:
+        pricing = Pricing(
+            prompt_per_million=extra.prompt_price_per_million,
+            completion_per_million=extra.completion_price_per_million,
+        )
+        parse = partial(parse_openai_models, extra.name, pricing=pricing)
+        key = settings.provider_key(extra)
+        upstreams.append(_Upstream(extra.name, extra.base_url, key, parse, listed=True))
+    if simulator is not None:
+        parse = partial(parse_openrouter_models, provider=SIMULATOR)
+        upstreams.append(_Upstream(SIMULATOR, simulator.base_url, None, parse, listed=True))
+    return upstreams
 
 
-def _extra_pricing(extra: ExtraProvider) -> Pricing:
-    return Pricing(
-        prompt_per_million=extra.prompt_price_per_million,
-        completion_per_million=extra.completion_price_per_million,
-    )
+def _has(key: SecretStr | None) -> bool:
+    return key is not None and bool(key.get_secret_value())
 
 
 def model_sources(
@@ -75,58 +109,25 @@ def model_sources(
     http: aiohttp.ClientSession,
     simulator: RunningSimulator | None = None,
 ) -> list[ModelSource]:
-    policy = _retry_policy(settings)
-    sources: list[ModelSource] = [
-        # OpenRouter lists its models without a key too.
+    policy = RetryPolicy(
+        retries=settings.upstream_retries,
+        backoff=settings.upstream_backoff_seconds,
+        max_retry_after=settings.upstream_max_retry_after,
+        timeout=settings.models_fetch_timeout,
+        connect_timeout=settings.upstream_connect_timeout,
+    )
+    return [
         ModelListing(
             http,
-            name=OPENROUTER,
-            base_url=settings.openrouter_base_url,
-            headers=_openrouter_headers(settings),
+            name=upstream.name,
+            base_url=upstream.base_url,
+            headers={**upstream.headers, **bearer_headers(upstream.api_key)},
             policy=policy,
-            parse=parse_openrouter_models,
-            configured=_has(settings.openrouter_api_key),
-        ),
-        ModelListing(
-            http,
-            name=HUGGINGFACE,
-            base_url=settings.huggingface_base_url,
-            headers=bearer_headers(settings.huggingface_api_key),
-            policy=policy,
-            parse=parse_huggingface_models,
-            configured=_has(settings.huggingface_api_key),
-        ),
+            parse=upstream.parse,
+            configured=upstream.configured,
+        )
+        for upstream in _upstreams(settings, simulator)
     ]
-    for extra in settings.providers:
-        sources.append(
-            ModelListing(
-                http,
-                name=extra.name,
-                base_url=extra.base_url,
-                headers=bearer_headers(settings.provider_key(extra)),
-                policy=policy,
-                parse=partial(parse_openai_models, extra.name, pricing=_extra_pricing(extra)),
-                # Local servers usually need no key: being listed is configuration enough.
-                configured=True,
-            )
-        )
-    if simulator is not None:
-        sources.append(
-            ModelListing(
-                http,
-                name=SIMULATOR,
-                base_url=simulator.base_url,
-                headers=bearer_headers(None),
-                policy=policy,
-                parse=partial(parse_openrouter_models, provider=SIMULATOR),
-                configured=True,
-            )
-        )
-    return sources
-
-
-def _has(key: SecretStr | None) -> bool:
-    return key is not None and bool(key.get_secret_value())
 
 
 def chat_providers(
@@ -140,38 +141,17 @@ def chat_providers(
         idle=settings.chat_idle_timeout,
         total=settings.chat_total_timeout,
     )
-    openrouter_extra = _openrouter_headers(settings)
-    openrouter_extra.pop("Authorization", None)
-    providers: dict[str, ChatProvider] = {
-        OPENROUTER: OpenAICompatibleClient(
+    return {
+        upstream.name: OpenAICompatibleClient(
             http,
-            name=OPENROUTER,
-            base_url=settings.openrouter_base_url,
-            api_key=settings.openrouter_api_key,
-            extra_headers=openrouter_extra,
+            name=upstream.name,
+            base_url=upstream.base_url,
+            api_key=upstream.api_key,
+            extra_headers=upstream.headers,
             timeouts=timeouts,
-        ),
-        HUGGINGFACE: OpenAICompatibleClient(
-            http,
-            name=HUGGINGFACE,
-            base_url=settings.huggingface_base_url,
-            api_key=settings.huggingface_api_key,
-            timeouts=timeouts,
-        ),
+        )
+        for upstream in _upstreams(settings, simulator)
     }
-    for extra in settings.providers:
-        providers[extra.name] = OpenAICompatibleClient(
-            http,
-            name=extra.name,
-            base_url=extra.base_url,
-            api_key=settings.provider_key(extra),
-            timeouts=timeouts,
-        )
-    if simulator is not None:
-        providers[SIMULATOR] = OpenAICompatibleClient(
-            http, name=SIMULATOR, base_url=simulator.base_url, api_key=None, timeouts=timeouts
-        )
-    return providers
 
 
 async def builtin_simulator(settings: Settings) -> RunningSimulator | None:

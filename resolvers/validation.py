@@ -13,11 +13,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 from urllib.parse import urlsplit
 
 from aipasta.settings import Settings
 from resolvers.errors import BadUserInput
+from schema.types.inputs import AttachmentInput
 
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _FORBIDDEN_CHARS = re.compile("[\x00\ud800-\udfff]")
@@ -39,19 +39,6 @@ MAX_DATA_URL_HEADER_CHARS = 256
 MAX_CLOCK_SKEW = timedelta(days=1)
 # Older than this is a zero or epoch default, not a real message (imports keep dates).
 EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-class AttachmentLike(Protocol):
-    """What an attachment input looks like (schema.types.inputs.AttachmentInput)."""
-
-    @property
-    def kind(self) -> str: ...
-    @property
-    def url(self) -> str: ...
-    @property
-    def name(self) -> str | None: ...
-    @property
-    def mime_type(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -167,7 +154,7 @@ def check_url(url: str, field: str, *, max_data_url_bytes: int) -> str:
 
 
 def check_attachments(
-    attachments: Sequence[AttachmentLike] | None, settings: Settings, field: str
+    attachments: Sequence[AttachmentInput] | None, settings: Settings, field: str
 ) -> list[CheckedAttachment]:
     """Checked copies of `attachments`; fields are named like `input.attachments[2].url`."""
     if not attachments:

@@ -6,34 +6,28 @@ import strawberry
 
 from resolvers.catalog import fields as catalog_fields
 from resolvers.chat import fields as chat_fields
-from resolvers.chat.views import ChatResultView, CompareResultView
 from resolvers.history import fields as history_fields
-from resolvers.history.fields import MessageView, SessionView
-from schema.chat import ChatResult, CompareResult
-from schema.history import ChatMessage, ChatSession
 from schema.types.catalog import ModelCatalog
+from schema.types.chat import ChatResult, CompareResult
+from schema.types.history import ChatMessage, ChatSession
 
 
 @strawberry.type
 class Mutation:
-    chat: ChatResultView = strawberry.mutation(
+    chat: ChatResult = strawberry.mutation(
         resolver=chat_fields.chat,
-        graphql_type=ChatResult,
         description="One completion, returned whole.",
     )
-    compare: list[CompareResultView] = strawberry.mutation(
+    compare: list[CompareResult] = strawberry.mutation(
         resolver=chat_fields.compare,
-        graphql_type=list[CompareResult],
         description=(
             "The same prompt to several models at once; one result per model, in input order."
         ),
     )
-    save_message: MessageView = strawberry.mutation(
-        resolver=history_fields.save_message, graphql_type=ChatMessage
-    )
+    save_message: ChatMessage = strawberry.mutation(resolver=history_fields.save_message)
     delete_chat_session: bool = strawberry.mutation(resolver=history_fields.delete_chat_session)
-    rename_chat_session: SessionView = strawberry.mutation(
-        resolver=history_fields.rename_chat_session, graphql_type=ChatSession
+    rename_chat_session: ChatSession = strawberry.mutation(
+        resolver=history_fields.rename_chat_session
     )
     refresh_models: ModelCatalog = strawberry.mutation(
         resolver=catalog_fields.refresh_models,

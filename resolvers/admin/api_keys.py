@@ -2,47 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
-from documents.api_key import ApiKey
+from documents.api_key import ApiKey as ApiKeyRecord
 from resolvers.context import Info
-from resolvers.errors import BadUserInput
-from resolvers.identity.key_store import KeyInputError
+from resolvers.errors import BadUserInput, KeyInputError
+from schema.types.admin import ApiKey, CreatedApiKey
 
 
-@dataclass(frozen=True)
-class ApiKeyView:
-    prefix: str
-    user_id: str
-    name: str
-    role: str
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked: bool
-
-    @classmethod
-    def of(cls, record: ApiKey) -> ApiKeyView:
-        return cls(
-            prefix=record.prefix,
-            user_id=record.userId,
-            name=record.name,
-            role=record.role,
-            created_at=record.createdAt,
-            last_used_at=record.lastUsedAt,
-            revoked=record.revoked,
-        )
-
-
-@dataclass(frozen=True)
-class CreatedApiKeyView:
-    key: str
-    api_key: ApiKeyView
+def api_key_of(record: ApiKeyRecord) -> ApiKey:
+    return ApiKey(
+        prefix=record.prefix,
+        user_id=record.userId,
+        name=record.name,
+        role=record.role,
+        created_at=record.createdAt,
+        last_used_at=record.lastUsedAt,
+        revoked=record.revoked,
+    )
 
 
 async def create_api_key(
     info: Info, user_id: str, name: str | None = None, admin: bool = False
-) -> CreatedApiKeyView:
+) -> CreatedApiKey:
     info.context.require_admin()
     try:
         created = await info.context.services.keys.create(
@@ -50,15 +30,15 @@ async def create_api_key(
         )
     except KeyInputError as exc:
         raise BadUserInput(str(exc), field="userId" if "user id" in str(exc) else "name") from None
-    return CreatedApiKeyView(key=created.key, api_key=ApiKeyView.of(created.record))
+    return CreatedApiKey(key=created.key, api_key=api_key_of(created.record))
 
 
-async def api_keys(info: Info) -> list[ApiKeyView]:
+async def api_keys(info: Info) -> list[ApiKey]:
     info.context.require_admin()
-    return [ApiKeyView.of(r) for r in await info.context.services.keys.list()]
+    return [api_key_of(r) for r in await info.context.services.keys.list()]
 
 
-async def revoke_api_key(info: Info, prefix: str) -> ApiKeyView:
+async def revoke_api_key(info: Info, prefix: str) -> ApiKey:
     info.context.require_admin()
     try:
         record = await info.context.services.keys.revoke(prefix)
@@ -66,4 +46,4 @@ async def revoke_api_key(info: Info, prefix: str) -> ApiKeyView:
         raise BadUserInput(str(exc), field="prefix") from None
     # This process forgets at once; others within their cache window.
     info.context.services.authenticator.forget()
-    return ApiKeyView.of(record)
+    return api_key_of(record)

@@ -6,26 +6,22 @@ input before any database work, and treats another user's session exactly like a
 missing one.
 """
 
-# No `from __future__ import annotations` here: Strawberry cannot resolve a required
-# lazy argument (Annotated["X", strawberry.lazy(...)]) from a stringified annotation.
+from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from bson import ObjectId
 from bson.errors import InvalidId
 
+from documents import history as stored
 from documents.database import Database
-from documents.history import ChatMessage, ChatSession, StoredAttachment
 from resolvers.context import Info
 from resolvers.cursor import decode_cursor, encode_cursor
 from resolvers.errors import BadUserInput, DatabaseUnavailableError, NotFound
 from resolvers.history.store import HistoryStore, Page, Position
 from resolvers.validation import (
-    CheckedAttachment,
     check_attachments,
     check_cost,
     check_int_range,
@@ -36,10 +32,15 @@ from resolvers.validation import (
     check_timestamp,
 )
 from schema.types.enums import ChatRole, MessageStatus
+from schema.types.history import (
+    Attachment,
+    ChatMessage,
+    ChatMessageConnection,
+    ChatSession,
+    ChatSessionConnection,
+)
+from schema.types.inputs import SaveMessageInput
 from schema.types.page import PageInfo
-
-if TYPE_CHECKING:
-    from schema.types.inputs import SaveMessageInput
 
 DEFAULT_HISTORY_PAGE = 50
 MAX_HISTORY_PAGE = 200
@@ -60,46 +61,6 @@ SESSION_CURSOR = "session"
 SESSION_NOT_FOUND = "chat session not found"
 
 
-@dataclass(frozen=True)
-class MessageView:
-    id: str
-    session_id: str
-    content: str
-    is_user: bool
-    role: ChatRole
-    model: str | None
-    timestamp: datetime
-    attachments: list[CheckedAttachment]
-    cost: float | None
-    model_count: int | None
-    status: MessageStatus
-    error_code: str | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class SessionView:
-    id: str
-    title: str
-    message_count: int
-    last_message: str | None
-    total_cost: float
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True)
-class MessagePage:
-    nodes: list[MessageView]
-    page_info: PageInfo
-
-
-@dataclass(frozen=True)
-class SessionPage:
-    nodes: list[SessionView]
-    page_info: PageInfo
-
-
 def summarize(text: str, limit: int) -> str:
     """`text` on one line, cut to `limit` characters at a word boundary if it can be."""
     text = " ".join(text.split())
@@ -109,17 +70,17 @@ def summarize(text: str, limit: int) -> str:
     return (text[:cut] if cut > 0 else text[:limit]).strip()
 
 
-def message_view(message: ChatMessage) -> MessageView:
-    return MessageView(
-        id=str(message.id),
-        session_id=message.sessionId,
+def message_of(message: stored.ChatMessage) -> ChatMessage:
+    return ChatMessage(
+        id=strawberry.ID(str(message.id)),
+        session_id=strawberry.ID(message.sessionId),
         content=message.content,
         is_user=message.isUser,
         role=ChatRole(message.role),
         model=message.model,
         timestamp=message.timestamp,
         attachments=[
-            CheckedAttachment(kind=a.kind, url=a.url, name=a.name, mime_type=a.mimeType)
+            Attachment(kind=a.kind, url=a.url, name=a.name, mime_type=a.mimeType)
             for a in message.attachments
         ],
         cost=None if message.cost is None else float(message.cost),
@@ -130,9 +91,9 @@ def message_view(message: ChatMessage) -> MessageView:
     )
 
 
-def session_view(session: ChatSession) -> SessionView:
-    return SessionView(
-        id=session.sessionId,
+def session_of(session: stored.ChatSession) -> ChatSession:
+    return ChatSession(
+        id=strawberry.ID(session.sessionId),
         title=session.title or UNTITLED,
         message_count=session.messageCount,
         last_message=session.lastMessage,
@@ -178,7 +139,7 @@ async def chat_history(
     session_id: strawberry.ID,
     last: int | None = DEFAULT_HISTORY_PAGE,
     before: str | None = None,
-) -> MessagePage:
+) -> ChatMessageConnection:
     user_id = info.context.require_user().user_id
     sid = check_session_id(session_id)
     limit = check_page_size(last, "last", default=DEFAULT_HISTORY_PAGE, maximum=MAX_HISTORY_PAGE)
@@ -187,11 +148,13 @@ async def chat_history(
     session = await store.session(user_id, sid)
     if session is None:
         raise NotFound(SESSION_NOT_FOUND)
-    page: Page[ChatMessage] = await store.messages_before(session, last=limit, before=position)
+    page: Page[stored.ChatMessage] = await store.messages_before(
+        session, last=limit, before=position
+    )
     has_newer = position is not None and await store.has_messages_after(session, position)
-    nodes = [message_view(m) for m in page.items]
+    nodes = [message_of(m) for m in page.items]
     cursors = [encode_position(MESSAGE_CURSOR, m.timestamp, m.id) for m in page.items]
-    return MessagePage(
+    return ChatMessageConnection(
         nodes=nodes,
         page_info=_page_info(cursors, has_next=has_newer, has_previous=page.has_more),
     )
@@ -199,16 +162,16 @@ async def chat_history(
 
 async def chat_sessions(
     info: Info, first: int | None = DEFAULT_SESSIONS_PAGE, after: str | None = None
-) -> SessionPage:
+) -> ChatSessionConnection:
     user_id = info.context.require_user().user_id
     limit = check_page_size(
         first, "first", default=DEFAULT_SESSIONS_PAGE, maximum=MAX_SESSIONS_PAGE
     )
     position = None if after is None else decode_position(SESSION_CURSOR, after, field="after")
     page = await _store(info).sessions(user_id, first=limit, after=position)
-    nodes = [session_view(s) for s in page.items]
+    nodes = [session_of(s) for s in page.items]
     cursors = [encode_position(SESSION_CURSOR, s.updatedAt, s.id) for s in page.items]
-    return SessionPage(
+    return ChatSessionConnection(
         nodes=nodes,
         page_info=_page_info(cursors, has_next=page.has_more, has_previous=position is not None),
     )
@@ -216,8 +179,8 @@ async def chat_sessions(
 
 async def save_message(
     info: Info,
-    input: Annotated["SaveMessageInput", strawberry.lazy("schema.types.inputs")],
-) -> MessageView:
+    input: SaveMessageInput,
+) -> ChatMessage:
     user_id = info.context.require_user().user_id
     settings = info.context.services.settings
     now = datetime.now(UTC)
@@ -233,7 +196,7 @@ async def save_message(
     timestamp = check_timestamp(input.timestamp, "input.timestamp", now=now)
     model_count = check_int_range(input.model_count, "input.modelCount", 0, MAX_MODEL_COUNT)
     store = _store(info)
-    message = ChatMessage(
+    message = stored.ChatMessage(
         userId=user_id,
         sessionId=session_id,
         content=content,
@@ -242,7 +205,7 @@ async def save_message(
         model=model,
         timestamp=timestamp,
         attachments=[
-            StoredAttachment(kind=a.kind, url=a.url, name=a.name, mimeType=a.mime_type)
+            stored.StoredAttachment(kind=a.kind, url=a.url, name=a.name, mimeType=a.mime_type)
             for a in attachments
         ],
         # From the shortest repr of the float, so 0.2 is stored as exactly 0.2.
@@ -255,7 +218,7 @@ async def save_message(
     saved = await store.save(
         message, preview=summarize(content, PREVIEW_CHARS), title=title or None
     )
-    return message_view(saved)
+    return message_of(saved)
 
 
 async def delete_chat_session(info: Info, session_id: strawberry.ID) -> bool:
@@ -266,11 +229,11 @@ async def delete_chat_session(info: Info, session_id: strawberry.ID) -> bool:
     return True
 
 
-async def rename_chat_session(info: Info, session_id: strawberry.ID, title: str) -> SessionView:
+async def rename_chat_session(info: Info, session_id: strawberry.ID, title: str) -> ChatSession:
     user_id = info.context.require_user().user_id
     sid = check_session_id(session_id)
     title = check_text(title, "title", MAX_TITLE_CHARS, min_len=1, strip=True)
     session = await _store(info).rename_session(user_id, sid, title)
     if session is None:
         raise NotFound(SESSION_NOT_FOUND)
-    return session_view(session)
+    return session_of(session)

@@ -8,7 +8,6 @@ edge. `since` is inclusive and `until` exclusive; days are UTC dates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -21,26 +20,7 @@ from documents.usage import UsageRecord
 from resolvers.context import Info
 from resolvers.errors import BadUserInput
 from schema.types.enums import UsageGroupBy
-
-
-@dataclass(frozen=True)
-class UsageRowView:
-    key: str
-    requests: int
-    prompt_tokens: int
-    completion_tokens: int
-    total_cost: float
-    failed_requests: int
-    avg_latency_ms: float | None
-    avg_time_to_first_token_ms: float | None
-
-
-@dataclass(frozen=True)
-class UsageReportView:
-    rows: list[UsageRowView]
-    total_requests: int
-    total_cost: float
-
+from schema.types.usage import UsageReport, UsageRow
 
 _GROUP_KEYS: dict[UsageGroupBy, Any] = {
     UsageGroupBy.MODEL: "$model",
@@ -56,7 +36,7 @@ async def usage(
     since: datetime | None = None,
     until: datetime | None = None,
     group_by: UsageGroupBy | None = UsageGroupBy.MODEL,
-) -> UsageReportView:
+) -> UsageReport:
     user_id = info.context.require_user().user_id
     since, until = _as_utc(since), _as_utc(until)
     if since is not None and until is not None and since > until:
@@ -69,7 +49,7 @@ async def usage(
         cursor = await UsageRecord.get_pymongo_collection().aggregate(pipeline)
         groups: list[dict[str, Any]] = await cursor.to_list()
     costs = [_decimal(g["totalCost"]) for g in groups]
-    return UsageReportView(
+    return UsageReport(
         rows=[_row(g, cost) for g, cost in zip(groups, costs, strict=True)],
         total_requests=sum(g["requests"] for g in groups),
         total_cost=float(sum(costs, Decimal(0))),
@@ -123,8 +103,8 @@ def _decimal(value: object) -> Decimal:
     return Decimal(str(value))
 
 
-def _row(group: dict[str, Any], cost: Decimal) -> UsageRowView:
-    return UsageRowView(
+def _row(group: dict[str, Any], cost: Decimal) -> UsageRow:
+    return UsageRow(
         key=str(group["_id"]),
         requests=group["requests"],
         prompt_tokens=group["promptTokens"],

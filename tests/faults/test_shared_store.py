@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from resolvers.errors import StoreConfigError
 from resolvers.limits import store as rate_limit_store
-from resolvers.limits.store import StoreConfigError, open_storage
+from resolvers.limits.store import open_storage
 from resolvers.limits.stream_slots import LEASE_SECONDS, SharedStreamSlots, redis_client
 from tests.faults.conftest import MISTRAL, MISTRAL_UPSTREAM, FaultApp, FaultAppFactory, user_says
 from tests.faults.raw_upstream import Finish, RawUpstream, Text, Wait, steps

@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from providers.chat import ChatDelta, ChatRequest, TokenUsage
 from providers.errors import (
+    FailureKind,
     PoolExhausted,
     ProviderAuthError,
     ProviderBadRequest,
@@ -404,7 +405,7 @@ async def test_waiting_for_a_free_pooled_connection_is_reported_as_a_full_pool(
         with pytest.raises(PoolExhausted, match=POOL_FULL) as info:
             await collect(client.stream_chat(REQUEST))
         assert "could not connect" not in info.value.message
-        assert (info.value.code, info.value.retryable) == ("PROVIDER_TIMEOUT", True)
+        assert (info.value.kind, info.value.retryable) == (FailureKind.TIMEOUT, True)
         assert requests == 1  # the upstream never saw the request that found no connection
 
         release.set()

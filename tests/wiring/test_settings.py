@@ -6,9 +6,14 @@ import os
 from pathlib import Path
 
 import pytest
-from pydantic import AliasChoices
 
-from aipasta.settings import Environment, LogLevel, Settings, SettingsError, load_settings
+from aipasta.settings import (
+    Environment,
+    LogLevel,
+    SettingsError,
+    load_settings,
+    setting_docs,
+)
 
 SECRETS = {
     "OPENROUTER_API_KEY": "sk-or-secret-123",
@@ -19,12 +24,7 @@ SECRETS = {
 
 
 def _variable_names() -> set[str]:
-    names: set[str] = set()
-    for field in Settings.model_fields.values():
-        alias = field.validation_alias
-        if isinstance(alias, AliasChoices):
-            names.update(str(choice) for choice in alias.choices)
-    return names
+    return {doc.env_name for doc in setting_docs()}
 
 
 @pytest.fixture(autouse=True)
@@ -221,3 +221,14 @@ def test_graphiql_on_in_development_off_in_production_unless_set(
     if graphiql is not None:
         monkeypatch.setenv("AIPASTA_GRAPHIQL", graphiql)
     assert load_settings().graphiql_enabled is expected
+
+
+@pytest.mark.parametrize("value", ["debug", "Debug", "DEBUG"])
+def test_log_level_in_any_case(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("AIPASTA_LOG_LEVEL", value)
+    assert load_settings().log_level is LogLevel.DEBUG
+
+
+def test_models_fetch_timeout_keeps_its_former_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIPASTA_CATALOG_TIMEOUT", "3")
+    assert load_settings().models_fetch_timeout == 3
