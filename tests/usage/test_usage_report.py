@@ -110,7 +110,7 @@ def row(
 
 def services(tmp_path: Path, database: Database | None) -> Services:
     """Real Services for `usage`, which needs only the database; the rest stays None."""
-    required = {
+    required: dict[str, Any] = {
         f.name: None
         for f in dataclasses.fields(Services)
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
