@@ -9,7 +9,7 @@ import sys
 import time
 
 from tests.support.server import StartApp
-from tests.support.upstream import FakeUpstream
+from tests.support.fake_upstream import FakeUpstream
 
 
 def free_port() -> int:

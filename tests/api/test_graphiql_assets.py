@@ -14,7 +14,7 @@ from multidict import CIMultiDict
 
 from aipasta import graphiql
 from tests.support.server import RunningApp, StartApp
-from tests.support.upstream import FakeUpstream
+from tests.support.fake_upstream import FakeUpstream
 
 CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
 

@@ -11,7 +11,7 @@ from resolvers.identity.authenticator import Authenticator
 from resolvers.identity.key_store import ApiKeyStore
 from schema.build import build_schema
 from tests.support.server import StartApp
-from tests.support.upstream import FakeUpstream
+from tests.support.fake_upstream import FakeUpstream
 
 
 @pytest.mark.parametrize("path", ["/health", "/api/health"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.support.server import StartApp
-from tests.support.upstream import FakeUpstream, Reply
+from tests.support.fake_upstream import FakeUpstream, Reply
 
 
 def samples(text: str) -> dict[str, float]:
