@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.support.server import StartApp
-from tests.support.sources import FakeClock
+from tests.support.clocks import FakeClock
 from tests.support.fake_upstream import FakeUpstream, Reply
 
 CATALOG = """

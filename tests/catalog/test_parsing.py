@@ -9,7 +9,7 @@ import pytest
 from providers.errors import ProviderProtocolError
 from providers.huggingface import parse_huggingface_models
 from providers.openrouter import parse_openrouter_models
-from tests.support.upstream import fixture_json
+from tests.support.fake_upstream import fixture_json
 
 
 def by_id(models: list) -> dict:
