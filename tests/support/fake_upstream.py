@@ -190,15 +190,15 @@ class _Server(web.Server):
 
     def __init__(self, fake: FakeUpstream, **kwargs: Any) -> None:
         super().__init__(fake._handle, **kwargs)
-        self._changed: Callable[[], None] = fake._connections_changed
+        self._fake = fake
 
     def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
         super().connection_made(handler, transport)
-        self._changed()
+        self._fake._connection_changed(+1)
 
     def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
         super().connection_lost(handler, exc)
-        self._changed()
+        self._fake._connection_changed(-1)
 
 
 class FakeUpstream:
@@ -291,9 +291,8 @@ class FakeUpstream:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    def _connections_changed(self) -> None:
-        assert self._runner is not None and self._runner.server is not None
-        self.open_connections = len(self._runner.server.connections)
+    def _connection_changed(self, change: int) -> None:
+        self.open_connections += change
         self._notify()
 
     # --- serving ---
