@@ -225,8 +225,7 @@ class FakeUpstream:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server_socket, *_ = _sockets(site)
-        self.port = server_socket.getsockname()[1]
+        self.port = self._runner.addresses[0][1]
 
     async def close(self) -> None:
         if self._runner is not None:
@@ -345,12 +344,6 @@ class FakeUpstream:
         if call is not None:
             call.finished = True
         return response
-
-
-def _sockets(site: web.TCPSite) -> list[socket.socket]:
-    server = site._server
-    assert isinstance(server, asyncio.Server)
-    return list(server.sockets)
 
 
 async def _reply(reply: Reply) -> web.Response:
