@@ -18,8 +18,8 @@ from aipasta.settings import Settings
 from documents.database import Database
 from documents.registry import document_models
 from resolvers.catalog.service import Clock, utc_now
-from tests.support.server import RunningApp, StartApp, serve
 from tests.support.fake_upstream import FakeUpstream
+from tests.support.server import RunningApp, StartApp, serve
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.server import StartApp
 from tests.support.clocks import FakeClock
 from tests.support.fake_upstream import FakeUpstream, Reply
+from tests.support.server import StartApp
 
 CATALOG = """
 {
