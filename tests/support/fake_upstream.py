@@ -220,7 +220,7 @@ class FakeUpstream:
     async def start(self) -> None:
         # Handlers are cancelled when their client goes away (that is how a `ChatCall`
         # notices); a short shutdown timeout keeps teardown quick.
-        server = _Server(self, handler_cancellation=True)
+        server = _Server(self, handler_cancellation=True, access_log=None)
         self._runner = web.ServerRunner(server, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
