@@ -296,11 +296,16 @@ async def test_total_timeout_bounds_a_slow_answer(
 
 
 class StallingResolver(AbstractResolver):
-    """Name resolution that never answers: connecting never completes."""
+    """Name resolution that never answers: connecting never completes. `entered` is set
+    once a connection attempt is stuck here."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
+        self.entered.set()
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
@@ -356,21 +361,27 @@ async def test_waiting_for_a_free_pooled_connection_is_reported_as_a_full_pool(
 
 
 async def test_a_stalled_connect_and_a_wait_for_its_pool_slot_are_told_apart() -> None:
-    timeouts = ChatTimeouts(connect=0.2, first_token=5.0, idle=5.0, total=10.0)
-    async with pooled_session(pool_size=1, headers={}, resolver=StallingResolver()) as session:
-        client = make_client(session, "http://upstream.invalid/v1", timeouts=timeouts)
-        # One request takes the only slot and never gets connected; the other waits for it.
-        results = await asyncio.gather(
-            collect(client.stream_chat(REQUEST)),
-            collect(client.stream_chat(REQUEST)),
-            return_exceptions=True,
+    resolver = StallingResolver()
+    async with pooled_session(pool_size=1, headers={}, resolver=resolver) as session:
+        # One request takes the only slot and never gets connected; the other waits for
+        # it. The waiting one gives up first, so the slot never frees while it waits.
+        url = "http://upstream.invalid/v1"
+        holder = make_client(
+            session, url, timeouts=ChatTimeouts(connect=0.6, first_token=5.0, idle=5.0, total=10.0)
         )
-
-    (queued,) = [r for r in results if isinstance(r, PoolExhausted)]
-    (connecting,) = [r for r in results if r is not queued]
-    assert re.search(POOL_FULL, queued.message)
+        waiter = make_client(
+            session, url, timeouts=ChatTimeouts(connect=0.2, first_token=5.0, idle=5.0, total=10.0)
+        )
+        holding = asyncio.create_task(collect(holder.stream_chat(REQUEST)))
+        await resolver.entered.wait()
+        with pytest.raises(PoolExhausted) as queued:
+            await collect(waiter.stream_chat(REQUEST))
+        with pytest.raises(ProviderTimeout) as stalled:
+            await holding
+    connecting = stalled.value
+    assert re.search(POOL_FULL, queued.value.message)
     assert isinstance(connecting, ProviderTimeout)
-    assert "could not connect to the upstream within 0.2s" in connecting.message
+    assert "could not connect to the upstream within 0.6s" in connecting.message
 
 
 # --- connection failures ------------------------------------------------------------
