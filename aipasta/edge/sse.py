@@ -26,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
+from typing import ClassVar
 
 from cross_web import AsyncHTTPRequestAdapter
 from graphql import GraphQLError
@@ -50,7 +52,16 @@ log = logging.getLogger("aipasta.sse")
 
 class ServerSentEvents(GraphQL[Context, None]):
     """The view's part in GraphQL over SSE: it marks an SSE operation's Context (for the
-    schema's subscription guard) and answers with an `EventStream`."""
+    schema's subscription guard) and answers with an `EventStream`, which is handed the
+    operation's results as well: closing the events alone does not always close them
+    (Strawberry's heartbeat merger leaves them to the garbage collector when its reader
+    was waiting on a full queue, i.e. whenever the client is slow)."""
+
+    # Each operation's results, from execute_operation to create_streaming_response of
+    # the same request (keyed by its own sub-response, so one map serves every view).
+    _sources: ClassVar[weakref.WeakKeyDictionary[Response, SubscriptionExecutionResult]] = (
+        weakref.WeakKeyDictionary()
+    )
 
     async def execute_operation(  # noqa: PLR0917 - Strawberry's signature
         self,
@@ -66,9 +77,12 @@ class ServerSentEvents(GraphQL[Context, None]):
             and request_data.protocol == SSETransport.protocol
         ):
             context.over_sse = True
-        return await super().execute_operation(
+        result = await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
+        if isinstance(result, SubscriptionExecutionResult):
+            self._sources[sub_response] = result
+        return result
 
     async def create_streaming_response(
         self,
@@ -80,6 +94,7 @@ class ServerSentEvents(GraphQL[Context, None]):
         services: Services = request.state.services
         return EventStream(
             stream(),
+            source=self._sources.pop(sub_response, None),
             status_code=sub_response.status_code or 200,
             headers={**sub_response.headers, **headers},
             send_timeout=services.settings.stream_send_timeout,
@@ -96,6 +111,7 @@ class EventStream(StreamingResponse):
         self,
         content: AsyncIterator[str],
         *,
+        source: SubscriptionExecutionResult | None,
         status_code: int,
         headers: Mapping[str, str],
         send_timeout: float,
@@ -104,6 +120,7 @@ class EventStream(StreamingResponse):
     ) -> None:
         super().__init__(content, status_code=status_code, headers=headers)
         self.events = content
+        self.source = source
         self.send_timeout = send_timeout
         self.request_id = request_id
         self.redactor = redactor
@@ -126,6 +143,8 @@ class EventStream(StreamingResponse):
             log.info("client gone: SSE operation cancelled (request %s)", self.request_id)
         finally:
             await _aclose(self.events)
+            if self.source is not None:
+                await _aclose(self.source)
 
     async def _send_all(self, send: Send) -> bool:
         """Every event, then the end of the body; False as soon as the client stalls."""
@@ -181,7 +200,7 @@ def _compact_json(data: object) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
-async def _aclose(events: AsyncIterator[str]) -> None:
+async def _aclose(events: object) -> None:
     aclose = getattr(events, "aclose", None)
     if aclose is not None:
         await aclose()

@@ -5,7 +5,10 @@ websocket."""
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -15,12 +18,12 @@ from resolvers.identity.key_store import ApiKeyStore
 from tests.streaming.conftest import (
     CHAT,
     CHAT_STREAM,
-    MISTRAL,
     MISTRAL_UPSTREAM,
     GraphQLWebSocket,
     Outcome,
     StreamApp,
     history,
+    saved_answer,
 )
 from tests.streaming.graphql_sse import EVENT_STREAM, sse_operation, sse_run
 from tests.streaming.sse_upstream import (
@@ -282,3 +285,52 @@ async def test_a_client_closing_the_response_closes_the_upstream_and_keeps_the_p
     await _assert_partial_kept(app, store, "s-gone")
     services = app.state["services"]
     assert services.rate_limiter.open_streams_total == 0
+
+
+async def test_a_client_that_stops_reading_is_let_go_after_the_send_timeout(
+    sse: SSEUpstream, stream_app: StreamApp
+) -> None:
+    piece = "0123456789abcdef" * 256  # 4 KiB
+    # 40 MiB: far more than the buffers on the way hold (loopback's are megabytes).
+    pieces = 40 * 1024 * 1024 // len(piece)
+    sse.script(MISTRAL_UPSTREAM, steps(*[Text(piece)] * pieces, Finish(10, 1_000_000)))
+    app = await stream_app(AIPASTA_STREAM_SEND_TIMEOUT=0.5)
+    url = urlsplit(app.base_url)
+    assert url.hostname is not None and url.port is not None
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # A small window and real-network segments: the server's writes soon block.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1400)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (url.hostname, url.port))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+    try:
+        body = json.dumps(
+            {"query": CHAT_STREAM, "variables": chat_input(sessionId="s-stalled")}
+        ).encode()
+        writer.write(
+            b"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+            b"Content-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+
+        # Given up on: the upstream request is closed unfinished, the partial answer kept.
+        upstream = await sse.call(0)
+        await upstream.wait_closed(within=10)
+        assert not upstream.finished
+        _, reply = await saved_answer(app, "s-stalled")
+        assert reply["status"] == "PARTIAL"
+        assert 0 < len(reply["content"]) < len(piece) * pieces
+
+        # Reading again, the client finds its stream cut short and the connection closed.
+        async with asyncio.timeout(10):
+            rest = b""
+            while data := await reader.read(65536):
+                rest += data
+        assert rest.startswith(b"HTTP/1.1 200 ")
+        assert b"event: complete" not in rest
+        assert not rest.endswith(b"0\r\n\r\n")  # no last chunk: the body never ended
+    finally:
+        writer.transport.abort()
