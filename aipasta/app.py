@@ -39,6 +39,7 @@ from resolvers.limits.rate_limiter import RateLimiter
 from resolvers.monitoring.health import health_report
 from resolvers.monitoring.metrics import render_metrics
 from resolvers.usage.recorder import UsageRecorder
+from schema.errors import error_answer
 from schema.types.enums import ErrorCode
 
 log = logging.getLogger("aipasta")
@@ -204,18 +205,11 @@ def create_app(
     async def metrics_endpoint(request: Request) -> Response:
         if metrics_token is not None and not bearer_matches(request, metrics_token):
             return JSONResponse(
-                {
-                    "data": None,
-                    "errors": [
-                        {
-                            "message": "send `Authorization: Bearer <AIPASTA_METRICS_TOKEN>`",
-                            "extensions": {
-                                "code": ErrorCode.UNAUTHENTICATED.value,
-                                "requestId": request_id(request.scope),
-                            },
-                        }
-                    ],
-                },
+                error_answer(
+                    "send `Authorization: Bearer <AIPASTA_METRICS_TOKEN>`",
+                    {"code": ErrorCode.UNAUTHENTICATED.value},
+                    request_id(request.scope),
+                ),
                 status_code=401,
                 headers={"WWW-Authenticate": "Bearer", "Cache-Control": "no-store"},
             )

@@ -104,7 +104,8 @@ def _serve(settings: Settings) -> int:
 
     from aipasta.app import create_app
     from aipasta.logs import configure_logging, uvicorn_log_config
-    from resolvers.limits.store import StoreConfigError, open_storage
+    from resolvers.errors import StoreConfigError
+    from resolvers.limits.store import open_storage
 
     try:
         # Here rather than in the lifespan, whose failure uvicorn prints as a traceback.

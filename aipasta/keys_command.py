@@ -8,7 +8,8 @@ import sys
 from aipasta.database import close_database, open_database
 from aipasta.settings import Settings
 from documents.errors import DatabaseUnavailable
-from resolvers.identity.key_store import ApiKeyStore, KeyInputError
+from resolvers.errors import KeyInputError
+from resolvers.identity.key_store import ApiKeyStore
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -75,7 +75,7 @@ async def main(chunks: int, runs: int, gap_ms: float) -> None:
     print(f"{chunks} upstream chunks per answer, {gap_ms:g} ms apart, {runs} runs each (medians)")
     for window_ms in (0, 30):
         with tempfile.TemporaryDirectory() as data_dir:
-            settings = Settings(  # type: ignore[call-arg]
+            settings = Settings(
                 _env_file=None,
                 AIPASTA_DATA_DIR=data_dir,
                 AIPASTA_LOG_LEVEL="WARNING",

@@ -27,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aipasta.embedded import EmbeddedMongo
 from documents.database import Database
 from documents.registry import document_models
+from providers.chat import TokenUsage
 from resolvers.usage.recorder import UsageEntry, UsageRecorder
+from schema.types.enums import MessageStatus
 
 
 def entry(n: int) -> UsageEntry:
@@ -36,13 +38,11 @@ def entry(n: int) -> UsageEntry:
         request_id=f"req-{n}",
         model="openrouter:deepseek/deepseek-chat",
         provider="openrouter",
-        prompt_tokens=120,
-        completion_tokens=340,
-        total_tokens=460,
+        usage=TokenUsage(120, 340, 460),
         cost=Decimal("0.000123456789"),
         cost_known=True,
         latency_ms=812.5,
-        status="complete",
+        status=MessageStatus.COMPLETE,
         created_at=datetime.now(UTC),
         time_to_first_token_ms=95.25,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import sys
 import time
@@ -81,12 +82,10 @@ def main() -> None:
     for name, text in documents.items():
         document = parse(text, max_tokens=settings.max_tokens)
         operation = next(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
-        parse_ms = best_of(repeat, lambda t=text: parse(t, max_tokens=settings.max_tokens))
-        validate_ms = best_of(repeat, lambda d=document: validate_document(schema, d, rules))
+        parse_ms = best_of(repeat, functools.partial(parse, text, max_tokens=settings.max_tokens))
+        validate_ms = best_of(repeat, functools.partial(validate_document, schema, document, rules))
         estimator = CostEstimator(schema, {}, DEFAULT_LIST_WEIGHT)
-        cost_ms = best_of(
-            repeat, lambda d=document, o=operation, e=estimator: e.operation_cost(d, o)
-        )
+        cost_ms = best_of(repeat, functools.partial(estimator.operation_cost, document, operation))
         errors = validate_document(schema, document, rules)
         cost = estimator.operation_cost(document, operation)
         verdict = "accepted" if not errors and cost <= settings.max_query_cost else "refused"

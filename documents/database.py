@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import pymongo
@@ -29,6 +29,7 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
     WaitQueueTimeoutError,
 )
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_fixed
 
 from documents.errors import DatabaseTimeout, DatabaseUnavailable
 
@@ -70,6 +71,7 @@ class Database:
         operation_timeout_ms: int = 5000,
         retry_seconds: float = 2.0,
         event_listeners: Sequence[monitoring.CommandListener] = (),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._uri = uri
         self._client_options: dict[str, Any] = {
@@ -91,6 +93,7 @@ class Database:
         self._ping_timeout = connect_timeout_ms / 1000
         self._operation_timeout = operation_timeout_ms / 1000
         self._retry_seconds = retry_seconds
+        self._sleep = sleep
         self._available = False
         self._reconnect_task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
@@ -170,7 +173,12 @@ class Database:
         self._uri = uri
         self._client = AsyncMongoClient(uri, **self._client_options)
         self._db = self._client.get_default_database(default=self._db.name)
-        self.mark_down(ConnectionFailure("the database moved"))
+        # Connect at once: a server that answers on its new address keeps the database
+        # up, so requests between the move and a background reconnect are not refused.
+        try:
+            await self._connect()
+        except PyMongoError as exc:
+            self.mark_down(exc)
         await old.close()
 
     async def close(self) -> None:
@@ -196,12 +204,21 @@ class Database:
             )
 
     async def _reconnect_loop(self) -> None:
-        while not self._available:
-            await asyncio.sleep(self._retry_seconds)
-            try:
-                await self._connect()
-            except PyMongoError as exc:
-                log.debug("database still unreachable: %s", _why(exc))
+        """Every `retry_seconds`, until MongoDB answers."""
+
+        def still_down(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            assert error is not None  # only a failed try is retried
+            log.debug("database still unreachable: %s", _why(error))
+
+        attempts = AsyncRetrying(
+            retry=retry_if_exception_type(PyMongoError),
+            wait=wait_fixed(self._retry_seconds),
+            before_sleep=still_down,
+            sleep=lambda seconds: self._sleep(float(seconds)),
+        )
+        await self._sleep(self._retry_seconds)
+        await attempts(self._connect)
 
 
 def _why(exc: BaseException) -> str:

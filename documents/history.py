@@ -23,8 +23,9 @@ from beanie import DecimalAnnotation, Document, PydanticObjectId
 from pydantic import BaseModel
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
+from documents.usage import USAGE_ENCODERS, StoredUsage
+
 MessageRole = Literal["system", "user", "assistant"]
-MessageState = Literal["COMPLETE", "PARTIAL", "FAILED"]
 
 
 class StoredAttachment(BaseModel):
@@ -32,15 +33,6 @@ class StoredAttachment(BaseModel):
     url: str
     name: str | None = None
     mimeType: str | None = None
-
-
-class MessageUsage(BaseModel):
-    """Token counts of an answer; `estimated` when the provider reported none."""
-
-    promptTokens: int | None = None
-    completionTokens: int | None = None
-    totalTokens: int | None = None
-    estimated: bool = False
 
 
 class ChatMessage(Document):
@@ -54,8 +46,10 @@ class ChatMessage(Document):
     attachments: list[StoredAttachment] = []
     cost: DecimalAnnotation | None = None
     modelCount: int | None = None
-    status: MessageState = "COMPLETE"
-    usage: MessageUsage | None = None
+    # The value of the API's MessageStatus.
+    status: str = "COMPLETE"
+    # Token counts of an answer.
+    usage: StoredUsage | None = None
     # A FAILED answer: its error code and (redacted) message.
     errorCode: str | None = None
     error: str | None = None
@@ -65,6 +59,7 @@ class ChatMessage(Document):
 
     class Settings:
         name = "chat_messages"
+        bson_encoders = USAGE_ENCODERS
         indexes = [
             # `_id` last so a page's sort, tie-breaker included, is read from the index.
             IndexModel(

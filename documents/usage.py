@@ -7,13 +7,48 @@ exact per-request costs, not of rounded floats.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
+from typing import Annotated
 
 from beanie import DecimalAnnotation, Document
+from pydantic import BeforeValidator, PlainSerializer
 from pymongo import ASCENDING, IndexModel
 
-UsageStatus = Literal["complete", "partial", "failed", "cancelled"]
+from providers.chat import TokenUsage
+
+
+def stored_usage(usage: TokenUsage) -> dict[str, int | bool]:
+    """The token counts under their stored names: a usage record's fields, a saved
+    answer's `usage`. The upstream's reported cost is not kept with them."""
+    return {
+        "promptTokens": usage.prompt_tokens,
+        "completionTokens": usage.completion_tokens,
+        "totalTokens": usage.total_tokens,
+        "estimated": usage.estimated,
+    }
+
+
+def _read_usage(value: object) -> object:
+    if not isinstance(value, Mapping):
+        return value
+    # Counts an older version left out read as 0.
+    return TokenUsage(
+        prompt_tokens=value.get("promptTokens") or 0,
+        completion_tokens=value.get("completionTokens") or 0,
+        total_tokens=value.get("totalTokens") or 0,
+        estimated=bool(value.get("estimated", False)),
+    )
+
+
+StoredUsage = Annotated[
+    TokenUsage, BeforeValidator(_read_usage), PlainSerializer(stored_usage, return_type=dict)
+]
+"""A `TokenUsage` field of a document, stored under `stored_usage`'s names. Beanie
+encodes through the document's `bson_encoders`, so a document with one lists
+`USAGE_ENCODERS` there."""
+
+USAGE_ENCODERS = {TokenUsage: stored_usage}
 
 
 class UsageRecord(Document):
@@ -33,7 +68,8 @@ class UsageRecord(Document):
     costKnown: bool
     latencyMs: float
     timeToFirstTokenMs: float | None = None
-    status: UsageStatus
+    # complete, partial or failed (the run's MessageStatus, in lower case), or cancelled.
+    status: str
     errorCode: str | None = None
     createdAt: datetime
 

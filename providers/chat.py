@@ -28,13 +28,17 @@ class ChatRequest:
 
 @dataclass(frozen=True, slots=True)
 class TokenUsage:
-    """Token counts for the whole completion; `cost` is in USD when the upstream
-    reports it (OpenRouter does)."""
+    """Token counts for the whole completion: the one usage value, from the provider
+    client through a run's result to the stored usage record and message.
+
+    `cost` is in USD when the upstream reports it (OpenRouter does); `estimated` when the
+    upstream reported no counts and these are the gateway's estimate."""
 
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
     cost: Decimal | None = None
+    estimated: bool = False
 
 
 @dataclass(frozen=True, slots=True)

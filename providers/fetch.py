@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -20,15 +20,14 @@ from providers.errors import (
     ProviderRateLimited,
     ProviderTimeout,
     ProviderUnavailable,
+    error_from_response,
 )
 from providers.pool import PoolWait
-from providers.status import error_from_response
+from providers.retry import Sleep, retrying
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -62,23 +61,25 @@ async def get_json(
     headers: Mapping[str, str],
     policy: RetryPolicy,
 ) -> object:
-    attempt = 0
-    while True:
-        try:
-            return await _get_once(session, url, provider=provider, headers=headers, policy=policy)
-        except ProviderError as error:
-            if attempt >= policy.retries or not _retryable(error):
-                raise
-            delay = policy.delay(attempt, error)
-            log.warning(
-                "%s: attempt %d failed (%s), retrying in %.1fs",
-                provider,
-                attempt + 1,
-                error.message,
-                delay,
-            )
-            attempt += 1
-            await policy.sleep(delay)
+    def before_sleep(attempt: int, error: ProviderError, delay: float) -> None:
+        log.warning(
+            "%s: attempt %d failed (%s), retrying in %.1fs",
+            provider,
+            attempt + 1,
+            error.message,
+            delay,
+        )
+
+    attempts = retrying(
+        attempts=policy.retries + 1,
+        retryable=_retryable,
+        delay=policy.delay,
+        sleep=policy.sleep,
+        before_sleep=before_sleep,
+    )
+    return await attempts(
+        _get_once, session, url, provider=provider, headers=headers, policy=policy
+    )
 
 
 async def _get_once(

@@ -27,10 +27,11 @@ from providers.errors import (
     ProviderProtocolError,
     ProviderTimeout,
     ProviderUnavailable,
+    error_from_payload,
+    error_from_response,
 )
 from providers.pool import PoolWait
 from providers.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEEvent
-from providers.status import error_from_payload, error_from_response
 
 MAX_ERROR_BODY_BYTES = 64 * 1024
 # After `[DONE]` only the end of the HTTP body should follow, normally in the same

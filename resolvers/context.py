@@ -18,6 +18,7 @@ from aipasta.settings import Settings
 from documents.database import Database
 from providers.chat import ChatProvider
 from providers.redaction import Redactor
+from providers.retry import Sleep
 from resolvers.background import BackgroundTasks
 from resolvers.catalog.service import Catalog, CatalogView
 from resolvers.errors import Forbidden, GatewayError, Unauthenticated
@@ -60,6 +61,8 @@ class Services:
     # Takes every configured secret out of what reaches clients and logs.
     redactor: Redactor = field(default_factory=Redactor)
     metrics: Metrics = field(default_factory=Metrics)
+    # How a chat run waits before its retry (a test records the delay instead).
+    retry_sleep: Sleep = asyncio.sleep
 
     def __post_init__(self) -> None:
         self.metrics.watch(self)

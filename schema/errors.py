@@ -1,10 +1,16 @@
-"""One error format: every GraphQL error leaves with `extensions.code`.
+"""One error format: every error answer, over HTTP, GraphQL or a websocket, is shaped here.
+
+Every error leaves as `{"message": ..., "extensions": {"code": ..., ..., "requestId": ...}}`:
+- `error_entry` renders one such error for the answers the gateway writes itself: inside
+  `error_answer` for HTTP (the edge's 400/413/429/503, Strawberry's HTTP refusals, the
+  metrics endpoint's 401), and as a websocket `error` message's payload;
+- `public_error` gives a GraphQL error the same shape, for Strawberry to send.
 
 - Syntax and validation errors keep their message (BAD_USER_INPUT).
 - Our typed errors keep their message and code (see resolvers.errors).
 - Anything else is masked as INTERNAL; the details go to the log.
-- Every error carries `extensions.requestId`, the id in the response's `X-Request-ID`
-  and in the log lines (a websocket operation's own id).
+- Every error carries `extensions.requestId` (last), the id in the response's
+  `X-Request-ID` and in the log lines (a websocket operation's own id).
 - Logging (`log_error`, from the schema's `process_errors`, once per error): one line
   per client error with its code and request id, never the query or its variables; a
   traceback only for INTERNAL. Strawberry's default logs each error at ERROR with the
@@ -23,18 +29,19 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql.error import GraphQLError, GraphQLSyntaxError
+from graphql import GraphQLFormattedError, Node
+from graphql.error import GraphQLError
 from strawberry.extensions import SchemaExtension
-from strawberry.schema.exceptions import CannotGetOperationTypeError
-from strawberry.types.execution import ExecutionResult, StreamExecutionResult
+from strawberry.types import ExecutionResult, StreamExecutionResult
 
 from providers.redaction import Redactor
-from resolvers.errors import log_level, to_gateway_error
+from resolvers.errors import OperationTimedOut, log_level, to_gateway_error
 from resolvers.monitoring.operation_facts import operation_request_id
+from schema.strawberry_seams import closes_websocket
 from schema.types.enums import ErrorCode
 
 log = logging.getLogger("aipasta.errors")
@@ -43,6 +50,39 @@ log = logging.getLogger("aipasta.errors")
 # every suggestion is a GraphQL name (so the pattern cannot run into user text).
 _NAME = r"'[_A-Za-z][_0-9A-Za-z]*'"
 _SUGGESTION = re.compile(rf" Did you mean (?:[a-z][a-z ]* )?{_NAME}(?:,? (?:or )?{_NAME})*\?")
+
+
+def with_request_id(extensions: Mapping[str, Any], request_id: str | None) -> dict[str, Any]:
+    """An error's extensions with its answer's request id added, last."""
+    return {**extensions, "requestId": request_id} if request_id else dict(extensions)
+
+
+def error_entry(
+    message: str, extensions: Mapping[str, Any], request_id: str
+) -> GraphQLFormattedError:
+    """One error as the API spells it, for an answer the gateway writes itself."""
+    return {"message": message, "extensions": with_request_id(extensions, request_id)}
+
+
+def error_answer(message: str, extensions: Mapping[str, Any], request_id: str) -> dict[str, Any]:
+    """The JSON body of an HTTP answer that is one error and no data."""
+    return {"data": None, "errors": [error_entry(message, extensions, request_id)]}
+
+
+def bad_input(
+    message: str, *, nodes: list[Node] | None = None, details: dict[str, Any] | None = None
+) -> GraphQLError:
+    """A GraphQL error for a request the schema's own checks refuse (BAD_USER_INPUT)."""
+    extensions: dict[str, Any] = {"code": ErrorCode.BAD_USER_INPUT.value}
+    if details is not None:
+        extensions["details"] = details
+    return GraphQLError(message, nodes=nodes, extensions=extensions)
+
+
+def timed_out(seconds: float, request_id: str | None) -> ExecutionResult:
+    """The answer to a query or mutation that ran past `operation_timeout` and was cancelled."""
+    error = GraphQLError("timed out", original_error=OperationTimedOut(seconds))
+    return ExecutionResult(data=None, errors=[public_error(error, request_id)])
 
 
 def without_suggestions(message: str) -> str:
@@ -58,9 +98,7 @@ def public_error(
 ) -> GraphQLError:
     public = _public_error(error, request_id, hide_suggestions=hide_suggestions)
     message = (redactor or Redactor()).redact(public.message)
-    extensions = dict(public.extensions or {})
-    if request_id:
-        extensions["requestId"] = request_id
+    extensions = with_request_id(public.extensions or {}, request_id)
     if message == public.message and extensions == public.extensions:
         return public
     return _rebuilt(public, message, extensions)
@@ -148,9 +186,9 @@ class PublicErrors(SchemaExtension):
 
     def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
         errors: list[GraphQLError] | None = getattr(result, "errors", None)
-        # Strawberry's websocket handler closes the socket (4400) on these two, as
+        # Strawberry's websocket handler closes the socket (4400) on these, as
         # graphql-transport-ws asks, and recognises them by their type: leave them be.
-        if errors and not any(_closes_websocket(e) for e in errors):
+        if errors and not any(closes_websocket(e) for e in errors):
             self._process(result)
         yield
 
@@ -165,9 +203,3 @@ class PublicErrors(SchemaExtension):
         pre = self.execution_context.pre_execution_errors
         if pre:
             self.execution_context.pre_execution_errors = [self._public(e) for e in pre]
-
-
-def _closes_websocket(error: GraphQLError) -> bool:
-    return isinstance(error, GraphQLSyntaxError) or isinstance(
-        error.original_error, CannotGetOperationTypeError
-    )

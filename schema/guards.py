@@ -45,8 +45,8 @@ from strawberry.extensions import (
 from strawberry.types.graphql import OperationType
 
 from aipasta.settings import Settings
+from schema.errors import bad_input
 from schema.limits import shape_rule
-from schema.types.enums import ErrorCode
 
 ExtensionFactory = Callable[[], SchemaExtension]
 
@@ -116,10 +116,10 @@ def unsafe_literal(value: ValueNode, path: str) -> str | None:
 
 def unsafe_string_error(field: str, nodes: list[Node] | None = None) -> GraphQLError:
     # The resolvers' wording (resolvers.validation.check_text) for the same fault.
-    return GraphQLError(
+    return bad_input(
         f"`{field}` contains a NUL byte or an invalid character",
         nodes=nodes,
-        extensions={"code": ErrorCode.BAD_USER_INPUT.value, "details": {"field": field}},
+        details={"field": field},
     )
 
 
@@ -166,11 +166,10 @@ class SubscriptionsOverWebsockets(SchemaExtension):
             and not getattr(context.context, "over_sse", False)
         ):
             context.pre_execution_errors = [
-                GraphQLError(
+                bad_input(
                     "Subscriptions run over websockets or Server-Sent Events: connect to "
                     "/graphql with the graphql-transport-ws protocol, or send the request "
-                    "with `Accept: text/event-stream`",
-                    extensions={"code": ErrorCode.BAD_USER_INPUT.value},
+                    "with `Accept: text/event-stream`"
                 )
             ]
         yield

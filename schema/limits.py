@@ -31,7 +31,6 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
-    GraphQLError,
     GraphQLField,
     GraphQLInterfaceType,
     GraphQLNamedType,
@@ -53,7 +52,7 @@ from graphql import (
 from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 from strawberry.extensions import SchemaExtension
 
-from schema.types.enums import ErrorCode
+from schema.errors import bad_input
 
 T = TypeVar("T")
 
@@ -61,12 +60,6 @@ PAGE_ARGUMENTS = ("first", "last")
 # How many items a list without `first`/`last` is assumed to have.
 DEFAULT_LIST_WEIGHT = 10
 ANONYMOUS = "anonymous"
-
-
-def _bad_input(message: str, details: dict[str, Any]) -> GraphQLError:
-    return GraphQLError(
-        message, extensions={"code": ErrorCode.BAD_USER_INPUT.value, "details": details}
-    )
 
 
 def _fragments(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
@@ -167,16 +160,16 @@ def shape_rule(max_depth: int, max_aliases: int) -> type[ValidationRule]:
                 if measured.depth > max_depth:
                     name = operation.name.value if operation.name else ANONYMOUS
                     context.report_error(
-                        _bad_input(
+                        bad_input(
                             f"'{name}' exceeds maximum operation depth of {max_depth}",
-                            {"limit": max_depth, "depth": measured.depth},
+                            details={"limit": max_depth, "depth": measured.depth},
                         )
                     )
             if total_aliases > max_aliases:
                 context.report_error(
-                    _bad_input(
+                    bad_input(
                         f"{total_aliases} aliases found. Allowed: {max_aliases}",
-                        {"limit": max_aliases, "aliases": total_aliases},
+                        details={"limit": max_aliases, "aliases": total_aliases},
                     )
                 )
 
@@ -324,10 +317,10 @@ class QueryCost(SchemaExtension):
                 cost = estimator.operation_cost(document, operation)
                 if cost > self.max_cost:
                     context.pre_execution_errors = [
-                        _bad_input(
+                        bad_input(
                             f"Query cost {cost} exceeds the limit of {self.max_cost} "
                             "(AIPASTA_MAX_QUERY_COST): ask for fewer fields or smaller pages",
-                            {"limit": self.max_cost, "cost": cost},
+                            details={"limit": self.max_cost, "cost": cost},
                         )
                     ]
         yield

@@ -7,23 +7,20 @@ import strawberry
 from resolvers.catalog import fields as catalog_fields
 from resolvers.catalog.service import CatalogView
 from resolvers.chat import fields as chat_fields
-from resolvers.chat.views import ChatResultView, CompareResultView
 from resolvers.history import fields as history_fields
 from schema.catalog import ModelCatalog
-from schema.chat import ChatResult, CompareResult
+from schema.types.chat import ChatResult, CompareResult
 from schema.types.history import ChatMessage, ChatSession
 
 
 @strawberry.type
 class Mutation:
-    chat: ChatResultView = strawberry.mutation(
+    chat: ChatResult = strawberry.mutation(
         resolver=chat_fields.chat,
-        graphql_type=ChatResult,
         description="One completion, returned whole.",
     )
-    compare: list[CompareResultView] = strawberry.mutation(
+    compare: list[CompareResult] = strawberry.mutation(
         resolver=chat_fields.compare,
-        graphql_type=list[CompareResult],
         description=(
             "The same prompt to several models at once; one result per model, in input order."
         ),

@@ -19,13 +19,13 @@ from typing import Any
 from graphql.error import GraphQLError
 from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
-from strawberry.schema.exceptions import CannotGetOperationTypeError
-from strawberry.types.execution import ExecutionResult, StreamExecutionResult
+from strawberry.types import ExecutionResult, StreamExecutionResult
 
 from resolvers.context import Context
 from resolvers.monitoring.metrics import safe_name
 from resolvers.monitoring.operation_facts import OperationFacts, begin_operation
 from schema.errors import error_code
+from schema.strawberry_seams import CannotGetOperationTypeError
 
 log = logging.getLogger("aipasta.operations")
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, parse
 from strawberry.extensions import SchemaExtension
-from strawberry.schema.schema import validate_document
+
+from schema.strawberry_seams import core_schema, validate
 
 QUERY_CACHE_SIZE = 256
 
@@ -49,7 +50,7 @@ class _ValidationResults:
         key = (schema, document, tuple(f"{r.__module__}.{r.__qualname__}" for r in rules))
         errors = self._results.get(key)
         if errors is None:
-            errors = validate_document(schema, document, tuple(rules))
+            errors = validate(schema, document, rules)
             self._results[key] = errors
             if len(self._results) > self._size:
                 self._results.popitem(last=False)
@@ -80,7 +81,7 @@ class CachedValidation(SchemaExtension):
         if context.pre_execution_errors is None and context.graphql_document is not None:
             context.pre_execution_errors = list(
                 _validation_results.validate(
-                    context.schema._schema, context.graphql_document, rules
+                    core_schema(context.schema), context.graphql_document, rules
                 )
             )
         yield

@@ -71,7 +71,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "AIPASTA_UPSTREAM_BACKOFF_SECONDS": 0,
     }
     base.update(overrides)
-    return Settings(_env_file=None, **base)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **base)
 
 
 @pytest.fixture(autouse=True)

@@ -31,7 +31,6 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cross_web import AsyncHTTPRequestAdapter
 from graphql import DocumentNode, FieldNode, GraphQLError, OperationType, get_operation_ast
 from starlette.requests import Request
 from starlette.responses import Response
@@ -42,6 +41,7 @@ from strawberry.types import ExecutionResult
 from resolvers.catalog.service import Catalog
 from resolvers.context import Context
 from schema.query_cache import cached_document
+from schema.strawberry_seams import AsyncHTTPRequestAdapter
 
 # Root fields whose answer is the same for everyone while the model lists are.
 PUBLIC_ROOT_FIELDS = frozenset({"models", "model", "modelCatalog", "__typename"})

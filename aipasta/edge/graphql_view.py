@@ -19,7 +19,6 @@ import logging
 from datetime import timedelta
 from typing import cast
 
-from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -40,11 +39,11 @@ from aipasta.edge.ws_protocol import GatewayTransportWS
 from aipasta.graphiql import graphiql_page
 from aipasta.settings import AuthMode, Settings
 from resolvers.context import Context, Services
-from resolvers.errors import Unauthenticated
-from resolvers.identity.errors import CredentialError
+from resolvers.errors import CredentialError, Unauthenticated
 from resolvers.identity.sign_in import connection_authorization, sign_in, sign_in_request
 from schema.build import build_schema
-from schema.timeouts import timed_out
+from schema.errors import error_answer, timed_out
+from schema.strawberry_seams import AsyncHTTPRequestAdapter, HTTPException
 from schema.types.enums import ErrorCode
 
 log = logging.getLogger("aipasta.graphql")
@@ -171,12 +170,7 @@ def http_error(exc: HTTPException, request_id: str) -> JSONResponse:
     else:
         code = ErrorCode.INTERNAL
     return JSONResponse(
-        {
-            "data": None,
-            "errors": [
-                {"message": exc.reason, "extensions": {"code": code.value, "requestId": request_id}}
-            ],
-        },
+        error_answer(exc.reason, {"code": code.value}, request_id),
         status_code=exc.status_code,
         headers={REQUEST_ID_HEADER: request_id},
     )

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aipasta.edge.request_ids import REQUEST_ID_HEADER, request_id
 from aipasta.settings import ANY_HOST
+from schema.errors import error_answer
 from schema.types.enums import ErrorCode
 
 log = logging.getLogger("aipasta.edge.middleware")
@@ -71,18 +72,7 @@ class HostGuard:
             return
         message = "Invalid Host header: this server does not answer to that name"
         response = JSONResponse(
-            {
-                "data": None,
-                "errors": [
-                    {
-                        "message": message,
-                        "extensions": {
-                            "code": ErrorCode.BAD_USER_INPUT.value,
-                            "requestId": request,
-                        },
-                    }
-                ],
-            },
+            error_answer(message, {"code": ErrorCode.BAD_USER_INPUT.value}, request),
             status_code=400,
             headers={REQUEST_ID_HEADER: request},
         )

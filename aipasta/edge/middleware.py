@@ -40,6 +40,7 @@ from resolvers.context import Services
 from resolvers.identity.sign_in import STATE_KEY, SignIn, check_credentials
 from resolvers.limits.admission import Admission, admit
 from resolvers.limits.rate_limiter import RateDecision
+from schema.errors import error_answer
 from schema.types.enums import ErrorCode
 
 log = logging.getLogger("aipasta.edge.middleware")
@@ -235,15 +236,9 @@ async def send_error(
     *,
     headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> None:
-    """A GraphQL-shaped error answer, like every other error the API gives, with the
-    request's id in `extensions` and `X-Request-ID`."""
-    body = json.dumps(
-        {
-            "data": None,
-            "errors": [{"message": message, "extensions": {**extensions, "requestId": request}}],
-        },
-        separators=(",", ":"),
-    ).encode()
+    """A GraphQL-shaped error answer, like every other error the API gives (rendered by
+    schema.errors), with the request's id in `extensions` and `X-Request-ID`."""
+    body = json.dumps(error_answer(message, extensions, request), separators=(",", ":")).encode()
     await send(
         {
             "type": "http.response.start",

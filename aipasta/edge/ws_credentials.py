@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 
 from documents.errors import DatabaseUnavailable
 from resolvers.context import Context
+from resolvers.errors import CredentialError
 from resolvers.identity.authenticator import Authenticator
-from resolvers.identity.errors import CredentialError
 from resolvers.identity.identity import Identity
 
 log = logging.getLogger("aipasta.ws")

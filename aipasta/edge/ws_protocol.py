@@ -27,22 +27,21 @@ import logging
 import uuid
 
 from graphql import GraphQLFormattedError
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
-    BaseGraphQLTransportWSHandler,
-)
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
-    ConnectionInitMessage,
-    Message,
-    SubscribeMessage,
-)
 
 from aipasta.edge.client_ip import client_ip
 from aipasta.edge.ws_credentials import CLOSE_FORBIDDEN, CredentialWatch, watch_connection
 from documents.errors import DatabaseUnavailable
 from resolvers.context import Context
-from resolvers.identity.errors import CredentialError
+from resolvers.errors import CredentialError
 from resolvers.identity.sign_in import SignIn
 from resolvers.limits.admission import admit
+from schema.errors import error_entry
+from schema.strawberry_seams import (
+    BaseGraphQLTransportWSHandler,
+    ConnectionInitMessage,
+    Message,
+    SubscribeMessage,
+)
 from schema.types.enums import ErrorCode
 
 log = logging.getLogger("aipasta.ws")
@@ -114,10 +113,11 @@ class GatewayTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
         try:
             return await self.credential_watch.still_valid()
         except DatabaseUnavailable:
-            error: GraphQLFormattedError = {
-                "message": "cannot check the API key now",
-                "extensions": {"code": ErrorCode.DATABASE_UNAVAILABLE.value, "requestId": request},
-            }
+            error = error_entry(
+                "cannot check the API key now",
+                {"code": ErrorCode.DATABASE_UNAVAILABLE.value},
+                request,
+            )
             await self.send_message({"id": operation_id, "type": "error", "payload": [error]})
             return False
 
@@ -171,17 +171,15 @@ class GatewayTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
                 if not admitted and refusal is None:
                     return  # closing (credential refused), or already answered
             if refusal is not None:
-                extensions = {**refusal.get("extensions", {}), "requestId": request}
+                extensions = refusal.get("extensions", {})
                 log.info(
                     "request %s: %s on subscribe (connection %s)",
                     request,
                     extensions.get("code"),
                     self.context.request_id,
                 )
-                refusal = {**refusal, "extensions": extensions}
-                await self.send_message(
-                    {"id": message["id"], "type": "error", "payload": [refusal]}
-                )
+                error = error_entry(refusal["message"], extensions, request)
+                await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
                 return
         await super().handle_subscribe(message)
 

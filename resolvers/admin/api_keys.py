@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from documents.api_key import ApiKey as ApiKeyRecord
 from resolvers.context import Info
-from resolvers.errors import BadUserInput
-from resolvers.identity.key_store import KeyInputError
+from resolvers.errors import BadUserInput, KeyInputError
 from schema.types.admin import ApiKey, CreatedApiKey
 
 

@@ -1,13 +1,9 @@
 """The `chat` and `compare` mutations: whole answers."""
 
-# No `from __future__ import annotations`: Strawberry cannot resolve a required lazy
-# argument (Annotated["X", strawberry.lazy(...)]) from a stringified annotation.
+from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Annotated
-
-import strawberry
 
 from resolvers.chat.finish import ExchangeWriter
 from resolvers.chat.prepare import (
@@ -16,14 +12,11 @@ from resolvers.chat.prepare import (
     prepare_compare,
     start_run,
 )
+from resolvers.chat.results import chat_result, compare_result
 from resolvers.chat.run import RunResult, log_failed_run
-from resolvers.chat.views import ChatResultView, CompareErrorView, CompareResultView
 from resolvers.context import Context, Info
-
-if TYPE_CHECKING:
-    from schema.types.inputs import ChatInput, CompareInput
-
-_INPUTS = "schema.types.inputs"
+from schema.types.chat import ChatResult, CompareResult
+from schema.types.inputs import ChatInput, CompareInput
 
 
 async def run_to_end(
@@ -46,9 +39,7 @@ async def run_to_end(
     return result, await writer.finish_shielded(result)
 
 
-async def chat(
-    info: Info, input: Annotated["ChatInput", strawberry.lazy(_INPUTS)]
-) -> ChatResultView:
+async def chat(info: Info, input: ChatInput) -> ChatResult:
     context = info.context
     context.require_user()
     context.allow_up_to(context.services.settings.chat_total_timeout + 5)
@@ -57,12 +48,10 @@ async def chat(
     result, message_id = await run_to_end(context, prepared, -1, writer)
     if result.error is not None:
         raise result.error
-    return ChatResultView.of(result, message_id)
+    return chat_result(result, message_id)
 
 
-async def compare(
-    info: Info, input: Annotated["CompareInput", strawberry.lazy(_INPUTS)]
-) -> list[CompareResultView]:
+async def compare(info: Info, input: CompareInput) -> list[CompareResult]:
     context = info.context
     context.require_user()
     context.allow_up_to(context.services.settings.chat_total_timeout + 5)
@@ -71,25 +60,9 @@ async def compare(
     outcomes = await asyncio.gather(
         *(run_to_end(context, prepared, i, writer) for i in range(len(prepared.models)))
     )
-    views = []
+    results = []
     for model, (result, message_id) in zip(prepared.models, outcomes, strict=True):
-        if result.error is None:
-            views.append(
-                CompareResultView(
-                    model=model.id, result=ChatResultView.of(result, message_id), error=None
-                )
-            )
-        else:
+        if result.error is not None:
             log_failed_run(result, context.request_id)
-            views.append(
-                CompareResultView(
-                    model=model.id,
-                    result=None,
-                    error=CompareErrorView(
-                        code=result.error.code,
-                        message=result.error.message,
-                        retryable=result.error.retryable,
-                    ),
-                )
-            )
-    return views
+        results.append(compare_result(model.id, result, message_id))
+    return results

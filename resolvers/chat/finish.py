@@ -16,10 +16,9 @@ import logging
 from datetime import UTC, datetime
 
 from documents.errors import DatabaseUnavailable
-from documents.history import ChatMessage, MessageUsage, StoredAttachment
-from documents.usage import UsageStatus
+from documents.history import ChatMessage, StoredAttachment
 from resolvers.chat.inputs import Conversation
-from resolvers.chat.run import RunResult, RunStatus
+from resolvers.chat.run import RunResult
 from resolvers.context import Services
 from resolvers.history.backlog import NOT_NOW
 from resolvers.history.fields import PREVIEW_CHARS, TITLE_CHARS, summarize
@@ -28,21 +27,6 @@ from resolvers.usage.recorder import UsageEntry
 from schema.types.enums import ChatRole, MessageStatus
 
 log = logging.getLogger(__name__)
-
-HISTORY_STATUS = {
-    RunStatus.COMPLETE: MessageStatus.COMPLETE,
-    RunStatus.PARTIAL: MessageStatus.PARTIAL,
-    RunStatus.CANCELLED: MessageStatus.PARTIAL,
-    RunStatus.FAILED: MessageStatus.FAILED,
-}
-
-
-USAGE_STATUS: dict[RunStatus, UsageStatus] = {
-    RunStatus.COMPLETE: "complete",
-    RunStatus.PARTIAL: "partial",
-    RunStatus.CANCELLED: "cancelled",
-    RunStatus.FAILED: "failed",
-}
 
 
 class ExchangeWriter:
@@ -113,15 +97,13 @@ class ExchangeWriter:
                 request_id=self._request_id,
                 model=result.model.id,
                 provider=result.model.provider,
-                prompt_tokens=result.usage.prompt_tokens,
-                completion_tokens=result.usage.completion_tokens,
-                total_tokens=result.usage.total_tokens,
-                estimated=result.usage.estimated,
+                usage=result.usage,
                 cost=result.cost.total_cost,
                 cost_known=result.cost.known,
                 latency_ms=result.latency_ms,
                 time_to_first_token_ms=result.time_to_first_token_ms,
-                status=USAGE_STATUS[result.status],
+                status=result.status,
+                cancelled=result.cancelled,
                 error_code=result.error_code.value if result.error_code else None,
                 created_at=datetime.now(UTC),
             )
@@ -149,13 +131,8 @@ class ExchangeWriter:
             timestamp=answered_at,
             cost=result.cost.total_cost,
             modelCount=self._model_count,
-            status=HISTORY_STATUS[result.status].value,
-            usage=MessageUsage(
-                promptTokens=result.usage.prompt_tokens,
-                completionTokens=result.usage.completion_tokens,
-                totalTokens=result.usage.total_tokens,
-                estimated=result.usage.estimated,
-            ),
+            status=result.status.value,
+            usage=result.usage,
             errorCode=result.error_code.value if result.error_code else None,
             error=(
                 None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from aipasta.settings import Settings
 from providers.chat import ChatRequest
@@ -24,7 +24,7 @@ from resolvers.validation import (
     check_text,
 )
 from schema.types.enums import ChatRole
-from schema.types.inputs import AttachmentInput
+from schema.types.inputs import ChatMessageInput, ChatOptions
 
 MAX_MESSAGES = 500
 MAX_STOP = 4
@@ -32,28 +32,6 @@ MAX_STOP_CHARS = 100
 MAX_FALLBACKS = 5
 MAX_MODEL_ID = 400
 DEFAULT_MAX_OUTPUT = 1_000_000
-
-
-class MessageLike(Protocol):
-    @property
-    def role(self) -> ChatRole: ...
-    @property
-    def content(self) -> str: ...
-    @property
-    def attachments(self) -> Sequence[AttachmentInput] | None: ...
-
-
-class OptionsLike(Protocol):
-    @property
-    def temperature(self) -> float | None: ...
-    @property
-    def max_tokens(self) -> int | None: ...
-    @property
-    def top_p(self) -> float | None: ...
-    @property
-    def stop(self) -> Sequence[str] | None: ...
-    @property
-    def seed(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -106,8 +84,8 @@ class Conversation:
 
 
 def check_conversation(
-    messages: Sequence[MessageLike],
-    options: OptionsLike | None,
+    messages: Sequence[ChatMessageInput],
+    options: ChatOptions | None,
     session_id: str | None,
     settings: Settings,
 ) -> Conversation:
@@ -193,7 +171,7 @@ def check_readable(conversation: Conversation, model: ModelInfo) -> None:
                 )
 
 
-def _check_options(options: OptionsLike | None) -> CheckedOptions:
+def _check_options(options: ChatOptions | None) -> CheckedOptions:
     if options is None:
         return CheckedOptions()
     _in_range(options.temperature, 0.0, 2.0, "options.temperature")

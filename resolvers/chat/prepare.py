@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from providers.model import ModelInfo
 from resolvers.chat.finish import ExchangeWriter
 from resolvers.chat.inputs import (
     Conversation,
-    MessageLike,
-    OptionsLike,
     check_conversation,
     check_readable,
     resolve_model,
@@ -20,34 +17,7 @@ from resolvers.chat.inputs import (
 from resolvers.chat.run import ChatRun, RetryRules
 from resolvers.context import Context
 from resolvers.errors import BadUserInput
-
-
-class ChatInputLike(Protocol):
-    """What `schema.types.inputs.ChatInput` carries."""
-
-    @property
-    def model(self) -> str: ...
-    @property
-    def fallbacks(self) -> Sequence[str] | None: ...
-    @property
-    def messages(self) -> Sequence[MessageLike]: ...
-    @property
-    def options(self) -> OptionsLike | None: ...
-    @property
-    def session_id(self) -> str | None: ...
-
-
-class CompareInputLike(Protocol):
-    """What `schema.types.inputs.CompareInput` carries."""
-
-    @property
-    def models(self) -> Sequence[str]: ...
-    @property
-    def messages(self) -> Sequence[MessageLike]: ...
-    @property
-    def options(self) -> OptionsLike | None: ...
-    @property
-    def session_id(self) -> str | None: ...
+from schema.types.inputs import ChatInput, CompareInput
 
 
 @dataclass(frozen=True)
@@ -67,7 +37,7 @@ class PreparedChat:
         )
 
 
-async def prepare_chat(context: Context, input: ChatInputLike) -> PreparedChat:
+async def prepare_chat(context: Context, input: ChatInput) -> PreparedChat:
     settings = context.services.settings
     conversation = check_conversation(input.messages, input.options, input.session_id, settings)
     services = context.services
@@ -80,7 +50,7 @@ async def prepare_chat(context: Context, input: ChatInputLike) -> PreparedChat:
     return PreparedChat(conversation=conversation, models=models)
 
 
-async def prepare_compare(context: Context, input: CompareInputLike) -> PreparedChat:
+async def prepare_compare(context: Context, input: CompareInput) -> PreparedChat:
     settings = context.services.settings
     models = input.models
     if not models:
@@ -110,7 +80,9 @@ def start_run(context: Context, conversation: Conversation, models: Sequence[Mod
         models,
         context.services.chat,
         rules=RetryRules(
-            backoff=settings.chat_retry_backoff, max_wait=settings.chat_retry_max_wait
+            backoff=settings.chat_retry_backoff,
+            max_wait=settings.chat_retry_max_wait,
+            sleep=context.services.retry_sleep,
         ),
         redactor=context.services.redactor,
     )

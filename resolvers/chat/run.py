@@ -14,8 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
+from dataclasses import dataclass, field
 
 from providers.chat import ChatProvider, TokenUsage
 from providers.errors import (
@@ -26,29 +25,15 @@ from providers.errors import (
 from providers.model import ModelInfo
 from providers.pricing import Cost, cost_of, estimate_prompt_tokens, estimate_tokens
 from providers.redaction import Redactor
+from providers.retry import Sleep, retrying
 from resolvers.chat.inputs import Conversation
 from resolvers.errors import GatewayError, UpstreamFailure, log_level
-from schema.types.enums import ErrorCode
+from schema.types.enums import ErrorCode, MessageStatus
 
 Monotonic = Callable[[], float]
 
 # The same logger as a failed operation's line.
 log = logging.getLogger("aipasta.errors")
-
-
-class RunStatus(StrEnum):
-    COMPLETE = "complete"
-    PARTIAL = "partial"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-@dataclass(frozen=True)
-class UsageCount:
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    estimated: bool
 
 
 @dataclass(frozen=True)
@@ -57,10 +42,12 @@ class RunResult:
 
     id: str
     model: ModelInfo
-    status: RunStatus
+    # A run the client left before its end (cancelled) is PARTIAL, however far it got.
+    status: MessageStatus
+    cancelled: bool
     content: str
     finish_reason: str | None
-    usage: UsageCount
+    usage: TokenUsage
     cost: Cost
     latency_ms: float
     time_to_first_token_ms: float | None
@@ -84,6 +71,7 @@ def log_failed_run(result: RunResult, request_id: str) -> None:
 class RetryRules:
     backoff: float = 0.5
     max_wait: float = 5.0
+    sleep: Sleep = field(default=asyncio.sleep, compare=False)
 
 
 def _retry_same_model(error: ProviderError) -> bool:
@@ -136,25 +124,31 @@ class ChatRun:
     async def deltas(self) -> AsyncGenerator[str, None]:
         for model in self._models:
             self._model = model
-            for attempt in range(2):
-                try:
-                    async for text in self._stream(model):
-                        yield text
-                except ProviderError as error:
-                    # Its message reaches the client: upstreams echo keys they were sent.
-                    error.message = self._redactor.redact(error.message)
-                    self._error = error
-                    if self._parts:
-                        return  # part of an answer was shown: no retry, no fallback
-                    if attempt == 0 and _retry_same_model(error):
-                        await asyncio.sleep(self._retry_delay(error))
-                        continue
-                    break
-                else:
-                    self._completed = True
-                    self._error = None
-                    self._ended_at = self._monotonic()
-                    return
+            attempts = retrying(
+                attempts=2,  # the first try and, before any token was shown, one retry
+                retryable=lambda error: not self._parts and _retry_same_model(error),
+                delay=lambda _attempt, error: self._retry_delay(error),
+                sleep=self._rules.sleep,
+            )
+            try:
+                async for attempt in attempts:
+                    with attempt:
+                        try:
+                            async for text in self._stream(model):
+                                yield text
+                        except ProviderError as error:
+                            # Its message reaches the client: upstreams echo keys they were sent.
+                            error.message = self._redactor.redact(error.message)
+                            self._error = error
+                            raise
+            except ProviderError:
+                if self._parts:
+                    return  # part of an answer was shown: no retry, no fallback
+                continue
+            self._completed = True
+            self._error = None
+            self._ended_at = self._monotonic()
+            return
         self._ended_at = self._monotonic()
 
     def _retry_delay(self, error: ProviderError) -> float:
@@ -189,25 +183,25 @@ class ChatRun:
         ended = self._ended_at if self._ended_at is not None else self._monotonic()
         content = self.content
         if self._completed and not cancelled:
-            status = RunStatus.COMPLETE
+            status = MessageStatus.COMPLETE
         elif cancelled:
-            status = RunStatus.CANCELLED
+            status = MessageStatus.PARTIAL
         else:
-            status = RunStatus.PARTIAL if content else RunStatus.FAILED
+            status = MessageStatus.PARTIAL if content else MessageStatus.FAILED
         usage = self._usage_count(content)
-        reported = self._usage.cost if self._usage is not None else None
         return RunResult(
             id=self.id,
             model=self._model,
             status=status,
+            cancelled=cancelled,
             content=content,
-            finish_reason=self._finish_reason if status is RunStatus.COMPLETE else None,
+            finish_reason=self._finish_reason if status is MessageStatus.COMPLETE else None,
             usage=usage,
             cost=cost_of(
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
                 pricing=self._model.pricing,
-                reported=reported,
+                reported=usage.cost,
             ),
             latency_ms=(ended - self._started) * 1000,
             time_to_first_token_ms=None
@@ -216,22 +210,22 @@ class ChatRun:
             error=None if self._error is None or cancelled else UpstreamFailure(self._error),
         )
 
-    def _usage_count(self, content: str) -> UsageCount:
+    def _usage_count(self, content: str) -> TokenUsage:
         if self._usage is not None:
-            return UsageCount(
+            return TokenUsage(
                 prompt_tokens=self._usage.prompt_tokens,
                 completion_tokens=self._usage.completion_tokens,
                 total_tokens=self._usage.total_tokens
                 or self._usage.prompt_tokens + self._usage.completion_tokens,
-                estimated=False,
+                cost=self._usage.cost,
             )
         if not content and not self._completed:
             # Nothing was generated: an upstream that failed before answering bills nothing.
-            return UsageCount(0, 0, 0, estimated=False)
+            return TokenUsage(0, 0, 0)
         # No counts from upstream (cancelled, or a server that never sends usage).
         prompt = estimate_prompt_tokens(self._conversation.request_for(self._model).messages)
         completion = estimate_tokens(content) if content else 0
-        return UsageCount(
+        return TokenUsage(
             prompt_tokens=prompt,
             completion_tokens=completion,
             total_tokens=prompt + completion,

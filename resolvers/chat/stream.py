@@ -6,15 +6,12 @@ the generator is closed: the upstream request is abandoned at once, and what was
 generated is recorded and saved (PARTIAL) in the background.
 """
 
-# No `from __future__ import annotations`: Strawberry cannot resolve a required lazy
-# argument (Annotated["X", strawberry.lazy(...)]) from a stringified annotation.
+from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING, Annotated
 
-import strawberry
 from starlette.websockets import WebSocket
 
 from providers.model import ModelInfo
@@ -26,17 +23,12 @@ from resolvers.chat.prepare import (
     prepare_compare,
     start_run,
 )
+from resolvers.chat.results import terminal_event
 from resolvers.chat.run import log_failed_run
-from resolvers.chat.views import CompletedEvent, DeltaEvent, FailedEvent, terminal_event
 from resolvers.context import Context, Info
 from resolvers.monitoring.operation_facts import own_request_id
-
-if TYPE_CHECKING:
-    from schema.types.inputs import ChatInput, CompareInput
-
-_INPUTS = "schema.types.inputs"
-
-StreamEvent = DeltaEvent | CompletedEvent | FailedEvent
+from schema.types.chat import ChatDelta, ChatStreamEvent
+from schema.types.inputs import ChatInput, CompareInput
 
 
 def _operation_id(context: Context) -> str:
@@ -53,7 +45,7 @@ async def _model_events(
     writer: ExchangeWriter,
     *,
     buffer_bytes: int,
-) -> AsyncGenerator[StreamEvent, None]:
+) -> AsyncGenerator[ChatStreamEvent, None]:
     run = start_run(context, prepared.conversation, models)
     window = context.services.settings.stream_coalesce_ms / 1000
     requested = models[0].id
@@ -64,7 +56,7 @@ async def _model_events(
         deltas = coalesce(run.deltas(), window, max_bytes=buffer_bytes)
         async with contextlib.aclosing(deltas) as pieces:
             async for piece in pieces:
-                yield DeltaEvent(model=run.model.id, content=piece, index=index)
+                yield ChatDelta(model=run.model.id, content=piece, index=index)
                 index += 1
         result = run.result()
         finished = True
@@ -76,9 +68,7 @@ async def _model_events(
             writer.finish_later(run.result(cancelled=True))
 
 
-async def chat_stream(
-    info: Info, input: Annotated["ChatInput", strawberry.lazy(_INPUTS)]
-) -> AsyncGenerator[StreamEvent, None]:
+async def chat_stream(info: Info, input: ChatInput) -> AsyncGenerator[ChatStreamEvent, None]:
     context = info.context
     user_id = context.require_user().user_id
     # Taken before anything else, so a user over the cap never reaches an upstream.
@@ -93,9 +83,7 @@ async def chat_stream(
                 yield event
 
 
-async def compare_stream(
-    info: Info, input: Annotated["CompareInput", strawberry.lazy(_INPUTS)]
-) -> AsyncGenerator[StreamEvent, None]:
+async def compare_stream(info: Info, input: CompareInput) -> AsyncGenerator[ChatStreamEvent, None]:
     context = info.context
     user_id = context.require_user().user_id
     # One comparison is one stream, however many models it runs.
@@ -108,14 +96,14 @@ async def compare_stream(
 
 
 async def _compare_events(
-    context: Context, input: "CompareInput"
-) -> AsyncGenerator[StreamEvent, None]:
+    context: Context, input: CompareInput
+) -> AsyncGenerator[ChatStreamEvent, None]:
     prepared = await prepare_compare(context, input)
     writer = prepared.writer(context, request_id=_operation_id(context))
     # The stream's read-ahead is shared by its models, and each model waits with its
     # next event until the one before it was taken: memory stays bounded per stream.
     buffer_bytes = context.services.settings.stream_buffer_bytes // len(prepared.models)
-    queue: asyncio.Queue[StreamEvent | Exception | None] = asyncio.Queue(maxsize=1)
+    queue: asyncio.Queue[ChatStreamEvent | Exception | None] = asyncio.Queue(maxsize=1)
 
     async def forward(model: ModelInfo) -> None:
         # One model failing ends only its own stream: its terminal event says so.

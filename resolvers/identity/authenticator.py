@@ -21,13 +21,13 @@ from datetime import UTC, datetime
 
 from aipasta.settings import Settings
 from documents.errors import DatabaseUnavailable
-from resolvers.identity.api_key import hash_api_key
-from resolvers.identity.bearer import classify, parse_authorization
-from resolvers.identity.errors import (
+from resolvers.errors import (
     CredentialError,
     InvalidCredential,
     RevokedCredential,
 )
+from resolvers.identity.api_key import hash_api_key
+from resolvers.identity.bearer import classify, parse_authorization
 from resolvers.identity.identity import AuthMethod, Identity, Role
 from resolvers.identity.jwt_token import verify_jwt_token
 from resolvers.identity.key_store import ApiKeyStore

@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from resolvers.errors import MalformedCredential
 from resolvers.identity.api_key import looks_like_api_key
-from resolvers.identity.errors import MalformedCredential
 
 MAX_TOKEN_LENGTH = 8 * 1024
 

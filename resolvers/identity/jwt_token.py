@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 import jwt
 
-from resolvers.identity.bearer import MAX_TOKEN_LENGTH
-from resolvers.identity.errors import (
+from resolvers.errors import (
     ExpiredCredential,
     InvalidCredential,
     MalformedCredential,
 )
+from resolvers.identity.bearer import MAX_TOKEN_LENGTH
 from resolvers.validation import is_storable
 
 ALGORITHM = "HS256"

@@ -12,6 +12,7 @@ from documents.api_key import ApiKey
 from documents.database import Database
 from documents.errors import DatabaseUnavailable
 from documents.filters import equal
+from resolvers.errors import KeyInputError
 from resolvers.identity.api_key import (
     PREFIX_DISPLAY_LENGTH,
     hash_api_key,
@@ -27,10 +28,6 @@ USER_ID = re.compile(r"[A-Za-z0-9_.@:-]{1,128}")
 MAX_NAME = 100
 # lastUsedAt is informative; writing it on every request would put a write on the hot path.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-
-
-class KeyInputError(ValueError):
-    """A user id, name or prefix that cannot be used; the message names which."""
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,12 @@ from joserfc import jwe
 from joserfc.errors import ExceededSizeError, JoseError
 from joserfc.jwk import OctKey
 
-from resolvers.identity.bearer import MAX_TOKEN_LENGTH
-from resolvers.identity.errors import (
+from resolvers.errors import (
     ExpiredCredential,
     InvalidCredential,
     MalformedCredential,
 )
+from resolvers.identity.bearer import MAX_TOKEN_LENGTH
 from resolvers.identity.jwt_token import LEEWAY_SECONDS, VerifiedToken, user_id_from_claims
 
 KEY_INFO = b"NextAuth.js Generated Encryption Key"

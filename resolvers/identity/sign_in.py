@@ -10,8 +10,12 @@ from aipasta.settings import AuthMode
 from documents.errors import DatabaseUnavailable
 from providers.redaction import serving_token
 from resolvers.context import Context, Services
-from resolvers.errors import DatabaseUnavailableError, GatewayError, Unauthenticated
-from resolvers.identity.errors import CredentialError
+from resolvers.errors import (
+    CredentialError,
+    DatabaseUnavailableError,
+    GatewayError,
+    Unauthenticated,
+)
 from resolvers.identity.identity import LOCAL_USER, Identity
 
 # Where an edge middleware that already checked the credentials leaves its answer

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import math
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -39,10 +38,9 @@ from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from aipasta.settings import FailMode, Settings
-from resolvers.errors import GatewayError
-from resolvers.limits.store import StoreUnavailable, in_process, open_storage
+from resolvers.errors import RateLimited, StoreUnavailable, whole_seconds
+from resolvers.limits.store import in_process, open_storage
 from resolvers.limits.stream_slots import Lease, SharedStreamSlots, redis_client
-from schema.types.enums import ErrorCode
 
 log = logging.getLogger("aipasta.rate_limit")
 
@@ -57,35 +55,6 @@ FAILURE_LOG_INTERVAL_SECONDS = 60.0
 STREAM_RETRY_SECONDS = 1.0
 # Anyone with IPv6 has at least a /64 to pick addresses from.
 IPV6_PREFIX = 64
-
-
-def whole_seconds(seconds: float) -> int:
-    """Retry-After as HTTP sends it: whole seconds, never 0 (0 invites an instant retry)."""
-    return max(1, math.ceil(seconds))
-
-
-class RateLimited(GatewayError):
-    code = ErrorCode.RATE_LIMITED
-    retryable = True
-
-    def __init__(self, message: str, *, retry_after: float, limit: int, remaining: int = 0) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-        self.limit = limit
-        self.remaining = remaining
-
-    @property
-    def retry_after_seconds(self) -> int:
-        return whole_seconds(self.retry_after or 0.0)
-
-    @property
-    def extensions(self) -> dict[str, Any]:
-        return {
-            "code": self.code.value,
-            "retryAfter": self.retry_after_seconds,
-            "limit": self.limit,
-            "remaining": self.remaining,
-        }
 
 
 @dataclass(frozen=True)

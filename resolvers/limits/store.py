@@ -21,14 +21,9 @@ from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
 from packaging.requirements import InvalidRequirement, Requirement
 
-from resolvers.errors import GatewayError
-from schema.types.enums import ErrorCode
+from resolvers.errors import StoreConfigError
 
 SETTING = "AIPASTA_RATE_LIMIT_STORAGE"
-# A refused request is told to come back after this long: the store is retried at
-# every request, so it is back as soon as it answers.
-UNAVAILABLE_RETRY_SECONDS = 5
-
 # The `limits` extra each family of async schemes needs, and what to install for it.
 _CLIENTS: tuple[tuple[str, str, str], ...] = (
     ("async+redis", "async-redis", "aipasta[redis]"),
@@ -36,29 +31,6 @@ _CLIENTS: tuple[tuple[str, str, str], ...] = (
     ("async+memcached", "async-memcached", "limits[async-memcached]"),
     ("async+mongodb", "async-mongodb", "limits[async-mongodb]"),
 )
-
-
-class StoreConfigError(Exception):
-    """`AIPASTA_RATE_LIMIT_STORAGE` cannot be used; the message says how to fix it."""
-
-
-class StoreUnavailable(GatewayError):
-    """The store cannot be reached and `AIPASTA_RATE_LIMIT_FAIL=closed`."""
-
-    code = ErrorCode.SERVICE_UNAVAILABLE
-    retryable = True
-
-    def __init__(self) -> None:
-        super().__init__(
-            "The rate limiter's store is unreachable, so requests are refused for now; "
-            f"retry in {UNAVAILABLE_RETRY_SECONDS} s",
-            details={"dependency": "rateLimitStore"},
-        )
-        self.retry_after = UNAVAILABLE_RETRY_SECONDS
-
-    @property
-    def retry_after_seconds(self) -> int:
-        return UNAVAILABLE_RETRY_SECONDS
 
 
 def async_uri(uri: str) -> str:

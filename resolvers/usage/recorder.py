@@ -26,7 +26,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, get_args
+from typing import Any
 
 from bson import ObjectId
 from pymongo.errors import BulkWriteError
@@ -34,7 +34,9 @@ from pymongo.errors import BulkWriteError
 from documents.database import Database
 from documents.errors import DatabaseUnavailable
 from documents.money import decimal128
-from documents.usage import UsageRecord, UsageStatus
+from documents.usage import UsageRecord, stored_usage
+from providers.chat import TokenUsage
+from schema.types.enums import MessageStatus
 
 log = logging.getLogger(__name__)
 
@@ -49,23 +51,19 @@ class UsageEntry:
     request_id: str
     model: str
     provider: str
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
+    usage: TokenUsage
     cost: Decimal
     cost_known: bool
     latency_ms: float
-    status: UsageStatus
+    status: MessageStatus
     created_at: datetime
-    estimated: bool = False
+    # The client left before the end: stored as `cancelled` (the status is then PARTIAL).
+    cancelled: bool = False
     time_to_first_token_ms: float | None = None
     error_code: str | None = None
 
 
 _Buffered = tuple[ObjectId, UsageEntry]
-
-
-_STATUSES = frozenset(get_args(UsageStatus))
 
 
 def _document(id: ObjectId, entry: UsageEntry) -> dict[str, Any]:
@@ -75,8 +73,8 @@ def _document(id: ObjectId, entry: UsageEntry) -> dict[str, Any]:
     documents through Beanie held the event loop for ~12 ms a batch. The entry is typed
     already; what the model would refuse is refused here.
     """
-    if entry.status not in _STATUSES:
-        raise ValueError(f"unknown usage status {entry.status!r}")
+    if not isinstance(entry.status, MessageStatus):
+        raise TypeError(f"unknown usage status {entry.status!r}")
     if not entry.cost.is_finite():
         raise ValueError(f"usage cost must be finite, not {entry.cost}")
     return {
@@ -85,15 +83,13 @@ def _document(id: ObjectId, entry: UsageEntry) -> dict[str, Any]:
         "requestId": entry.request_id,
         "model": entry.model,
         "provider": entry.provider,
-        "promptTokens": entry.prompt_tokens,
-        "completionTokens": entry.completion_tokens,
-        "totalTokens": entry.total_tokens,
-        "estimated": entry.estimated,
+        **stored_usage(entry.usage),
         "cost": decimal128(entry.cost),
         "costKnown": entry.cost_known,
         "latencyMs": entry.latency_ms,
         "timeToFirstTokenMs": entry.time_to_first_token_ms,
-        "status": entry.status,
+        # As stored from the start: lower case, and `cancelled` for a client gone.
+        "status": "cancelled" if entry.cancelled else entry.status.value.lower(),
         "errorCode": entry.error_code,
         "createdAt": entry.created_at,
     }
@@ -255,7 +251,7 @@ class UsageRecorder:
         for id, entry in batch:
             try:
                 documents.append(_document(id, entry))
-            except (ValueError, ArithmeticError) as exc:
+            except (TypeError, ValueError, ArithmeticError) as exc:
                 self._reject(1, exc)
         return documents
 

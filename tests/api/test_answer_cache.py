@@ -137,7 +137,7 @@ async def test_answer_depending_on_the_user_is_never_shared(
     mixed = "{ models(first: 1) { totalCount } chatSessions(first: 5) { nodes { id } } }"
     alice = {"Authorization": f"Bearer {make_jwt('alice')}"}
 
-    status, headers, body = await get(app, mixed, **alice)
+    status, headers, body = await get(app, mixed, None, **alice)
     assert status == 200 and json.loads(body)["data"]["chatSessions"] == {"nodes": []}
     assert "ETag" not in headers
 

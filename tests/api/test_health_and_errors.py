@@ -102,7 +102,7 @@ class ExplodingCatalog:
 async def test_unexpected_errors_are_masked_with_a_request_id(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     keys = ApiKeyStore(None)
     services = Services(
         settings=settings,

@@ -8,11 +8,12 @@ import pytest
 
 from providers.errors import ProviderProtocolError
 from providers.huggingface import parse_huggingface_models
+from providers.model import ModelInfo
 from providers.openrouter import parse_openrouter_models
 from tests.support.upstream import fixture_json
 
 
-def by_id(models: list) -> dict:
+def by_id(models: list[ModelInfo]) -> dict[str, ModelInfo]:
     return {m.id: m for m in models}
 
 

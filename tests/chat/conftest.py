@@ -23,6 +23,7 @@ from resolvers.identity.key_store import ApiKeyStore
 from resolvers.usage.recorder import UsageRecorder
 from schema.build import build_schema
 from tests.conftest import make_settings
+from tests.support.sleeps import Sleeps
 from tests.support.sources import ScriptedSource
 
 SCHEMA = build_schema()
@@ -52,10 +53,13 @@ HF = ModelInfo(
 
 
 class ChatHarness:
-    def __init__(self, services: Services, openrouter: FakeProvider, hf: FakeProvider) -> None:
+    def __init__(
+        self, services: Services, openrouter: FakeProvider, hf: FakeProvider, sleeps: Sleeps
+    ) -> None:
         self.services = services
         self.openrouter = openrouter
         self.hf = hf
+        self.sleeps = sleeps  # the retries' waits, recorded instead of waited
 
     async def run(
         self, query: str, variables: dict[str, Any] | None = None, *, user: str | None = "alice"
@@ -96,6 +100,7 @@ async def harness(tmp_path: Path, database: Database) -> AsyncIterator[ChatHarne
     catalog.start()  # the lists are fetched in the background, as in the app
     keys = ApiKeyStore(database)
     usage = UsageRecorder(database, flush_interval=3600)
+    sleeps = Sleeps()
     services = Services(
         settings=settings,
         http=None,  # type: ignore[arg-type]
@@ -106,8 +111,9 @@ async def harness(tmp_path: Path, database: Database) -> AsyncIterator[ChatHarne
         version="test",
         chat={"openrouter": openrouter, "huggingface": hf},
         usage=usage,
+        retry_sleep=sleeps,
     )
-    yield ChatHarness(services, openrouter, hf)
+    yield ChatHarness(services, openrouter, hf, sleeps)
     await services.background.drain(within=5)
     await usage.close()
     await catalog.close()

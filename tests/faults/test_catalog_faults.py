@@ -50,7 +50,7 @@ def counts(data: dict[str, Any]) -> dict[str, int]:
 
 async def ask_everything(app: FaultApp) -> dict[str, Any]:
     """A catalog query, a one-provider query and a chat, each answered at once."""
-    catalog = await timed(app, CATALOG)
+    catalog: dict[str, Any] = await timed(app, CATALOG)
     assert counts(catalog)["openrouter"] == 7
     assert (await timed(app, OPENROUTER_ONLY))["models"]["totalCount"] == 7
     chat = await timed(app, CHAT, chat_input())

@@ -32,7 +32,7 @@ from tests.streaming.conftest import wait_until
 
 WRITERS = 6
 
-SUPERVISED = {
+SUPERVISED: dict[str, Any] = {
     "AIPASTA_DB_TIMEOUT_MS": 300,
     "AIPASTA_DB_OPERATION_TIMEOUT_MS": 2000,
     "AIPASTA_DB_RETRY_SECONDS": 0.05,

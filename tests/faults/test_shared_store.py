@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from resolvers.limits import store as rate_limit_store
-from resolvers.limits.store import StoreConfigError, open_storage
+from resolvers.errors import StoreConfigError
+from resolvers.limits.store import open_storage
 from resolvers.limits.stream_slots import LEASE_SECONDS, SharedStreamSlots, redis_client
 from tests.faults.conftest import MISTRAL, MISTRAL_UPSTREAM, FaultApp, FaultAppFactory, user_says
 from tests.faults.raw_upstream import Finish, RawUpstream, Text, Wait, steps
@@ -280,7 +280,8 @@ def test_the_redis_client_must_be_one_limits_supports(
             raise importlib.metadata.PackageNotFoundError(name)
         return installed
 
-    monkeypatch.setattr(rate_limit_store.importlib.metadata, "version", version)
+    # The module resolvers.limits.store reads installed versions through.
+    monkeypatch.setattr(importlib.metadata, "version", version)
     with pytest.raises(StoreConfigError) as refused:
         open_storage("redis://:hunter2@cache.internal:6380/0")
     assert str(refused.value) == (

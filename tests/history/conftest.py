@@ -120,7 +120,7 @@ def make_services(settings: Settings, database: Database | None) -> Services:
     The other services (HTTP client, catalog, sign-in) are left as None, whatever they
     are, so these tests do not change each time a service is added.
     """
-    unused = {
+    unused: dict[str, Any] = {
         f.name: None
         for f in dataclasses.fields(Services)
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING

@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_asyncio
@@ -539,7 +539,7 @@ async def test_unreachable_database_fails_fast_with_database_unavailable(tmp_pat
         assert not database.available
         client = HistoryClient(make_services(make_settings(tmp_path), database))
         for operation in SIGNED_IN_OPERATIONS:
-            query, variables = operation.values
+            query, variables = cast(tuple[str, dict[str, Any]], operation.values)
             started = time.monotonic()
             error = await client.error(query, variables)
             assert time.monotonic() - started < 0.5, operation.id

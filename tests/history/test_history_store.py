@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -141,8 +142,8 @@ async def test_the_same_session_id_is_a_different_session_per_user(store: Histor
     alice = await store.session("alice", "shared")
     bob = await store.session("bob", "shared")
     assert alice is not None and bob is not None and alice.id != bob.id
-    assert (alice.lastMessage, alice.totalCost) == ("alice's", 1.0)
-    assert (bob.lastMessage, bob.totalCost) == ("bob's", 0.0)
+    assert (alice.lastMessage, alice.totalCost) == ("alice's", Decimal("1.0"))
+    assert (bob.lastMessage, bob.totalCost) == ("bob's", Decimal("0.0"))
     page = await messages_before(store, "bob", "shared", last=10, before=None)
     assert [m.content for m in page.items] == ["bob's"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,17 +20,20 @@ from resolvers.validation import (
     check_timestamp,
     check_url,
 )
+from schema.types.inputs import AttachmentInput
 from tests.conftest import make_settings
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
-@dataclass
-class Attachment:
-    kind: str = "image"
-    url: str = "https://example.com/cat.png"
-    name: str | None = "cat.png"
-    mime_type: str | None = "image/png"
+def Attachment(
+    kind: str = "image",
+    url: str = "https://example.com/cat.png",
+    name: str | None = "cat.png",
+    mime_type: str | None = "image/png",
+) -> AttachmentInput:
+    """An attachment input that passes every check but for the fields given."""
+    return AttachmentInput(kind=kind, url=url, name=name, mime_type=mime_type)
 
 
 @pytest.fixture
@@ -199,7 +201,7 @@ def test_too_many_attachments_names_the_list(settings: Settings) -> None:
     ],
 )
 def test_a_bad_attachment_names_its_index_and_field(
-    settings: Settings, attachment: Attachment, field: str
+    settings: Settings, attachment: AttachmentInput, field: str
 ) -> None:
     assert refused(
         check_attachments, [Attachment(), attachment], settings, "input.attachments"

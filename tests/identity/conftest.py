@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from resolvers.identity.errors import CredentialError
+from resolvers.errors import CredentialError
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
+from resolvers.errors import CredentialError, MalformedCredential
 from resolvers.identity.api_key import new_api_key
 from resolvers.identity.bearer import classify, parse_authorization
-from resolvers.identity.errors import CredentialError, MalformedCredential
 
 # The signature of the `assert_refused` fixture in conftest.py.
 Refuse = Callable[..., CredentialError]

@@ -13,7 +13,7 @@ from typing import Any
 import jwt
 import pytest
 
-from resolvers.identity.errors import (
+from resolvers.errors import (
     CredentialError,
     ExpiredCredential,
     InvalidCredential,

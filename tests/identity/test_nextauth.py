@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from joserfc import jwe
 from joserfc.jwk import OctKey
 
-from resolvers.identity.errors import (
+from resolvers.errors import (
     CredentialError,
     ExpiredCredential,
     InvalidCredential,

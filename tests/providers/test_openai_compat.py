@@ -10,7 +10,7 @@ import asyncio
 import json
 import re
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from providers.chat import ChatDelta, ChatRequest, TokenUsage
 from providers.errors import (
+    FailureKind,
     PoolExhausted,
     ProviderAuthError,
     ProviderBadRequest,
@@ -97,6 +98,12 @@ def make_client(
 
 async def collect(stream: AsyncIterator[ChatDelta]) -> list[ChatDelta]:
     return [delta async for delta in stream]
+
+
+async def close(stream: AsyncIterator[ChatDelta]) -> None:
+    """Close a stream early: the client's stream is an async generator."""
+    assert isinstance(stream, AsyncGenerator)
+    await stream.aclose()
 
 
 async def collect_into(received: list[str], stream: AsyncIterator[ChatDelta]) -> None:
@@ -404,7 +411,7 @@ async def test_waiting_for_a_free_pooled_connection_is_reported_as_a_full_pool(
         with pytest.raises(PoolExhausted, match=POOL_FULL) as info:
             await collect(client.stream_chat(REQUEST))
         assert "could not connect" not in info.value.message
-        assert (info.value.code, info.value.retryable) == ("PROVIDER_TIMEOUT", True)
+        assert (info.value.kind, info.value.retryable) == (FailureKind.TIMEOUT, True)
         assert requests == 1  # the upstream never saw the request that found no connection
 
         release.set()
@@ -413,7 +420,7 @@ async def test_waiting_for_a_free_pooled_connection_is_reported_as_a_full_pool(
         release.clear()
         again = client.stream_chat(REQUEST)
         assert (await anext(again)).content == "held"
-        await again.aclose()
+        await close(again)
     assert requests == 2
 
 
@@ -491,7 +498,7 @@ async def test_closing_the_stream_early_closes_the_upstream_connection(
     stream = client.stream_chat(REQUEST)
 
     assert (await anext(stream)).content == "Hel"
-    await stream.aclose()  # type: ignore[attr-defined]
+    await close(stream)
 
     await watch.wait_disconnected()
 

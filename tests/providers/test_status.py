@@ -18,8 +18,10 @@ from providers.errors import (
     ProviderTimeout,
     ProviderUnavailable,
     UpstreamModelNotFound,
+    error_from_payload,
+    error_from_response,
+    parse_retry_after,
 )
-from providers.status import error_from_payload, error_from_response, parse_retry_after
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 OPENROUTER_KEY = "sk-or-v1-0123456789abcdef0123456789abcdef"

@@ -15,10 +15,10 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from documents.database import Database
+from resolvers.errors import InvalidCredential
 from resolvers.identity import authenticator as authenticator_module
 from resolvers.identity.api_key import new_api_key
 from resolvers.identity.authenticator import Authenticator
-from resolvers.identity.errors import InvalidCredential
 from resolvers.identity.key_store import ApiKeyStore
 from tests.conftest import make_settings
 from tests.security.conftest import TYPENAME, post, rate_limited_body

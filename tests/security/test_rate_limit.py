@@ -14,8 +14,9 @@ from limits.aio.storage import MemoryStorage
 
 from aipasta.edge.client_ip import client_ip
 from documents.database import Database
+from resolvers.errors import RateLimited
 from resolvers.identity.key_store import ApiKeyStore
-from resolvers.limits.rate_limiter import RateLimited, RateLimiter
+from resolvers.limits.rate_limiter import RateLimiter
 from tests.conftest import make_settings
 from tests.security.conftest import get, post, rate_limited_body
 from tests.streaming.conftest import (

@@ -23,6 +23,7 @@ import pytest_asyncio
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
+from websockets.protocol import Event
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
@@ -105,7 +106,7 @@ class NonReadingClient:
         assert isinstance(response, Response) and response.status_code == 101, response
         await client.send({"type": "connection_init", "payload": {}})
         (ack,) = await client._events(1)
-        assert isinstance(ack, Frame) and json.loads(ack.data) == {"type": "connection_ack"}
+        assert isinstance(ack, Frame) and json.loads(bytes(ack.data)) == {"type": "connection_ack"}
         return client
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -119,7 +120,7 @@ class NonReadingClient:
             while data := await self.reader.read(65536):
                 self.ws.receive_data(data)
                 messages += [
-                    json.loads(e.data)
+                    json.loads(bytes(e.data))
                     for e in self.ws.events_received()
                     if isinstance(e, Frame) and e.opcode is Opcode.TEXT
                 ]
@@ -130,8 +131,8 @@ class NonReadingClient:
         self.writer.write(b"".join(self.ws.data_to_send()))
         await self.writer.drain()
 
-    async def _events(self, count: int) -> list[Response | Frame]:
-        events: list[Response | Frame] = []
+    async def _events(self, count: int) -> list[Event]:
+        events: list[Event] = []
         async with asyncio.timeout(5):
             while len(events) < count:
                 data = await self.reader.read(4096)

@@ -14,8 +14,8 @@ import pytest
 
 from aipasta.edge.ws_credentials import CredentialWatch
 from documents.database import Database
+from resolvers.errors import CredentialError, RevokedCredential
 from resolvers.identity.authenticator import Authenticator
-from resolvers.identity.errors import CredentialError, RevokedCredential
 from resolvers.identity.key_store import ApiKeyStore
 from tests.conftest import make_settings
 from tests.faults.conftest import DedicatedMongo, launch

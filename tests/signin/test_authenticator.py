@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from documents.database import Database
-from resolvers.identity.api_key import new_api_key
-from resolvers.identity.authenticator import Authenticator
-from resolvers.identity.errors import (
+from resolvers.errors import (
     ExpiredCredential,
     InvalidCredential,
     MalformedCredential,
     RevokedCredential,
 )
+from resolvers.identity.api_key import new_api_key
+from resolvers.identity.authenticator import Authenticator
 from resolvers.identity.identity import AuthMethod, Role
 from resolvers.identity.key_store import ApiKeyStore
 from tests.conftest import make_settings

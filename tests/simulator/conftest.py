@@ -15,16 +15,7 @@ from providers.listing import ModelListing
 from providers.openai_compat import ChatTimeouts, OpenAICompatibleClient
 from providers.openrouter import parse_openrouter_models
 from providers.simulator import NAME, RunningSimulator, SimulatorConfig, start_simulator
-
-
-class Sleeps:
-    """An injectable sleep that only writes down how long it was asked to wait."""
-
-    def __init__(self) -> None:
-        self.asked: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.asked.append(seconds)
+from tests.support.sleeps import Sleeps
 
 
 class SimulatorClients:

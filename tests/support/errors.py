@@ -23,7 +23,9 @@ def without_request_id(
     return rest
 
 
-def body_without_request_id(body: Mapping[str, Any], request_id: str | None = None) -> Any:
+def body_without_request_id(
+    body: Mapping[str, Any], request_id: str | None = None
+) -> dict[str, Any]:
     """A GraphQL answer with each error's `extensions` checked by `without_request_id`."""
     errors = [
         {**error, "extensions": without_request_id(error["extensions"], request_id)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from providers.model import UNKNOWN_PRICE, Pricing
 from providers.pricing import Cost, cost_of, estimate_prompt_tokens, estimate_tokens
@@ -107,7 +108,7 @@ def test_token_estimate_is_a_quarter_of_the_characters_rounded_up() -> None:
 
 
 def test_prompt_estimate_counts_text_and_a_per_message_overhead() -> None:
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "system", "content": "Be brief."},  # 9 chars -> 3
         {
             "role": "user",

@@ -17,25 +17,25 @@ from bson import Decimal128
 from documents.database import Database
 from documents.errors import DatabaseUnavailable
 from documents.registry import document_models
+from providers.chat import TokenUsage
 from resolvers.usage.recorder import UsageEntry, UsageRecorder
+from schema.types.enums import MessageStatus
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 WAIT = 10.0  # bound on every wait for the background writer; never reached when it works
 
 
-def entry(n: int, **fields: Any) -> UsageEntry:
+def entry(n: int, *, estimated: bool = False, **fields: Any) -> UsageEntry:
     values: dict[str, Any] = {
         "user_id": "alice",
         "request_id": f"r{n}",
         "model": "openrouter:deepseek/deepseek-chat",
         "provider": "openrouter",
-        "prompt_tokens": 10,
-        "completion_tokens": 5,
-        "total_tokens": 15,
+        "usage": TokenUsage(10, 5, 15, estimated=estimated),
         "cost": Decimal("0.00000082"),
         "cost_known": True,
         "latency_ms": 120.5,
-        "status": "complete",
+        "status": MessageStatus.COMPLETE,
         "created_at": T0 + timedelta(seconds=n),
     }
     values.update(fields)
@@ -88,7 +88,7 @@ async def test_a_record_is_written_whole_at_flush_time(database: Database) -> No
             1,
             estimated=True,
             time_to_first_token_ms=33.25,
-            status="failed",
+            status=MessageStatus.FAILED,
             error_code="PROVIDER_TIMEOUT",
         )
     )

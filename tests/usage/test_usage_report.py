@@ -15,10 +15,12 @@ from starlette.requests import Request
 
 from documents.database import Database
 from documents.registry import document_models
+from providers.chat import TokenUsage
 from resolvers.context import Context, Services
 from resolvers.identity.identity import Identity
 from resolvers.usage.recorder import UsageEntry, UsageRecorder
 from schema.build import build_schema
+from schema.types.enums import MessageStatus
 from tests.conftest import make_settings
 from tests.support.errors import without_request_id
 
@@ -48,21 +50,22 @@ def entry(
     cost: str,
     latency: float,
     ttft: float | None,
-    status: Any = "complete",
+    status: str = "complete",
 ) -> UsageEntry:
+    """`status` as stored: complete, partial, failed or cancelled."""
+    cancelled = status == "cancelled"
     return UsageEntry(
         user_id=user,
         request_id=f"{user}-{at.isoformat()}",
         model=model,
         provider=model.partition(":")[0],
-        prompt_tokens=tokens[0],
-        completion_tokens=tokens[1],
-        total_tokens=sum(tokens),
+        usage=TokenUsage(tokens[0], tokens[1], sum(tokens)),
         cost=Decimal(cost),
         cost_known=cost != "0",
         latency_ms=latency,
         time_to_first_token_ms=ttft,
-        status=status,
+        status=MessageStatus.PARTIAL if cancelled else MessageStatus(status.upper()),
+        cancelled=cancelled,
         error_code="PROVIDER_ERROR" if status == "failed" else None,
         created_at=at,
     )
@@ -107,7 +110,7 @@ def row(
 
 def services(tmp_path: Path, database: Database | None) -> Services:
     """Real Services for `usage`, which needs only the database; the rest stays None."""
-    required = {
+    required: dict[str, Any] = {
         f.name: None
         for f in dataclasses.fields(Services)
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING

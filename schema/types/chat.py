@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 
-from resolvers.chat.views import CompletedEvent, DeltaEvent, FailedEvent
 from schema.types.enums import ChatRole, ErrorCode
 
 
@@ -75,11 +74,6 @@ class ChatDelta:
         description="Position of this delta in the model's stream, from 0."
     )
 
-    @classmethod
-    def is_type_of(cls, obj: object, info: Any) -> bool:
-        # Resolvers stream plain events; the union needs to know which member each is.
-        return isinstance(obj, DeltaEvent)
-
 
 @strawberry.type
 class ChatCompleted:
@@ -93,11 +87,6 @@ class ChatCompleted:
     time_to_first_token_ms: float | None
     message_id: strawberry.ID | None
 
-    @classmethod
-    def is_type_of(cls, obj: object, info: Any) -> bool:
-        # Resolvers stream plain events; the union needs to know which member each is.
-        return isinstance(obj, CompletedEvent)
-
 
 @strawberry.type
 class ChatFailed:
@@ -109,11 +98,6 @@ class ChatFailed:
         description="What had been generated before the failure."
     )
     message_id: strawberry.ID | None
-
-    @classmethod
-    def is_type_of(cls, obj: object, info: Any) -> bool:
-        # Resolvers stream plain events; the union needs to know which member each is.
-        return isinstance(obj, FailedEvent)
 
 
 ChatStreamEvent = Annotated[

@@ -1,0 +1,153 @@
+"""Everything the gateway takes from Strawberry beyond its documented API, in one module.
+
+strawberry-graphql is pinned to one minor release (pyproject.toml): a 0.x minor may change
+any of what follows. tests/contract/test_strawberry_seams.py checks each seam against the
+installed release, a test per seam, named after it; raise the pin once they pass.
+
+Why in schema/: the schema's extensions use some seams and the HTTP/websocket edge
+(aipasta.edge) the others, and schema/ is the one layer both may import (the edge sits
+above it). aipasta.settings, a leaf that imports nothing of the project, takes its one
+seam straight from Strawberry (below, tested like the rest).
+
+The seams:
+- `validate` and `core_schema`: Strawberry's own validation (graphql-core's rules plus
+  Strawberry's) and the graphql-core schema a Strawberry schema wraps (`Schema._schema`),
+  which schema.query_cache caches results by.
+- Extensions may do Strawberry's work for it: Strawberry does not parse when an `on_parse`
+  hook set `execution_context.graphql_document`, and does not validate when an
+  `on_validate` hook set `pre_execution_errors` (`[]` included); refusals set there are
+  the operation's answer. schema.query_cache and schema.guards rely on both.
+- `closes_websocket`: the errors Strawberry's graphql-transport-ws handler answers by
+  closing the socket (4400); it tells them by their type, so schema.errors leaves them
+  unchanged. `CannotGetOperationTypeError` is also what `ExecutionContext.operation_type`
+  raises when the document lacks the operation (schema.operation_log).
+- `BaseGraphQLTransportWSHandler` and its message types (not public API): subclassed by
+  aipasta.edge.ws_protocol, through the view's `graphql_transport_ws_handler_class`.
+- The ASGI view's own methods that aipasta.edge.answer_cache and aipasta.edge.graphql_view
+  override: `execute_single` (one operation of a request, with its context),
+  `create_response`, and `parse_json`, which wraps what `decode_json` raises in a 400
+  `HTTPException` with the decoder's error as `__cause__`. `AsyncHTTPRequestAdapter` and
+  `HTTPException` come from cross_web, Strawberry's HTTP layer (its dependency, not ours).
+- `normalize_allowed_origins` (strawberry.http.websocket_origin): how the view reads
+  `allowed_origins`, used by aipasta.settings to refuse a bad value at start.
+
+OVERRIDES names every member of a Strawberry class that a class of ours overrides (a test
+fails on an override missing here), USES the members we call or read without overriding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import strawberry
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema
+from strawberry.asgi import GraphQL
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError
+from strawberry.schema.schema import validate_document
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    Message,
+    SubscribeMessage,
+)
+from strawberry.types import ExecutionContext
+
+__all__ = [
+    "OVERRIDES",
+    "USES",
+    "AsyncHTTPRequestAdapter",
+    "BaseGraphQLTransportWSHandler",
+    "CannotGetOperationTypeError",
+    "ConnectionInitMessage",
+    "HTTPException",
+    "Message",
+    "SubscribeMessage",
+    "closes_websocket",
+    "core_schema",
+    "validate",
+]
+
+
+def core_schema(schema: strawberry.Schema) -> GraphQLSchema:
+    """The graphql-core schema that `schema` executes with."""
+    return schema._schema
+
+
+def validate(
+    schema: GraphQLSchema, document: DocumentNode, rules: Sequence[type[ASTValidationRule]]
+) -> list[GraphQLError]:
+    """`document` validated as Strawberry validates it: `rules` and Strawberry's own."""
+    return validate_document(schema, document, tuple(rules))
+
+
+def closes_websocket(error: GraphQLError) -> bool:
+    """Whether Strawberry's graphql-transport-ws handler, given `error` as an operation's
+    first error, closes the socket (4400) instead of answering with an `error` message."""
+    return BaseGraphQLTransportWSHandler._get_pre_execution_close_reason(error) is not None
+
+
+OVERRIDES: Mapping[type, frozenset[str]] = {
+    # aipasta.edge.answer_cache.CachingGraphQL, aipasta.edge.graphql_view.GatewayGraphQL
+    GraphQL: frozenset(
+        {
+            "execute_single",
+            "create_response",
+            "parse_json",
+            "graphql_transport_ws_handler_class",
+            # Documented hooks.
+            "decode_json",
+            "get_context",
+            "on_ws_connect",
+            "render_graphql_ide",
+        }
+    ),
+    # aipasta.edge.ws_protocol.GatewayTransportWS
+    BaseGraphQLTransportWSHandler: frozenset(
+        {
+            "handle",
+            "handle_connection_init",
+            "handle_message",
+            "handle_subscribe",
+            "send_message",
+            "shutdown",
+        }
+    ),
+    # schema.build.GatewaySchema (documented)
+    strawberry.Schema: frozenset({"process_errors"}),
+    # The schema's extensions (documented hooks; on_stream_result for streamed results)
+    SchemaExtension: frozenset({"on_operation", "on_parse", "on_validate", "on_stream_result"}),
+}
+
+USES: Mapping[type, frozenset[str]] = {
+    GraphQL: frozenset({"run", "process_result", "encode_json"}),
+    BaseGraphQLTransportWSHandler: frozenset(
+        {
+            "cleanup_operation",
+            "connection_acknowledged",
+            "context",
+            "handle_invalid_message",
+            "max_subscriptions_per_connection",
+            "operations",
+            "websocket",
+        }
+    ),
+    ExecutionContext: frozenset(
+        {
+            "context",
+            "graphql_document",
+            "operation_name",
+            "operation_type",
+            "parse_options",
+            "pre_execution_errors",
+            "query",
+            "result",
+            "schema",
+            "validation_rules",
+            "variables",
+        }
+    ),
+}

@@ -1,0 +1,294 @@
+"""Each seam of schema.strawberry_seams against the installed Strawberry.
+
+Before raising the strawberry-graphql pin, run this module on the new release: a failure
+names the seam that moved, and what overrides or uses it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import pkgutil
+import sys
+import tomllib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import fields, is_dataclass
+from datetime import timedelta
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pytest
+import strawberry
+from graphql import GraphQLError, GraphQLSchema, GraphQLSyntaxError, parse, specified_rules
+from packaging.requirements import Requirement
+from strawberry.asgi import GraphQL
+from strawberry.extensions import SchemaExtension
+from strawberry.http.websocket_origin import normalize_allowed_origins
+
+from schema.build import build_schema
+from schema.strawberry_seams import (
+    OVERRIDES,
+    USES,
+    BaseGraphQLTransportWSHandler,
+    CannotGetOperationTypeError,
+    HTTPException,
+    closes_websocket,
+    core_schema,
+    validate,
+)
+
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+OUR_PACKAGES = ("aipasta", "schema", "resolvers", "providers", "documents")
+# Set on every subclass of an ABC or a Protocol: not overrides.
+SET_BY_PYTHON = frozenset({"_abc_impl", "_is_protocol"})
+
+
+def _import_everything() -> None:
+    """Every module of ours, so that every subclass of a Strawberry class exists."""
+    for name in OUR_PACKAGES:
+        package = importlib.import_module(name)
+        for module in pkgutil.walk_packages(package.__path__, f"{name}."):
+            importlib.import_module(module.name)
+
+
+_import_everything()
+
+
+def ours(cls: type) -> bool:
+    return cls.__module__.split(".")[0] in OUR_PACKAGES
+
+
+def our_subclasses(base: type) -> Iterator[type]:
+    seen: set[type] = set()
+    stack: list[type] = list(base.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        stack.extend(cls.__subclasses__())
+        if ours(cls):
+            yield cls
+
+
+def _is_strawberrys(cls: type) -> bool:
+    return cls.__module__.split(".")[0] == "strawberry"
+
+
+def parameters(function: Callable[..., Any]) -> list[tuple[str, object, bool]]:
+    """What an override must keep of its original: names, kinds and which have defaults
+    (annotations differ: ours name the gateway's Context)."""
+    signature = inspect.signature(function)
+    return [
+        (p.name, p.kind, p.default is not inspect.Parameter.empty)
+        for p in signature.parameters.values()
+    ]
+
+
+def _member(base: type, name: str) -> str:
+    return f"{base.__module__}.{base.__qualname__}.{name}"
+
+
+# --- The pin --------------------------------------------------------------------------
+
+
+def test_the_installed_strawberry_is_within_the_pin() -> None:
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+    (pin,) = (Requirement(r) for r in project["dependencies"] if r.startswith("strawberry-graphql"))
+    installed = version("strawberry-graphql")
+    assert pin.specifier.contains(installed), (
+        f"strawberry-graphql {installed} is installed, the pin is {pin}: run this module, "
+        "then raise the pin"
+    )
+    assert any(s.operator == "<" for s in pin.specifier), "a 0.x pin needs a ceiling"
+
+
+# --- Overrides ------------------------------------------------------------------------
+
+OVERRIDDEN = [(base, name) for base, names in OVERRIDES.items() for name in sorted(names)]
+
+
+@pytest.mark.parametrize(
+    ("base", "name"), OVERRIDDEN, ids=[f"{b.__qualname__}.{n}" for b, n in OVERRIDDEN]
+)
+def test_an_overridden_member_is_still_strawberrys_with_our_signature(
+    base: type, name: str
+) -> None:
+    overriders = [cls for cls in our_subclasses(base) if name in vars(cls)]
+    assert overriders, f"nothing of ours overrides {_member(base, name)}: drop it from OVERRIDES"
+    assert hasattr(base, name), (
+        f"Strawberry has no {_member(base, name)} any more, which "
+        f"{', '.join(c.__qualname__ for c in overriders)} override"
+    )
+    theirs = getattr(base, name)
+    for cls in overriders:
+        mine = vars(cls)[name]
+        if inspect.isroutine(theirs):
+            assert parameters(mine) == parameters(theirs), (
+                f"{_member(base, name)} changed its parameters: "
+                f"{inspect.signature(theirs)}, {cls.__qualname__} has {inspect.signature(mine)}"
+            )
+            assert inspect.iscoroutinefunction(mine) == inspect.iscoroutinefunction(theirs), (
+                f"{_member(base, name)} changed between sync and async"
+            )
+        else:  # a class attribute naming a class: ours must be a kind of it
+            assert isinstance(mine, type), mine
+            assert issubclass(mine, getattr(theirs, "__origin__", theirs)), (
+                f"{cls.__qualname__}.{name} is no longer a kind of {theirs}"
+            )
+
+
+def test_every_override_of_a_strawberry_member_is_listed() -> None:
+    unlisted: list[str] = []
+    for module in list(sys.modules.values()):
+        if module is None or module.__name__.split(".")[0] not in OUR_PACKAGES:
+            continue
+        for cls in vars(module).values():
+            if not isinstance(cls, type) or cls.__module__ != module.__name__:
+                continue
+            if not any(_is_strawberrys(b) for b in cls.__mro__):
+                continue
+            base = next((b for b in OVERRIDES if issubclass(cls, b)), None)
+            assert base is not None, (
+                f"{cls.__qualname__} subclasses Strawberry's "
+                f"{next(b for b in cls.__mro__ if _is_strawberrys(b)).__qualname__}: "
+                "add it to schema.strawberry_seams.OVERRIDES"
+            )
+            unlisted += [
+                f"{cls.__qualname__}.{name} ({base.__qualname__})"
+                for name in vars(cls)
+                if not name.startswith("__") and name not in SET_BY_PYTHON
+                if hasattr(base, name) and name not in OVERRIDES[base]
+            ]
+    assert not unlisted, f"overrides missing from OVERRIDES: {sorted(unlisted)}"
+
+
+# --- Members used without overriding them ----------------------------------------------
+
+
+def _instance_members(base: type) -> set[str]:
+    """Attributes set on instances, which the class does not show."""
+    if base is BaseGraphQLTransportWSHandler:
+        handler = BaseGraphQLTransportWSHandler(
+            view=None,  # type: ignore[arg-type]
+            websocket=None,  # type: ignore[arg-type]
+            context=None,
+            root_value=None,
+            schema=None,  # type: ignore[arg-type]
+            connection_init_wait_timeout=timedelta(seconds=1),
+            max_subscriptions_per_connection=1,
+        )
+        return set(vars(handler))
+    if is_dataclass(base):
+        return {f.name for f in fields(base)}
+    return set()
+
+
+USED = [(base, name) for base, names in USES.items() for name in sorted(names)]
+
+
+@pytest.mark.parametrize(("base", "name"), USED, ids=[f"{b.__qualname__}.{n}" for b, n in USED])
+def test_a_member_we_use_is_still_there(base: type, name: str) -> None:
+    assert hasattr(base, name) or name in _instance_members(base), (
+        f"Strawberry has no {_member(base, name)} any more"
+    )
+
+
+# --- Behaviour relied on -----------------------------------------------------------------
+
+
+def test_core_schema_is_the_graphql_core_schema_executed() -> None:
+    schema = build_schema()
+    graphql_schema = core_schema(schema)
+    assert isinstance(graphql_schema, GraphQLSchema)
+    assert graphql_schema.query_type is not None
+    assert graphql_schema.query_type.name == "Query"
+
+
+def test_validate_applies_the_rules_given_and_returns_their_errors() -> None:
+    graphql_schema = core_schema(build_schema())
+    assert validate(graphql_schema, parse("{ __typename }"), specified_rules) == []
+    (error,) = validate(graphql_schema, parse("{ noSuchField }"), specified_rules)
+    assert "noSuchField" in error.message
+
+
+@strawberry.type
+class _Query:
+    @strawberry.field
+    def answer(self) -> str:
+        return "ran"
+
+    @strawberry.field
+    def other(self) -> str:
+        return "other"
+
+
+def _schema_with(extension: type[SchemaExtension]) -> strawberry.Schema:
+    return strawberry.Schema(query=_Query, extensions=[extension])
+
+
+async def test_a_document_set_in_on_parse_is_used_unparsed() -> None:
+    class Preparsed(SchemaExtension):
+        def on_parse(self) -> Iterator[None]:
+            self.execution_context.graphql_document = parse("{ other }")
+            yield
+
+    result = await _schema_with(Preparsed).execute("{ answer }")
+    assert result.data == {"other": "other"}  # the document set, not the text sent
+
+
+async def test_errors_set_in_on_validate_skip_validation_and_are_the_answer(
+    work: Counter[str],
+) -> None:
+    class Refuses(SchemaExtension):
+        def on_validate(self) -> Iterator[None]:
+            self.execution_context.pre_execution_errors = [GraphQLError("refused")]
+            yield
+
+    class AlreadyValid(SchemaExtension):
+        def on_validate(self) -> Iterator[None]:
+            self.execution_context.pre_execution_errors = []
+            yield
+
+    refused = await _schema_with(Refuses).execute("{ answer }")
+    assert refused.data is None
+    assert [e.message for e in refused.errors or []] == ["refused"]
+    valid = await _schema_with(AlreadyValid).execute("{ answer }")
+    assert valid.errors is None and valid.data == {"answer": "ran"}
+    assert work["validate"] == 0
+
+
+def test_closes_websocket_for_a_syntax_error_and_a_missing_operation_only() -> None:
+    syntax = GraphQLSyntaxError(parse("{ a }").loc.source, 0, "bad")  # type: ignore[union-attr]
+    missing = GraphQLError("no op", original_error=CannotGetOperationTypeError("Nope"))
+    assert closes_websocket(syntax)
+    assert closes_websocket(missing)
+    assert not closes_websocket(GraphQLError("validation"))
+    assert not closes_websocket(GraphQLError("resolver", original_error=ValueError("x")))
+
+
+def test_parse_json_wraps_what_decode_json_raises_as_the_400s_cause() -> None:
+    class TooDeep(json.JSONDecodeError):
+        pass
+
+    class View(GraphQL[None, None]):
+        def decode_json(self, data: str | bytes) -> object:
+            raise TooDeep("too deep", "[[", 0)
+
+    view = View(strawberry.Schema(query=_Query))
+    with pytest.raises(HTTPException) as refused:
+        view.parse_json(b"[[")
+    assert refused.value.status_code == 400
+    assert isinstance(refused.value.__cause__, TooDeep)
+
+
+def test_normalize_allowed_origins_accepts_origins_and_refuses_urls() -> None:
+    assert normalize_allowed_origins(["https://Example.com:443", "*"]) == {
+        "https://example.com",
+        "*",
+    }
+    with pytest.raises(ValueError, match="Invalid origin"):
+        normalize_allowed_origins(["https://example.com/path"])
