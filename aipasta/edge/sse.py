@@ -30,7 +30,6 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import ClassVar
 
-from cross_web import AsyncHTTPRequestAdapter
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -38,7 +37,6 @@ from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
-from strawberry.http.streaming import SSETransport
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
 from aipasta.edge.disconnect import cancelled_on_disconnect
@@ -46,6 +44,7 @@ from aipasta.edge.request_ids import request_id as request_id_of
 from providers.redaction import Redactor
 from resolvers.context import Context, Services
 from schema.errors import public_error
+from schema.strawberry_seams import AsyncHTTPRequestAdapter, SSETransport
 
 log = logging.getLogger("aipasta.sse")
 

@@ -66,13 +66,7 @@ class SSEOperation:
             outcome.completed = True
             return None
         assert name == "next", received
-        outcome.errors.extend(payload.get("errors") or [])
-        data = payload.get("data")
-        if not data:
-            return None
-        (value,) = data.values()
-        outcome.events.append(value)
-        return value  # type: ignore[no-any-return]
+        return outcome.take(payload)
 
     async def finish(self, outcome: Outcome | None = None) -> Outcome:
         """Read events until `complete`; nothing may follow it."""
@@ -84,7 +78,7 @@ class SSEOperation:
 
     async def results(self) -> list[dict[str, Any]]:
         """Every `next` payload, whole (for queries and mutations), up to `complete`."""
-        payloads = []
+        payloads: list[dict[str, Any]] = []
         while (received := await self.message()) is not None:
             name, payload = received
             if name == "complete":

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -38,6 +36,7 @@ from tests.streaming.sse_upstream import (
 )
 from tests.streaming.test_chat_stream import _assert_partial_kept, chat_input, lockstep
 from tests.support.errors import without_request_id
+from tests.support.server import slow_reader_connection
 
 WsClient = Any
 
@@ -295,15 +294,7 @@ async def test_a_client_that_stops_reading_is_let_go_after_the_send_timeout(
     pieces = 40 * 1024 * 1024 // len(piece)
     sse.script(MISTRAL_UPSTREAM, steps(*[Text(piece)] * pieces, Finish(10, 1_000_000)))
     app = await stream_app(AIPASTA_STREAM_SEND_TIMEOUT=0.5)
-    url = urlsplit(app.base_url)
-    assert url.hostname is not None and url.port is not None
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    # A small window and real-network segments: the server's writes soon block.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1400)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, (url.hostname, url.port))
-    reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+    reader, writer = await slow_reader_connection(app)
     try:
         body = json.dumps(
             {"query": CHAT_STREAM, "variables": chat_input(sessionId="s-stalled")}
