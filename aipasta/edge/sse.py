@@ -43,7 +43,7 @@ from aipasta.edge.disconnect import cancelled_on_disconnect
 from aipasta.edge.request_ids import request_id as request_id_of
 from providers.redaction import Redactor
 from resolvers.context import Context, Services
-from schema.errors import public_error
+from schema.errors import log_error, public_error
 from schema.strawberry_seams import AsyncHTTPRequestAdapter, SSETransport
 
 log = logging.getLogger("aipasta.sse")
@@ -154,15 +154,14 @@ class EventStream(StreamingResponse):
         }
         if not await self._send(send, start):
             return False
-        while True:
+        failed = False
+        while not failed:
             try:
                 chunk = await anext(self.events)
             except StopAsyncIteration:
                 break
             except Exception as exc:  # noqa: BLE001 - told to the client, masked, and logged
-                return await self._send(send, self._body(self._failure(exc))) and await self._send(
-                    send, self._body("", more=False)
-                )
+                chunk, failed = self._failure(exc), True
             if not await self._send(send, self._body(chunk)):
                 return False
         return await self._send(send, self._body("", more=False))
@@ -184,11 +183,7 @@ class EventStream(StreamingResponse):
     def _failure(self, exc: Exception) -> str:
         """The events ending a stream that failed outside GraphQL's error handling."""
         error = GraphQLError(str(exc), original_error=exc)
-        log.error(
-            "SSE stream failed (request %s)",
-            self.request_id,
-            exc_info=(type(exc), exc, exc.__traceback__),
-        )
+        log_error(error, self.request_id)
         public = public_error(error, self.request_id, redactor=self.redactor)
         payload: GraphQLHTTPResponse = {"data": None, "errors": [public.formatted]}
         transport = SSETransport()

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from aipasta.edge.graphql_view import GatewayGraphQL
 from resolvers.chat.finish import ExchangeWriter
 from resolvers.chat.run import RunResult
 from resolvers.identity.key_store import ApiKeyStore
@@ -23,7 +24,7 @@ from tests.streaming.conftest import (
     history,
     saved_answer,
 )
-from tests.streaming.graphql_sse import EVENT_STREAM, sse_operation, sse_run
+from tests.streaming.graphql_sse import EVENT_STREAM, SSEOperation, sse_operation, sse_run
 from tests.streaming.sse_upstream import (
     Finish,
     SSEUpstream,
@@ -94,6 +95,15 @@ async def test_queries_and_mutations_send_one_result_then_complete(
         (result,) = await operation.results()
     assert "errors" not in result
     assert result["data"]["chat"]["message"] == {"role": "ASSISTANT", "content": "Whole answer"}
+
+    # graphql-sse also allows GET, the operation in the query string.
+    async with app.http.get(
+        f"{app.base_url}/graphql",
+        params={"query": "{ __typename }"},
+        headers={"Accept": EVENT_STREAM},
+    ) as response:
+        assert response.content_type == EVENT_STREAM
+        assert await SSEOperation(response).results() == [{"data": {"__typename": "Query"}}]
 
 
 async def test_a_subscription_in_a_plain_json_post_is_still_refused(
@@ -170,6 +180,27 @@ async def test_an_unexpected_error_mid_stream_is_masked_as_internal(
     (error,) = outcome.errors
     assert without_request_id(error["extensions"], request_id) == {"code": "INTERNAL"}
     assert "secret detail" not in error["message"]
+
+
+async def test_a_fault_outside_graphql_ends_the_stream_with_a_masked_error_event(
+    sse: SSEUpstream, stream_app: StreamApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sse.script(MISTRAL_UPSTREAM, steps(Text("Partial"), Stall()))
+
+    async def broken(self: GatewayGraphQL, request: Any, result: Any) -> Any:
+        raise RuntimeError("secret detail of a bug")
+
+    monkeypatch.setattr(GatewayGraphQL, "process_result", broken)
+    app = await stream_app()
+
+    async with sse_operation(app, CHAT_STREAM, chat_input()) as operation:
+        request_id = operation.response.headers["X-Request-ID"]
+        outcome = await operation.finish()  # `complete` still ends it
+
+    (error,) = outcome.errors
+    assert without_request_id(error["extensions"], request_id) == {"code": "INTERNAL"}
+    assert "secret detail" not in error["message"]
+    await sse.calls[0].wait_closed(within=1.0)  # and its upstream is closed
 
 
 # --- sign-in and limits ---------------------------------------------------------------
