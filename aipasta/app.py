@@ -36,7 +36,7 @@ from resolvers.history.backlog import HistoryBacklog
 from resolvers.identity.authenticator import Authenticator
 from resolvers.identity.key_store import ApiKeyStore
 from resolvers.limits.rate_limiter import RateLimiter
-from resolvers.monitoring.health import health_report
+from resolvers.monitoring.health import health_document
 from resolvers.monitoring.metrics import render_metrics
 from resolvers.usage.recorder import UsageRecorder
 from schema.errors import error_answer
@@ -197,8 +197,8 @@ def create_app(
             uninstall_log_redaction()
 
     async def health_endpoint(request: Request) -> JSONResponse:
-        report = await health_report(request.state.services)
-        return JSONResponse(report.as_json(), headers={"Cache-Control": "no-store"})
+        document = await health_document(request.state.services)
+        return JSONResponse(document, headers={"Cache-Control": "no-store"})
 
     metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
 

@@ -25,8 +25,8 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.support.fake_upstream import FakeUpstream, Reply
 from tests.support.server import RunningApp
-from tests.support.upstream import FakeUpstream, Reply
 
 FULL = "{ modelCatalog { all { id name pricing { promptPerMillion } } stats { total } } }"
 PAGE = '{ models(first: 50, filter: {search: "model-1"}) { totalCount nodes { id } } }'

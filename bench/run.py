@@ -35,11 +35,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from catalog import hf_listing
 from fill import BIG_SESSION, fill
 from load import GraphQLWS, Load, Streams, closed_loop, percentile, sse_stream
 from procstat import CpuMeter, cpu_seconds, rss_mb
+
+from tests.support.fake_upstream import FakeUpstream, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -814,21 +815,13 @@ def _pin_self(cpu: int) -> None:
 @asynccontextmanager
 async def _listing() -> Any:
     """The rest of a realistic catalog, served as the Hugging Face router lists it."""
-    payload = hf_listing(CATALOG_SIZE - 15)  # 3 simulators x 5 models
-    app = web.Application()
-
-    async def models(_: web.Request) -> web.Response:
-        return web.json_response(payload)
-
-    app.router.add_get("/models", models)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = _free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    upstream = FakeUpstream()
+    await upstream.start()
+    upstream.set("/hf/models", Reply(body=hf_listing(CATALOG_SIZE - 15)))  # 3 simulators x 5 models
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield upstream.url("hf")
     finally:
-        await runner.cleanup()
+        await upstream.close()
 
 
 def summarize_profile(raw: Path, top: int = 15) -> str:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aipasta.app import create_app
 from aipasta.settings import Settings
 from tests.streaming.conftest import GraphQLWebSocket
-from tests.streaming.sse_upstream import Sleep, SSEUpstream, Text, steps
+from tests.support.fake_upstream import FakeUpstream, Sleep, Text, steps
 from tests.support.server import serve
 
 MODEL = "openrouter:mistralai/mistral-7b-instruct"
@@ -40,7 +40,7 @@ subscription ($input: ChatInput!) {
 
 
 async def one_run(
-    ws: GraphQLWebSocket, upstream: SSEUpstream, chunks: int, gap: float
+    ws: GraphQLWebSocket, upstream: FakeUpstream, chunks: int, gap: float
 ) -> tuple[float, float, int, float]:
     script: list[Text | Sleep] = []
     for i in range(chunks):
@@ -70,8 +70,9 @@ async def one_run(
 
 
 async def main(chunks: int, runs: int, gap_ms: float) -> None:
-    upstream = SSEUpstream()
+    upstream = FakeUpstream()
     await upstream.start()
+    upstream.serve_catalogs()
     print(f"{chunks} upstream chunks per answer, {gap_ms:g} ms apart, {runs} runs each (medians)")
     for window_ms in (0, 30):
         with tempfile.TemporaryDirectory() as data_dir:

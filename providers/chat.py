@@ -13,9 +13,52 @@ from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningRequest:
+    """How much the model should think. `effort` (xhigh|high|medium|low|minimal|none) or
+    `max_tokens`, not both; `exclude` asks the upstream to think without returning it."""
+
+    effort: str | None = None
+    max_tokens: int | None = None
+    exclude: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A function the model may call; `parameters` is its JSON Schema."""
+
+    name: str
+    description: str | None = None
+    parameters: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """`kind` is "text", "json_object" or "json_schema" (then `name` and `schema`)."""
+
+    kind: str
+    name: str | None = None
+    schema: Mapping[str, Any] | None = None
+    strict: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """Which of an aggregator's upstream providers may serve the request (OpenRouter's
+    `provider` object; Hugging Face takes `sort` as a `:cheapest`/`:fastest` suffix and
+    a one-provider `order` as `:<provider>`). `max_price` is USD per million tokens."""
+
+    order: tuple[str, ...] = ()
+    allow_fallbacks: bool | None = None
+    sort: str | None = None  # "price" | "throughput" | "latency"
+    max_price_prompt: Decimal | None = None
+    max_price_completion: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     """One completion request; `model` is the upstream's id, `messages` are already
-    in OpenAI chat format (content may be a list of parts)."""
+    in OpenAI chat format (content may be a list of parts; assistant turns may carry
+    `tool_calls` and `reasoning_details`, tool turns `tool_call_id`)."""
 
     model: str
     messages: list[dict[str, Any]]
@@ -24,6 +67,13 @@ class ChatRequest:
     max_tokens: int | None = None
     stop: list[str] | None = None
     seed: int | None = None
+    reasoning: ReasoningRequest | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    # "auto" | "none" | "required", or the name of one tool the model must call.
+    tool_choice: str | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    routing: Routing | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,25 +82,55 @@ class TokenUsage:
     client through a run's result to the stored usage record and message.
 
     `cost` is in USD when the upstream reports it (OpenRouter does); `estimated` when the
-    upstream reported no counts and these are the gateway's estimate."""
+    upstream reported no counts and these are the gateway's estimate. Reasoning tokens
+    are part of the completion tokens; cached and cache-write tokens part of the prompt
+    tokens."""
 
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
     cost: Decimal | None = None
     estimated: bool = False
+    reasoning_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallFragment:
+    """A piece of one tool call as streamed: `index` names the call (several may
+    interleave); `id` and `name` come on its first piece, `arguments` in pieces."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A whole tool call; `arguments` is the JSON text exactly as the model wrote it."""
+
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass(frozen=True, slots=True)
 class ChatDelta:
-    """A piece of the answer. `content` may be empty when the delta only carries a
-    finish reason or usage."""
+    """A piece of the answer. `content` may be empty when the delta only carries
+    reasoning, tool-call pieces, a finish reason or usage. `reasoning_details` are the
+    upstream's structured reasoning items, passed back unchanged in later turns."""
 
     content: str
     finish_reason: str | None = None
     usage: TokenUsage | None = None
     upstream_model: str | None = None
     response_id: str | None = None
+    reasoning: str = ""
+    reasoning_details: tuple[Mapping[str, Any], ...] = ()
+    tool_calls: tuple[ToolCallFragment, ...] = ()
+    generation_id: str | None = None
 
 
 class ChatProvider(Protocol):

@@ -1,8 +1,10 @@
-"""A scripted ChatProvider for tests of the layers above.
+"""The in-process scripted provider, for tests of the layers above.
 
-Each call to `stream_chat` plays the next script queued with `enqueue`. Scripts can
-raise any exception at any point and can stop on an `asyncio.Event` until the test
-releases them, so a test can observe "generation in progress" without sleeping.
+`FakeProvider` is a ChatProvider: each call to `stream_chat` plays the next script
+queued with `enqueue`. Scripts can raise any exception at any point and can stop on an
+`asyncio.Event` until the test releases them, so a test can observe "generation in
+progress" without sleeping. `ScriptedSource` is a ModelSource with scripted listings.
+(Tests that need real HTTP use `tests/support/fake_upstream.py` instead.)
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from providers.chat import ChatDelta, ChatRequest
+from providers.errors import ProviderError, ProviderUnavailable
+from providers.model import ModelInfo
 
 ScriptItem = ChatDelta | str | BaseException | asyncio.Event
 
@@ -100,3 +104,37 @@ class FakeProvider:
             # A consumer that stops right after the finish delta did not abandon it.
             if not (ended or sent_finish):
                 self.closed_early += 1
+
+
+def model(provider: str, upstream_id: str, **kwargs: object) -> ModelInfo:
+    return ModelInfo(provider=provider, upstream_id=upstream_id, name=upstream_id, **kwargs)  # type: ignore[arg-type]
+
+
+class ScriptedSource:
+    """A ModelSource answering `models` (or raising `fail_with`), once `gate` is set."""
+
+    def __init__(self, name: str, models: list[ModelInfo] | None = None) -> None:
+        self.name = name
+        self.configured = True
+        self.models = models if models is not None else [model(name, f"{name}-model")]
+        self.calls = 0
+        self.fail_with: ProviderError | None = None
+        self.gate: asyncio.Event | None = None
+        self._called = asyncio.Condition()
+
+    async def list_models(self) -> list[ModelInfo]:
+        self.calls += 1
+        async with self._called:
+            self._called.notify_all()
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail_with is not None:
+            raise self.fail_with
+        return list(self.models)
+
+    async def wait_for_calls(self, count: int, within: float = 5.0) -> None:
+        async with asyncio.timeout(within), self._called:
+            await self._called.wait_for(lambda: self.calls >= count)
+
+    def break_with_503(self) -> None:
+        self.fail_with = ProviderUnavailable("HTTP 503", provider=self.name, status=503)

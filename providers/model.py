@@ -20,6 +20,11 @@ class Pricing:
     completion_per_million: Decimal | None = None
     per_request: Decimal | None = None
     per_image: Decimal | None = None
+    # Per million tokens; None when the provider publishes no such price (cached prompt
+    # tokens then cost the prompt price, reasoning tokens the completion price).
+    cache_read_per_million: Decimal | None = None
+    cache_write_per_million: Decimal | None = None
+    reasoning_per_million: Decimal | None = None
 
     @property
     def known(self) -> bool:
@@ -50,6 +55,11 @@ class ModelInfo:
     pricing: Pricing = UNKNOWN_PRICE
     supported_parameters: tuple[str, ...] = ()
     free_tier: bool = field(default=False)
+    # What the model accepts, when its provider says; None when unknown (then tried).
+    supports_tools: bool | None = None
+    supports_reasoning: bool | None = None
+    supports_structured_output: bool | None = None
+    max_completion_tokens: int | None = None
 
     @property
     def id(self) -> str:

@@ -69,6 +69,9 @@ def cost_of(
     completion_tokens: int,
     pricing: Pricing,
     reported: Decimal | None = None,
+    cached_prompt_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    reasoning_tokens: int = 0,
 ) -> Cost:
     """The cost of a request, exactly.
 

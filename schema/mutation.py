@@ -5,10 +5,9 @@ from __future__ import annotations
 import strawberry
 
 from resolvers.catalog import fields as catalog_fields
-from resolvers.catalog.service import CatalogView
 from resolvers.chat import fields as chat_fields
 from resolvers.history import fields as history_fields
-from schema.catalog import ModelCatalog
+from schema.types.catalog import ModelCatalog
 from schema.types.chat import ChatResult, CompareResult
 from schema.types.history import ChatMessage, ChatSession
 
@@ -30,9 +29,8 @@ class Mutation:
     rename_chat_session: ChatSession = strawberry.mutation(
         resolver=history_fields.rename_chat_session
     )
-    refresh_models: CatalogView = strawberry.mutation(
+    refresh_models: ModelCatalog = strawberry.mutation(
         resolver=catalog_fields.refresh_models,
-        graphql_type=ModelCatalog,
         description=(
             "Fetch the catalog from the providers now instead of waiting for the cache "
             "to expire. Admin only."

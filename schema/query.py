@@ -4,34 +4,26 @@ from __future__ import annotations
 
 import strawberry
 
-from providers.model import ModelInfo
 from resolvers.catalog import fields as catalog_fields
-from resolvers.catalog.fields import ModelPage
-from resolvers.catalog.service import CatalogView
 from resolvers.history import fields as history_fields
 from resolvers.monitoring import health
-from resolvers.monitoring.health import HealthReport
 from resolvers.usage import report as usage_report
-from schema.catalog import Model, ModelCatalog, ModelConnection
-from schema.health import Health
+from schema.types.catalog import Model, ModelCatalog, ModelConnection
+from schema.types.health import Health
 from schema.types.history import ChatMessageConnection, ChatSessionConnection
 from schema.types.usage import UsageReport
 
 
 @strawberry.type
 class Query:
-    health: HealthReport = strawberry.field(resolver=health.health, graphql_type=Health)
-    models: ModelPage = strawberry.field(
+    health: Health = strawberry.field(resolver=health.health)
+    models: ModelConnection = strawberry.field(
         resolver=catalog_fields.models,
-        graphql_type=ModelConnection,
         description="Filtered, paginated view of the merged model catalog.",
     )
-    model: ModelInfo | None = strawberry.field(
-        resolver=catalog_fields.model, graphql_type=Model | None
-    )
-    model_catalog: CatalogView = strawberry.field(
+    model: Model | None = strawberry.field(resolver=catalog_fields.model)
+    model_catalog: ModelCatalog = strawberry.field(
         resolver=catalog_fields.model_catalog,
-        graphql_type=ModelCatalog,
         description="The whole catalog grouped the way the model picker shows it.",
     )
     chat_sessions: ChatSessionConnection = strawberry.field(

@@ -18,8 +18,8 @@ from aipasta.settings import Settings
 from documents.database import Database
 from documents.registry import document_models
 from resolvers.catalog.service import Clock, utc_now
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.server import RunningApp, StartApp, serve
-from tests.support.upstream import FakeUpstream, Reply, fixture_json
 
 
 @pytest.fixture(scope="session")
@@ -90,8 +90,7 @@ def _no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def catalog_upstream(upstream: FakeUpstream) -> FakeUpstream:
-    upstream.set("/openrouter/models", Reply(body=fixture_json("openrouter_models.json")))
-    upstream.set("/hf/models", Reply(body=fixture_json("huggingface_models.json")))
+    upstream.serve_catalogs()
     return upstream
 
 

@@ -6,31 +6,21 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from providers.model import ModelInfo
-from resolvers.catalog.service import CatalogView
 from resolvers.context import Info
 from resolvers.cursor import decode_cursor, encode_cursor
 from resolvers.errors import BadUserInput
+from schema.types.catalog import Model, ModelCatalog, ModelConnection
+from schema.types.inputs import ModelFilter
 from schema.types.page import PageInfo
-
-if TYPE_CHECKING:
-    from schema.types.inputs import ModelFilter
 
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
 MAX_SEARCH = 200
 CURSOR_KIND = "model"
-
-
-@dataclass(frozen=True)
-class ModelPage:
-    total_count: int
-    nodes: list[ModelInfo]
-    page_info: PageInfo
 
 
 @dataclass(frozen=True)
@@ -98,8 +88,8 @@ def _criteria(filter: ModelFilter | None) -> _Criteria | None:
 
 
 def paginate_models(
-    models: Sequence[ModelInfo], *, first: int | None, after: str | None
-) -> ModelPage:
+    models: Sequence[Model], *, first: int | None, after: str | None
+) -> ModelConnection:
     """A page of `models` (sorted by id) after the model named by the cursor."""
     limit = DEFAULT_PAGE if first is None else first
     if limit < 0 or limit > MAX_PAGE:
@@ -109,7 +99,7 @@ def paginate_models(
         after_id = decode_cursor(CURSOR_KIND, after, field="after")
         start = bisect.bisect_right([m.id for m in models], after_id)
     nodes = list(models[start : start + limit])
-    return ModelPage(
+    return ModelConnection(
         total_count=len(models),
         nodes=nodes,
         page_info=PageInfo(
@@ -123,31 +113,35 @@ def paginate_models(
 
 async def models(
     info: Info,
-    filter: Annotated[ModelFilter, strawberry.lazy("schema.types.inputs")] | None = None,
+    filter: ModelFilter | None = None,
     first: int | None = DEFAULT_PAGE,
     after: str | None = None,
-) -> ModelPage:
+) -> ModelConnection:
     criteria = _criteria(filter)
     # A filter on one provider waits (on a cold start) for that provider's list only.
     only = None if criteria is None or criteria.provider is None else {criteria.provider}
-    view = await info.context.services.catalog_view(only)
-    selected = view.all if criteria is None else [m for m in view.all if criteria.matches(m)]
+    index = (await info.context.services.catalog_view(only)).index
+    selected = (
+        index.nodes
+        if criteria is None
+        else [node for model, node in index.entries if criteria.matches(model)]
+    )
     return paginate_models(selected, first=first, after=after)
 
 
-async def model(info: Info, id: strawberry.ID) -> ModelInfo | None:
+async def model(info: Info, id: strawberry.ID) -> Model | None:
     if len(id) > 400:
         raise BadUserInput("id is too long", field="id")
     services = info.context.services
     view = await services.catalog_view(services.catalog.providers_named([str(id)]))
-    return view.index.get(str(id).strip())
+    return view.index.node(str(id).strip())
 
 
-async def model_catalog(info: Info) -> CatalogView:
-    return await info.context.services.catalog_view()
+async def model_catalog(info: Info) -> ModelCatalog:
+    return (await info.context.services.catalog_view()).model_catalog()
 
 
-async def refresh_models(info: Info) -> CatalogView:
+async def refresh_models(info: Info) -> ModelCatalog:
     info.context.require_admin()
     info.context.services.metrics.catalog_refreshes.inc()
-    return await info.context.services.catalog.refresh()
+    return (await info.context.services.catalog.refresh()).model_catalog()

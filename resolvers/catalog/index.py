@@ -1,90 +1,106 @@
-"""The merged catalog, grouped once per refresh rather than once per query."""
+"""The merged catalog, grouped once per refresh rather than once per query.
+
+Each provider model is turned into the API's `Model` here, once per index (so once per
+version of the lists): queries hand out the same objects."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from decimal import Decimal
 
-from providers.model import ModelInfo
+import strawberry
+
+from providers.model import ModelInfo, Pricing
+from schema.types.catalog import Model, ModelPricing, ModelStats, ProviderCount, ProviderModels
 
 # Every index built in this process gets the next number: a cheap catalog version.
 _serials = itertools.count(1)
 
-
-@dataclass(frozen=True)
-class ProviderCount:
-    provider: str
-    count: int
+# A provider model and the API's view of it.
+Entry = tuple[ModelInfo, Model]
 
 
-@dataclass(frozen=True)
-class ModelStats:
-    total: int
-    multimodal: int
-    text_only: int
-    free: int
-    paid: int
-    by_provider: list[ProviderCount]
+def _amount(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
 
 
-@dataclass(frozen=True)
-class ProviderModels:
-    provider: str
-    models: tuple[ModelInfo, ...]
+def model_node(model: ModelInfo) -> Model:
+    """The API's `Model` of a provider model (prices as floats)."""
+    return Model(
+        id=strawberry.ID(model.id),
+        upstream_id=model.upstream_id,
+        provider=model.provider,
+        name=model.name,
+        description=model.description,
+        context_length=model.context_length,
+        input_modalities=list(model.input_modalities),
+        output_modalities=list(model.output_modalities),
+        multimodal=model.multimodal,
+        free=model.free,
+        pricing=_pricing(model.pricing),
+        supported_parameters=list(model.supported_parameters),
+    )
 
 
-@dataclass(frozen=True)
+def _pricing(pricing: Pricing) -> ModelPricing:
+    return ModelPricing(
+        known=pricing.known,
+        prompt_per_million=_amount(pricing.prompt_per_million),
+        completion_per_million=_amount(pricing.completion_per_million),
+        per_request=_amount(pricing.per_request),
+        per_image=_amount(pricing.per_image),
+    )
+
+
 class ModelIndex:
-    """All models sorted by id, with the groups the model picker shows."""
+    """All models sorted by id, with the groups the model picker shows (as API types)."""
 
-    all: tuple[ModelInfo, ...]
-    by_provider: tuple[ProviderModels, ...]
-    multimodal: tuple[ModelInfo, ...] = field(init=False)
-    text_only: tuple[ModelInfo, ...] = field(init=False)
-    free: tuple[ModelInfo, ...] = field(init=False)
-    paid: tuple[ModelInfo, ...] = field(init=False)
-    _by_id: dict[str, ModelInfo] = field(init=False, repr=False)
-    _by_upstream: dict[str, ModelInfo] = field(init=False, repr=False)
-    # Unique per index (never reused, unlike `id()`): whatever was computed from one
-    # index's lists can be kept under its version.
-    version: int = field(init=False, compare=False)
-
-    def __post_init__(self) -> None:
-        setter = object.__setattr__
-        setter(self, "version", next(_serials))
-        setter(self, "multimodal", tuple(m for m in self.all if m.multimodal))
-        setter(self, "text_only", tuple(m for m in self.all if m.text_only))
-        setter(self, "free", tuple(m for m in self.all if m.free))
-        setter(self, "paid", tuple(m for m in self.all if m.paid))
-        setter(self, "_by_id", {m.id: m for m in self.all})
-        # A bare upstream id resolves to the first provider (in configured order) offering it.
-        by_upstream: dict[str, ModelInfo] = {}
-        for group in self.by_provider:
-            for model in group.models:
-                by_upstream.setdefault(model.upstream_id, model)
-        setter(self, "_by_upstream", by_upstream)
-
-    @classmethod
-    def build(cls, lists: Sequence[tuple[str, Sequence[ModelInfo]]]) -> ModelIndex:
-        groups = tuple(
-            ProviderModels(name, tuple(sorted(models, key=lambda m: m.upstream_id)))
+    def __init__(self, lists: Sequence[tuple[str, Sequence[ModelInfo]]]) -> None:
+        groups = [
+            (name, [(m, model_node(m)) for m in sorted(models, key=lambda m: m.upstream_id)])
             for name, models in lists
+        ]
+        # Unique per index (never reused, unlike `id()`): whatever was computed from one
+        # index's lists can be kept under its version.
+        self.version = next(_serials)
+        self.entries: tuple[Entry, ...] = tuple(
+            sorted((e for _, group in groups for e in group), key=lambda e: e[0].id)
         )
-        merged = tuple(sorted((m for g in groups for m in g.models), key=lambda m: m.id))
-        return cls(all=merged, by_provider=groups)
-
-    def get(self, model_id: str) -> ModelInfo | None:
-        """A model by full id (`provider:upstream`) or by bare upstream id."""
-        return self._by_id.get(model_id) or self._by_upstream.get(model_id)
-
-    @property
-    def stats(self) -> ModelStats:
-        return ModelStats(
+        self.all = tuple(info for info, _ in self.entries)
+        self.nodes = [node for _, node in self.entries]
+        self.multimodal = [node for info, node in self.entries if info.multimodal]
+        self.text_only = [node for info, node in self.entries if info.text_only]
+        self.free = [node for info, node in self.entries if info.free]
+        self.paid = [node for info, node in self.entries if info.paid]
+        self.by_provider = [
+            ProviderModels(provider=name, models=[node for _, node in group])
+            for name, group in groups
+        ]
+        self.stats = ModelStats(
             total=len(self.all),
             multimodal=len(self.multimodal),
             text_only=len(self.text_only),
             free=len(self.free),
             paid=len(self.paid),
-            by_provider=[ProviderCount(g.provider, len(g.models)) for g in self.by_provider],
+            by_provider=[ProviderCount(provider=name, count=len(g)) for name, g in groups],
         )
+        self._by_id = {entry[0].id: entry for entry in self.entries}
+        # A bare upstream id resolves to the first provider (in configured order) offering it.
+        self._by_upstream: dict[str, Entry] = {}
+        for _, group in groups:
+            for entry in group:
+                self._by_upstream.setdefault(entry[0].upstream_id, entry)
+
+    def _entry(self, model_id: str) -> Entry | None:
+        return self._by_id.get(model_id) or self._by_upstream.get(model_id)
+
+    def get(self, model_id: str) -> ModelInfo | None:
+        """A model by full id (`provider:upstream`) or by bare upstream id."""
+        entry = self._entry(model_id)
+        return None if entry is None else entry[0]
+
+    def node(self, model_id: str) -> Model | None:
+        """The API's `Model` of `get(model_id)`."""
+        entry = self._entry(model_id)
+        return None if entry is None else entry[1]

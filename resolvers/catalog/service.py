@@ -24,8 +24,9 @@ from providers.errors import ProviderAuthError, ProviderError
 from providers.model import ModelInfo
 from providers.redaction import Redactor
 from providers.source import ModelSource
-from resolvers.catalog.index import ModelIndex, ModelStats, ProviderModels
+from resolvers.catalog.index import ModelIndex
 from resolvers.catalog.store import CatalogStore
+from schema.types.catalog import ModelCatalog, ProviderCatalogStatus
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +71,6 @@ class ProviderState:
 
 
 @dataclass(frozen=True)
-class ProviderStatus:
-    provider: str
-    status: str
-    model_count: int
-    fetched_at: datetime | None
-    error: str | None
-    key_refused: bool = False
-
-
-@dataclass(frozen=True)
 class CatalogView:
     """What one query sees: the index, each provider's state, and whether it was cached."""
 
@@ -93,42 +84,35 @@ class CatalogView:
         return self.index.all
 
     @property
-    def multimodal(self) -> tuple[ModelInfo, ...]:
-        return self.index.multimodal
-
-    @property
-    def text_only(self) -> tuple[ModelInfo, ...]:
-        return self.index.text_only
-
-    @property
-    def free(self) -> tuple[ModelInfo, ...]:
-        return self.index.free
-
-    @property
-    def paid(self) -> tuple[ModelInfo, ...]:
-        return self.index.paid
-
-    @property
-    def by_provider(self) -> tuple[ProviderModels, ...]:
-        return self.index.by_provider
-
-    @property
-    def stats(self) -> ModelStats:
-        return self.index.stats
-
-    @property
-    def providers(self) -> list[ProviderStatus]:
+    def providers(self) -> list[ProviderCatalogStatus]:
         return [
-            ProviderStatus(
+            ProviderCatalogStatus(
                 provider=s.provider,
                 status=s.status(self.now),
                 model_count=len(s.models),
                 fetched_at=s.fetched_at,
                 error=s.error,
-                key_refused=s.key_refused,
             )
             for s in self.states
         ]
+
+    def model_catalog(self) -> ModelCatalog:
+        """The `modelCatalog` answer: the index's lists, as built once per index."""
+        index = self.index
+        return ModelCatalog(
+            all=index.nodes,
+            multimodal=index.multimodal,
+            text_only=index.text_only,
+            free=index.free,
+            paid=index.paid,
+            by_provider=index.by_provider,
+            stats=index.stats,
+            cached=self.cached,
+            stale=self.stale,
+            fetched_at=self.fetched_at,
+            expires_at=self.expires_at,
+            providers=self.providers,
+        )
 
     @property
     def stale(self) -> bool:
@@ -184,7 +168,7 @@ class Catalog:
         self._sleep = sleep
         self._states = {name: ProviderState(name) for name in self._sources}
         self._workers = {name: _Worker(name) for name in self._sources}
-        self._index = ModelIndex.build([])
+        self._index = ModelIndex([])
         self._index_key: tuple[tuple[ModelInfo, ...], ...] = ()
 
     @property
@@ -395,7 +379,7 @@ class Catalog:
         states = tuple(self._states.values())
         key = tuple(state.models for state in states)
         if key != self._index_key:
-            self._index = ModelIndex.build([(s.provider, s.models) for s in states])
+            self._index = ModelIndex([(s.provider, s.models) for s in states])
         # Kept even when equal: a refresh that brings the same list back makes new tuples,
         # and only the lists compared last are matched by identity (tuples skip `==` for an
         # element that is the same object), so an old key would cost a model-by-model

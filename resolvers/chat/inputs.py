@@ -8,12 +8,19 @@ attachments a model cannot read, options out of range, oversized or invalid text
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aipasta.settings import Settings
-from providers.chat import ChatRequest
+from providers.chat import (
+    ChatRequest,
+    ReasoningRequest,
+    ResponseFormat,
+    Routing,
+    ToolCall,
+    ToolSpec,
+)
 from providers.model import ModelInfo
 from resolvers.catalog.service import CatalogView
 from resolvers.errors import BadUserInput, ModelNotFound
@@ -39,6 +46,11 @@ class CheckedMessage:
     role: ChatRole
     content: str
     attachments: list[CheckedAttachment]
+    # An assistant turn's tool calls and reasoning items (passed back unchanged), or the
+    # call a tool turn answers.
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    reasoning_details: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,12 @@ class CheckedOptions:
     top_p: float | None = None
     stop: list[str] | None = None
     seed: int | None = None
+    reasoning: ReasoningRequest | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: str | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    routing: Routing | None = None
 
 
 @dataclass(frozen=True)

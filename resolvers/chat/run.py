@@ -15,8 +15,9 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from providers.chat import ChatProvider, TokenUsage
+from providers.chat import ChatProvider, TokenUsage, ToolCall
 from providers.errors import (
     ProviderError,
     ProviderRateLimited,
@@ -52,6 +53,11 @@ class RunResult:
     latency_ms: float
     time_to_first_token_ms: float | None
     error: GatewayError | None
+    # What a thinking or tool-using model gave besides content (kept on failure too).
+    reasoning: str = ""
+    reasoning_details: tuple[Mapping[str, Any], ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    generation_id: str | None = None
 
     @property
     def error_code(self) -> ErrorCode | None:

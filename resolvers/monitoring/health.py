@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from resolvers.context import Info, Services
-from resolvers.monitoring.provider_health import ProviderHealth, provider_states
+from resolvers.monitoring.provider_health import can_serve, provider_states
+from schema.types.health import Health, HealthServices
 
 CONNECTED = "connected"
 DISCONNECTED = "disconnected"
@@ -22,52 +23,12 @@ RESTARTING = "restarting"
 STARTING = "starting"
 
 
-@dataclass(frozen=True)
-class HealthServices:
-    database: str
-    openrouter: str
-    huggingface: str
-    simulator: str
-    # memory (this process's own counts), connected or disconnected.
-    rate_limit_store: str
-
-
-@dataclass(frozen=True)
-class HealthReport:
-    status: str
-    services: HealthServices
-    version: str
-    uptime_seconds: float
-    embedded_database: dict[str, Any] | None = None
-    providers: tuple[ProviderHealth, ...] = ()
-
-    def as_json(self) -> dict[str, Any]:
-        report: dict[str, Any] = {
-            "status": self.status,
-            "services": self._services_json(),
-            "version": self.version,
-            "uptimeSeconds": round(self.uptime_seconds, 3),
-        }
-        if self.embedded_database is not None:
-            report["embeddedDatabase"] = self.embedded_database
-        report["providers"] = [
-            {
-                "name": p.name,
-                "state": p.state,
-                "configured": p.configured,
-                "modelCount": p.model_count,
-                "lastError": p.last_error,
-            }
-            for p in self.providers
-        ]
-        return report
-
-    def _services_json(self) -> dict[str, str]:
-        services = {_camel(name): value for name, value in asdict(self.services).items()}
-        # The seed's format, plus the simulator only while it serves.
-        if services["simulator"] != CONFIGURED:
-            del services["simulator"]
-        return services
+def _services_json(report: HealthServices) -> dict[str, str]:
+    services = {_camel(name): value for name, value in asdict(report).items()}
+    # The seed's format, plus the simulator only while it serves.
+    if services["simulator"] != CONFIGURED:
+        del services["simulator"]
+    return services
 
 
 def _camel(name: str) -> str:
@@ -117,7 +78,7 @@ async def _ping(services: Services) -> bool:
     return up
 
 
-async def health_report(services: Services) -> HealthReport:
+async def health_report(services: Services) -> Health:
     """`ok` when the database is connected, the limiter's store answers and at least one
     provider can serve chat (resolvers.monitoring.provider_health); `degraded` otherwise."""
     database_up = await _ping(services)
@@ -128,18 +89,42 @@ async def health_report(services: Services) -> HealthReport:
         simulator=_configured(services, "simulator"),
         rate_limit_store=await _rate_limit_store(services),
     )
-    providers = tuple(provider_states(services))
-    any_provider = any(p.can_serve for p in providers)
+    providers = provider_states(services)
+    any_provider = any(can_serve(p) for p in providers)
     store_up = report.rate_limit_store != DISCONNECTED
-    return HealthReport(
+    return Health(
         status="ok" if database_up and any_provider and store_up else "degraded",
         services=report,
         version=services.version,
         uptime_seconds=time.monotonic() - services.started_at,
-        embedded_database=_embedded_database(services),
         providers=providers,
     )
 
 
-async def health(info: Info) -> HealthReport:
+async def health_document(services: Services) -> dict[str, Any]:
+    """The `GET /health` body: the report, plus the embedded database's process."""
+    report = await health_report(services)
+    document: dict[str, Any] = {
+        "status": report.status,
+        "services": _services_json(report.services),
+        "version": report.version,
+        "uptimeSeconds": round(report.uptime_seconds, 3),
+    }
+    embedded_database = _embedded_database(services)
+    if embedded_database is not None:
+        document["embeddedDatabase"] = embedded_database
+    document["providers"] = [
+        {
+            "name": p.name,
+            "state": p.state,
+            "configured": p.configured,
+            "modelCount": p.model_count,
+            "lastError": p.last_error,
+        }
+        for p in report.providers
+    ]
+    return document
+
+
+async def health(info: Info) -> Health:
     return await health_report(info.context.services)

@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 
 from resolvers.limits.rate_limiter import Scope
 from resolvers.monitoring.operation_facts import current_operation
-from resolvers.monitoring.provider_health import ChatOutcomes, provider_states
+from resolvers.monitoring.provider_health import ChatOutcomes, can_serve, provider_states
 
 if TYPE_CHECKING:
     from resolvers.chat.run import RunResult
@@ -301,7 +301,7 @@ class _StateCollector(Collector):
             labels=["provider"],
         )
         for state in provider_states(services):
-            available.add_metric([state.name], int(state.can_serve))
+            available.add_metric([state.name], int(can_serve(state)))
         yield models
         yield status
         yield available

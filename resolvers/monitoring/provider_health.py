@@ -12,8 +12,9 @@ A configured provider with a chat client can serve chat unless it is `error` or
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from schema.types.health import HealthProvider
 
 if TYPE_CHECKING:
     from resolvers.chat.run import RunResult
@@ -27,14 +28,9 @@ KEY_REJECTED = "key_rejected"
 _SERVING = (OK, STALE, LOADING)
 
 
-@dataclass(frozen=True)
-class ProviderHealth:
-    name: str
-    state: str
-    model_count: int
-    last_error: str | None
-    configured: bool
-    can_serve: bool
+def can_serve(provider: HealthProvider) -> bool:
+    """Whether the provider can serve chat now."""
+    return provider.configured and provider.state in _SERVING
 
 
 class ChatOutcomes:
@@ -55,10 +51,11 @@ class ChatOutcomes:
         return self._key_rejected.get(provider)
 
 
-def provider_states(services: Services) -> list[ProviderHealth]:
+def provider_states(services: Services) -> list[HealthProvider]:
+    view = services.catalog.snapshot()
     states = []
-    for status in services.catalog.snapshot().providers:
-        name = status.provider
+    for listing in view.states:
+        name = listing.provider
         source = services.catalog.source(name)
         configured = source is not None and source.configured and name in services.chat
         refused = services.metrics.outcomes.key_rejected(name)
@@ -66,19 +63,18 @@ def provider_states(services: Services) -> list[ProviderHealth]:
         last_error: str | None
         if refused is not None:
             state, last_error = KEY_REJECTED, refused
-        elif status.key_refused:
-            state, last_error = KEY_REJECTED, status.error
+        elif listing.key_refused:
+            state, last_error = KEY_REJECTED, listing.error
         else:
-            state = status.status
-            last_error = status.error
+            state = listing.status(view.now)
+            last_error = listing.error
         states.append(
-            ProviderHealth(
+            HealthProvider(
                 name=name,
                 state=state,
-                model_count=status.model_count,
-                last_error=last_error,
                 configured=configured,
-                can_serve=configured and state in _SERVING,
+                model_count=len(listing.models),
+                last_error=last_error,
             )
         )
     return states

@@ -13,8 +13,8 @@ from multidict import CIMultiDict
 from aipasta.edge.answer_cache import matches, public_operation
 from aipasta.edge.request_ids import REQUEST_ID_HEADER
 from tests.signin.conftest import JWT_SECRET, make_jwt
+from tests.support.fake_upstream import FakeUpstream, Reply, fixture_json
 from tests.support.server import RunningApp, StartApp
-from tests.support.upstream import FakeUpstream, Reply, fixture_json
 
 CATALOG = (
     "query Picker($first: Int) { modelCatalog { all { id name pricing { promptPerMillion } } "

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from tests.support.clocks import FakeClock
+from tests.support.fake_upstream import FakeUpstream, Reply
 from tests.support.server import StartApp
-from tests.support.sources import FakeClock
-from tests.support.upstream import FakeUpstream, Reply
 
 CATALOG = """
 {
@@ -137,7 +137,7 @@ async def test_after_ttl_refreshes_and_failing_upstream_leaves_stale_list(
 async def test_provider_down_from_the_start_still_serves_the_other(
     start_app: StartApp, upstream: FakeUpstream
 ) -> None:
-    from tests.support.upstream import fixture_json
+    from tests.support.fake_upstream import fixture_json
 
     upstream.set("/openrouter/models", Reply(status=500, raw=b"boom"))
     upstream.set("/hf/models", Reply(body=fixture_json("huggingface_models.json")))
@@ -278,7 +278,7 @@ async def test_hundred_simultaneous_cold_queries_make_one_upstream_call_each(
 ) -> None:
     import asyncio
 
-    from tests.support.upstream import fixture_json
+    from tests.support.fake_upstream import fixture_json
 
     gate = asyncio.Event()
     upstream.set(

@@ -8,8 +8,8 @@ import subprocess
 import sys
 import time
 
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.server import StartApp
-from tests.support.upstream import FakeUpstream
 
 
 def free_port() -> int:

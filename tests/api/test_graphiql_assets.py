@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 from multidict import CIMultiDict
 
 from aipasta import graphiql
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.server import RunningApp, StartApp
-from tests.support.upstream import FakeUpstream
 
 CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
 

@@ -10,8 +10,8 @@ from resolvers.context import Context, Services
 from resolvers.identity.authenticator import Authenticator
 from resolvers.identity.key_store import ApiKeyStore
 from schema.build import build_schema
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.server import StartApp
-from tests.support.upstream import FakeUpstream
 
 
 @pytest.mark.parametrize("path", ["/health", "/api/health"])

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from tests.support.errors import body_without_request_id
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.server import StartApp
-from tests.support.upstream import FakeUpstream
 
 MODEL = "query ($id: ID!) { model(id: $id) { id } }"
 

@@ -16,10 +16,11 @@ import pytest_asyncio
 
 from documents.catalog import CachedModelList
 from documents.database import Database
+from providers.fake import ScriptedSource, model
 from providers.model import ModelInfo
 from resolvers.catalog.service import Catalog
 from resolvers.catalog.store import CatalogStore
-from tests.support.sources import FakeClock, ManualSleep, ScriptedSource, model
+from tests.support.clocks import FakeClock, ManualSleep
 
 TTL = 1800
 ROUND = 30  # the round timeout, also how long before expiry a list is fetched again

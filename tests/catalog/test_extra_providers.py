@@ -11,8 +11,8 @@ from aipasta.settings import SettingsError, load_settings
 from providers.errors import ProviderProtocolError
 from providers.model import Pricing
 from providers.openai_models import parse_openai_models
+from tests.support.fake_upstream import FakeUpstream, Reply
 from tests.support.server import StartApp
-from tests.support.upstream import FakeUpstream, Reply
 
 OLLAMA_LISTING = {
     "object": "list",

@@ -10,7 +10,7 @@ from providers.errors import ProviderProtocolError
 from providers.huggingface import parse_huggingface_models
 from providers.model import ModelInfo
 from providers.openrouter import parse_openrouter_models
-from tests.support.upstream import fixture_json
+from tests.support.fake_upstream import fixture_json
 
 
 def by_id(models: list[ModelInfo]) -> dict[str, ModelInfo]:

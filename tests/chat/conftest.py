@@ -12,7 +12,7 @@ from starlette.requests import Request
 from strawberry.types import ExecutionResult
 
 from documents.database import Database
-from providers.fake import FakeProvider
+from providers.fake import FakeProvider, ScriptedSource
 from providers.model import ModelInfo, Pricing
 from resolvers.catalog.service import Catalog
 from resolvers.catalog.store import CatalogStore
@@ -23,8 +23,7 @@ from resolvers.identity.key_store import ApiKeyStore
 from resolvers.usage.recorder import UsageRecorder
 from schema.build import build_schema
 from tests.conftest import make_settings
-from tests.support.sleeps import Sleeps
-from tests.support.sources import ScriptedSource
+from tests.support.clocks import Sleeps
 
 SCHEMA = build_schema()
 

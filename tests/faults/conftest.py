@@ -1,5 +1,5 @@
 """Fault injection: the real app (in this process, so its services can be inspected),
-a raw-socket fake provider, and MongoDB processes a test may kill and restart.
+the fake upstream, and MongoDB processes a test may kill and restart.
 
 `fault_app(**env)` starts the gateway on the session's embedded MongoDB with both
 providers pointing at the `raw` fake, chat retry back-off 0, stream coalescing off and
@@ -31,7 +31,7 @@ from aipasta.app import create_app
 from resolvers.catalog.service import Clock, utc_now
 from resolvers.context import Services
 from tests.conftest import make_settings
-from tests.faults.raw_upstream import RawUpstream
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.redis_server import RedisServer, require_redis
 from tests.support.server import RunningApp
 
@@ -133,18 +133,16 @@ async def launch(tmp_path: Path, clock: Clock = utc_now, **env: Any) -> AsyncIte
         sock.close()
 
 
-@pytest_asyncio.fixture
-async def raw() -> AsyncIterator[RawUpstream]:
-    fake = RawUpstream()
-    await fake.start()
-    yield fake
-    await fake.close()
+@pytest.fixture
+def raw(catalog_upstream: FakeUpstream) -> FakeUpstream:
+    """The fake upstream serving both catalogs; chats answer what the test scripts."""
+    return catalog_upstream
 
 
 FaultAppFactory = Callable[..., Awaitable[FaultApp]]
 
 
-def provider_env(raw: RawUpstream) -> dict[str, Any]:
+def provider_env(raw: FakeUpstream) -> dict[str, Any]:
     return {
         "OPENROUTER_BASE_URL": raw.url("openrouter"),
         "HUGGINGFACE_BASE_URL": raw.url("hf"),
@@ -158,7 +156,7 @@ def provider_env(raw: RawUpstream) -> dict[str, Any]:
 
 @pytest_asyncio.fixture
 async def fault_app(
-    tmp_path: Path, mongo_uri: str, clean_db: str, raw: RawUpstream
+    tmp_path: Path, mongo_uri: str, clean_db: str, raw: FakeUpstream
 ) -> AsyncIterator[FaultAppFactory]:
     async with AsyncExitStack() as stack:
 

@@ -15,8 +15,8 @@ from tests.faults.conftest import (
     FaultAppFactory,
     chat_input,
 )
-from tests.faults.raw_upstream import RawUpstream, answer
-from tests.support.sources import FakeClock
+from tests.support.clocks import FakeClock
+from tests.support.fake_upstream import FakeUpstream, answer, hang
 
 CATALOG = """
 {
@@ -59,9 +59,9 @@ async def ask_everything(app: FaultApp) -> dict[str, Any]:
 
 
 async def test_a_hanging_models_endpoint_never_slows_queries_or_chats_on_the_other(
-    fault_app: FaultAppFactory, raw: RawUpstream
+    fault_app: FaultAppFactory, raw: FakeUpstream
 ) -> None:
-    raw.hanging_catalogs.add("hf")
+    raw.set("/hf/models", hang())
     raw.default(MISTRAL_UPSTREAM, answer("Hel", "lo"))
     clock = FakeClock()
     app = await fault_app(
@@ -99,7 +99,7 @@ async def test_a_hanging_models_endpoint_never_slows_queries_or_chats_on_the_oth
     (hf,) = [p for p in catalog["modelCatalog"]["providers"] if p["provider"] == "huggingface"]
     assert (hf["status"], hf["modelCount"]) == ("error", 0)
     assert "within" in hf["error"]
-    assert (raw.catalog_calls["openrouter"], raw.catalog_calls["hf"]) == (1, 3)
+    assert (raw.calls["/openrouter/models"], raw.calls["/hf/models"]) == (1, 3)
 
     # Past the TTL and the retry window: both are fetched again, in the background.
     clock.advance(61)
@@ -110,6 +110,6 @@ async def test_a_hanging_models_endpoint_never_slows_queries_or_chats_on_the_oth
     catalog = await ask_everything(app)
     assert statuses(catalog) == {"openrouter": "ok", "huggingface": "error"}
     assert catalog["modelCatalog"]["stale"] is False
-    assert raw.catalog_calls["openrouter"] == 2
-    assert raw.catalog_calls["hf"] == 6  # asked again once the retry window was over
-    assert len(raw.calls_for(MISTRAL_UPSTREAM)) == 3 + 1 + 3 + 1
+    assert raw.calls["/openrouter/models"] == 2
+    assert raw.calls["/hf/models"] == 6  # asked again once the retry window was over
+    assert len(raw.chats_for(MISTRAL_UPSTREAM)) == 3 + 1 + 3 + 1

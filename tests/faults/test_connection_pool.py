@@ -14,21 +14,21 @@ import pytest
 from aipasta.upstreams import http_session
 from tests.conftest import make_settings
 from tests.faults.conftest import CHAT, MISTRAL_UPSTREAM, FaultAppFactory, chat_input
-from tests.faults.raw_upstream import Finish, RawUpstream, Text, Wait, steps
 from tests.faults.test_upstream_faults import assert_no_internals, usage_records
+from tests.support.fake_upstream import FakeUpstream, Finish, Text, Wait, steps
 from tests.support.server import RunningApp
 
 CONCURRENT = 150  # above aiohttp's default of 100 connections per host
 
 
 async def test_chat_that_finds_every_upstream_connection_busy_is_told_the_pool_is_full(
-    raw: RawUpstream, fault_app: FaultAppFactory
+    raw: FakeUpstream, fault_app: FaultAppFactory
 ) -> None:
     gate = asyncio.Event()
     raw.script(MISTRAL_UPSTREAM, steps(Text("Hel"), Wait(gate), Text("lo"), Finish()))
     app = await fault_app(AIPASTA_UPSTREAM_POOL_SIZE=1, AIPASTA_CHAT_CONNECT_TIMEOUT=0.3)
     holding = asyncio.create_task(app.graphql(CHAT, chat_input()))
-    await raw.wait_for_calls(1)
+    await raw.wait_for_chats(1)
 
     error = await app.error(CHAT, chat_input())
 
@@ -37,7 +37,7 @@ async def test_chat_that_finds_every_upstream_connection_busy_is_told_the_pool_i
     assert error["message"].endswith("the gateway's connection pool is full")
     assert "could not connect" not in error["message"]
     assert_no_internals(error)
-    assert len(raw.calls) == 1  # never sent upstream, and not retried
+    assert len(raw.chats) == 1  # never sent upstream, and not retried
 
     gate.set()
     answered = await holding
@@ -50,7 +50,7 @@ async def test_chat_that_finds_every_upstream_connection_busy_is_told_the_pool_i
 
 
 async def test_more_chats_than_aiohttps_default_pool_reach_one_provider_at_once(
-    raw: RawUpstream, fault_app: FaultAppFactory
+    raw: FakeUpstream, fault_app: FaultAppFactory
 ) -> None:
     gate = asyncio.Event()
     raw.default(MISTRAL_UPSTREAM, steps(Text("Hel"), Wait(gate), Text("lo"), Finish()))
@@ -62,7 +62,7 @@ async def test_more_chats_than_aiohttps_default_pool_reach_one_provider_at_once(
         client = RunningApp(app.base_url, http)
         chats = [asyncio.create_task(client.graphql(CHAT, chat_input())) for _ in range(CONCURRENT)]
         # Every one of them is talking to the upstream at the same moment.
-        await raw.wait_for_calls(CONCURRENT, within=30)
+        await raw.wait_for_chats(CONCURRENT, within=30)
         assert app.upstream_connections()[0] == CONCURRENT
         gate.set()
         bodies = await asyncio.gather(*chats)

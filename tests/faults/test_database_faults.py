@@ -26,8 +26,8 @@ from tests.faults.conftest import (
     launch,
     provider_env,
 )
-from tests.faults.raw_upstream import RawUpstream, answer, http_error
 from tests.streaming.conftest import wait_until
+from tests.support.fake_upstream import FakeUpstream, answer, http_error
 
 DB_TIMEOUT_MS = 300
 DB_OPERATION_TIMEOUT_MS = 2000
@@ -37,7 +37,7 @@ MARGIN = 2.0
 FAST = DB_OPERATION_TIMEOUT_MS / 1000 / 2
 
 
-def db_env(mongo: DedicatedMongo, raw: RawUpstream) -> dict[str, Any]:
+def db_env(mongo: DedicatedMongo, raw: FakeUpstream) -> dict[str, Any]:
     return {
         **provider_env(raw),
         "MONGODB_URI": mongo.uri,
@@ -70,7 +70,7 @@ async def until_connected(app: FaultApp) -> None:
 
 
 async def test_database_killed_mid_run_fails_fast_then_recovers_with_its_data(
-    tmp_path: Path, raw: RawUpstream, dedicated_mongo: DedicatedMongo
+    tmp_path: Path, raw: FakeUpstream, dedicated_mongo: DedicatedMongo
 ) -> None:
     await dedicated_mongo.start()
     async with launch(tmp_path, **db_env(dedicated_mongo, raw)) as app:
@@ -128,7 +128,7 @@ async def test_database_killed_mid_run_fails_fast_then_recovers_with_its_data(
 
 
 async def test_usage_recorded_while_the_database_was_down_is_written_when_it_is_back(
-    tmp_path: Path, raw: RawUpstream, dedicated_mongo: DedicatedMongo
+    tmp_path: Path, raw: FakeUpstream, dedicated_mongo: DedicatedMongo
 ) -> None:
     raw.default(MISTRAL_UPSTREAM, answer("Still", " here"))
     await dedicated_mongo.start()

@@ -8,7 +8,7 @@ import asyncio
 from pymongo.errors import ServerSelectionTimeoutError
 
 from documents.database import Database
-from tests.support.sleeps import Sleeps
+from tests.support.clocks import Sleeps
 
 
 async def test_the_loop_waits_retry_seconds_before_each_try_until_one_connects() -> None:

@@ -26,9 +26,9 @@ from aipasta.supervisor import EmbeddedSupervisor
 from resolvers.identity.key_store import ApiKeyStore
 from tests.conftest import make_settings
 from tests.faults.conftest import HISTORY, SAVE, FaultApp, launch, provider_env
-from tests.faults.raw_upstream import RawUpstream
 from tests.signin.test_keys_cli import run as run_cli
 from tests.streaming.conftest import wait_until
+from tests.support.fake_upstream import FakeUpstream
 
 WRITERS = 6
 
@@ -114,7 +114,7 @@ async def stored(app: FaultApp, session: str) -> list[str]:
 
 
 async def test_killed_during_writes_it_is_restarted_and_every_acknowledged_write_is_kept(
-    tmp_path: Path, data_dir: Path, raw: RawUpstream, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, data_dir: Path, raw: FakeUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="aipasta")
     async with launch(tmp_path, **provider_env(raw), **SUPERVISED) as app:
@@ -167,7 +167,7 @@ async def test_killed_during_writes_it_is_restarted_and_every_acknowledged_write
 
 
 async def test_a_keys_command_after_a_crash_uses_the_database_the_server_uses(
-    tmp_path: Path, data_dir: Path, raw: RawUpstream
+    tmp_path: Path, data_dir: Path, raw: FakeUpstream
 ) -> None:
     async with launch(tmp_path, **provider_env(raw), **SUPERVISED) as app:
         await until_healthy(app)
@@ -274,7 +274,7 @@ async def test_a_database_that_dies_soon_after_each_start_is_restarted_ever_more
 
 
 async def test_health_reports_a_database_that_cannot_start_and_recovers_once_it_can(
-    tmp_path: Path, data_dir: Path, raw: RawUpstream
+    tmp_path: Path, data_dir: Path, raw: FakeUpstream
 ) -> None:
     data_dir.mkdir()
     (data_dir / "db").write_text("not a folder")

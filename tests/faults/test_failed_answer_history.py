@@ -10,7 +10,7 @@ from tests.faults.conftest import (
     FaultAppFactory,
     chat_input,
 )
-from tests.faults.raw_upstream import RawUpstream, answer, http_error
+from tests.support.fake_upstream import FakeUpstream, answer, http_error
 
 HISTORY = """
 query History($sessionId: ID!) {
@@ -21,7 +21,7 @@ SECRET = "sk-or-v1-test-secret"
 
 
 async def test_failed_answer_keeps_last_message_and_stores_its_redacted_error(
-    raw: RawUpstream, fault_app: FaultAppFactory
+    raw: FakeUpstream, fault_app: FaultAppFactory
 ) -> None:
     leak = f"overloaded, key {SECRET} is fine"
     raw.script(

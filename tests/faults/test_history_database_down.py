@@ -21,10 +21,10 @@ from tests.faults.conftest import (
     chat_input,
     launch,
 )
-from tests.faults.raw_upstream import RawUpstream, answer
 from tests.faults.test_database_faults import db_env, until_connected
 from tests.faults.test_upstream_faults import only_terminal, stream
 from tests.streaming.conftest import wait_until
+from tests.support.fake_upstream import FakeUpstream, answer
 
 HISTORY = """
 query History($sessionId: ID!) {
@@ -38,7 +38,7 @@ def save_input(content: str) -> dict[str, Any]:
 
 
 async def test_database_unreachable_at_start_answers_unavailable_and_keeps_every_answer(
-    tmp_path: Path, raw: RawUpstream, dedicated_mongo: DedicatedMongo
+    tmp_path: Path, raw: FakeUpstream, dedicated_mongo: DedicatedMongo
 ) -> None:
     raw.default(MISTRAL_UPSTREAM, answer("Still", " here"))
     async with launch(tmp_path, **db_env(dedicated_mongo, raw)) as app:

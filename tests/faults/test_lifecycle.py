@@ -10,8 +10,8 @@ import tracemalloc
 from typing import Any
 
 from tests.faults.conftest import MISTRAL, MISTRAL_UPSTREAM, FaultApp, FaultAppFactory, user_says
-from tests.faults.raw_upstream import RawUpstream, Stall, Text, answer, steps
 from tests.streaming.conftest import CHAT_STREAM, GraphQLWebSocket, Outcome, wait_until
+from tests.support.fake_upstream import FakeUpstream, Stall, Text, answer, steps
 
 CYCLES = 1000
 BATCH = 20
@@ -64,17 +64,17 @@ async def run_cycles(app: FaultApp, start: int, count: int) -> None:
         await asyncio.gather(*(cycle(app, n) for n in range(batch, batch + BATCH)))
 
 
-def server_tasks(raw: RawUpstream) -> set[asyncio.Task[Any]]:
+def server_tasks(raw: FakeUpstream) -> set[asyncio.Task[Any]]:
     """Every task of the loop except the fake provider's own connection handlers."""
     return asyncio.all_tasks() - raw.handlers
 
 
-async def settled(app: FaultApp, raw: RawUpstream) -> None:
+async def settled(app: FaultApp, raw: FakeUpstream) -> None:
     """Wait (bounded) until the work the cycles left behind is done: abandoned streams'
     bookkeeping, their upstream requests, and the usage records."""
 
     async def quiet() -> bool:
-        stalled = [c for c in raw.calls_for(GPT_MINI_UPSTREAM) if not c.closed_by_client.is_set()]
+        stalled = [c for c in raw.chats_for(GPT_MINI_UPSTREAM) if not c.closed_by_client.is_set()]
         return not stalled and app.services.background.running == 0
 
     await wait_until(quiet, within=15)
@@ -82,7 +82,7 @@ async def settled(app: FaultApp, raw: RawUpstream) -> None:
 
 
 async def test_websocket_cycles_leave_no_tasks_or_memory_behind(
-    raw: RawUpstream, fault_app: FaultAppFactory
+    raw: FakeUpstream, fault_app: FaultAppFactory
 ) -> None:
     raw.default(MISTRAL_UPSTREAM, answer("Hi", " there"))
     raw.default(GPT_MINI_UPSTREAM, steps(Text("Hi"), Stall()))
@@ -109,12 +109,12 @@ async def test_websocket_cycles_leave_no_tasks_or_memory_behind(
         # client left (after a delta, or before it even started upstream) had its
         # upstream request dropped.
         total = WARM_UP + CYCLES
-        assert len(raw.calls_for(MISTRAL_UPSTREAM)) == total // 4
-        left = raw.calls_for(GPT_MINI_UPSTREAM)
+        assert len(raw.chats_for(MISTRAL_UPSTREAM)) == total // 4
+        left = raw.chats_for(GPT_MINI_UPSTREAM)
         assert total // 4 <= len(left) <= total // 2
         assert all(c.closed_by_client.is_set() for c in left)
         # The fake's log of requests is the test's memory, not the server's.
-        raw.calls.clear()
+        raw.chats.clear()
         del left
         gc.collect()
         after = tracemalloc.take_snapshot()

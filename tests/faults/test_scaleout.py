@@ -19,10 +19,10 @@ import aiohttp
 
 from documents.database import Database
 from resolvers.identity.key_store import ApiKeyStore
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.processes import until_healthy
 from tests.support.redis_server import free_port
 from tests.support.server import RunningApp
-from tests.support.upstream import FakeUpstream
 
 AIPASTA = Path(sys.executable).parent / "aipasta"
 KEY_CACHE_SECONDS = 1.0

@@ -20,10 +20,10 @@ from resolvers.errors import StoreConfigError
 from resolvers.limits.store import open_storage
 from resolvers.limits.stream_slots import LEASE_SECONDS, SharedStreamSlots, redis_client
 from tests.faults.conftest import MISTRAL, MISTRAL_UPSTREAM, FaultApp, FaultAppFactory, user_says
-from tests.faults.raw_upstream import Finish, RawUpstream, Text, Wait, steps
 from tests.security.conftest import Answer, post
 from tests.streaming.conftest import CHAT_STREAM, GraphQLWebSocket, Outcome, wait_until
 from tests.support.errors import without_request_id
+from tests.support.fake_upstream import FakeUpstream, Finish, Text, Wait, steps
 from tests.support.redis_server import RedisServer
 
 STREAM = {"input": {"model": MISTRAL, "messages": user_says("Hi")}}
@@ -67,7 +67,7 @@ async def test_two_gateways_count_one_budget(fault_app: FaultAppFactory, redis_u
 
 
 async def test_the_stream_cap_holds_across_gateways(
-    fault_app: FaultAppFactory, raw: RawUpstream, redis_url: str
+    fault_app: FaultAppFactory, raw: FakeUpstream, redis_url: str
 ) -> None:
     gate = asyncio.Event()
     raw.default(MISTRAL_UPSTREAM, steps(Text("Hi"), Wait(gate), Finish()))

@@ -14,14 +14,14 @@ from pathlib import Path
 import aiohttp
 
 from tests.faults.conftest import CHAT, MISTRAL_UPSTREAM, chat_input, free_port, provider_env
-from tests.faults.raw_upstream import RawUpstream, hang
+from tests.support.fake_upstream import FakeUpstream, hang
 from tests.support.processes import until_healthy
 
 AIPASTA = Path(sys.executable).parent / "aipasta"
 
 
 async def test_sigterm_stops_the_server_within_the_shutdown_timeout_despite_a_hung_chat(
-    tmp_path: Path, mongo_uri: str, clean_db: str, raw: RawUpstream
+    tmp_path: Path, mongo_uri: str, clean_db: str, raw: FakeUpstream
 ) -> None:
     raw.script(MISTRAL_UPSTREAM, hang())
     port = free_port()
@@ -55,7 +55,7 @@ async def test_sigterm_stops_the_server_within_the_shutdown_timeout_despite_a_hu
             chat = asyncio.create_task(
                 http.post(f"{base_url}/graphql", json={"query": CHAT, "variables": chat_input()})
             )
-            await raw.wait_for_calls(1)  # the chat is in flight upstream
+            await raw.wait_for_chats(1)  # the chat is in flight upstream
             stopping = time.monotonic()
             server.send_signal(signal.SIGTERM)
             code = await asyncio.to_thread(server.wait, 20)

@@ -20,24 +20,25 @@ from tests.faults.conftest import (
     FaultAppFactory,
     chat_input,
 )
-from tests.faults.raw_upstream import (
+from tests.streaming.conftest import CHAT_STREAM, GraphQLWebSocket, Outcome
+from tests.support.clocks import FakeClock
+from tests.support.errors import without_request_id
+from tests.support.fake_upstream import (
     End,
+    FakeUpstream,
     Raw,
-    RawUpstream,
+    Reply,
     Reset,
     Stall,
     Text,
     Wait,
     answer,
+    fixture_json,
     hang,
     http_error,
     steps,
 )
-from tests.streaming.conftest import CHAT_STREAM, GraphQLWebSocket, Outcome
-from tests.support.errors import without_request_id
 from tests.support.server import StartApp
-from tests.support.sources import FakeClock
-from tests.support.upstream import FakeUpstream, Reply, fixture_json
 
 # What must never reach a client: Python's own words for a crash.
 LEAKS = ("Traceback", 'File "', "Error(", "JSONDecodeError", "Expecting ", "line 1 column")
@@ -58,9 +59,9 @@ async def usage_records(app: FaultApp) -> list[dict[str, Any]]:
     return await database.db["usage_records"].find().sort("createdAt", 1).to_list()
 
 
-async def assert_connection_dropped(app: FaultApp, raw: RawUpstream, index: int = 0) -> None:
+async def assert_connection_dropped(app: FaultApp, raw: FakeUpstream, index: int = 0) -> None:
     """The gateway closed the chat request's connection instead of keeping it."""
-    await raw.calls[index].wait_closed(within=5)
+    await raw.chats[index].wait_closed(within=5)
     await raw.wait_for_connections(0)
     # Nothing checked out of the app's pool, and nothing broken put back into it.
     assert app.upstream_connections() == (0, 0)
@@ -90,7 +91,7 @@ def only_terminal(outcome: Outcome) -> dict[str, Any]:
 
 
 async def test_upstream_that_never_answers_is_a_timeout_and_its_connection_is_dropped(
-    raw: RawUpstream, fault_app: FaultAppFactory
+    raw: FakeUpstream, fault_app: FaultAppFactory
 ) -> None:
     raw.script(MISTRAL_UPSTREAM, hang())
     app = await fault_app(AIPASTA_CHAT_FIRST_TOKEN_TIMEOUT=0.3)
@@ -103,7 +104,7 @@ async def test_upstream_that_never_answers_is_a_timeout_and_its_connection_is_dr
     assert "did not start answering within 0.3s" in error["message"]
     assert_no_internals(error)
     assert elapsed < 0.3 + 5  # the first-token timeout, not the 60 s default
-    assert len(raw.calls) == 1  # a timeout is not retried on the same model
+    assert len(raw.chats) == 1  # a timeout is not retried on the same model
     await assert_connection_dropped(app, raw)
 
     (record,) = await usage_records(app)
@@ -118,7 +119,7 @@ async def test_upstream_that_never_answers_is_a_timeout_and_its_connection_is_dr
 
 
 async def test_stream_that_stalls_fails_with_its_partial_answer_saved(
-    raw: RawUpstream, fault_app: FaultAppFactory
+    raw: FakeUpstream, fault_app: FaultAppFactory
 ) -> None:
     raw.script(MISTRAL_UPSTREAM, steps(Text("Hel"), Text("lo"), Stall()))
     app = await fault_app(AIPASTA_CHAT_IDLE_TIMEOUT=0.3)
@@ -135,7 +136,7 @@ async def test_stream_that_stalls_fails_with_its_partial_answer_saved(
     )
     assert "stalled for more than 0.3s" in failed["message"]
     assert failed["messageId"] is not None
-    assert len(raw.calls) == 1  # part of an answer was shown: no retry
+    assert len(raw.chats) == 1  # part of an answer was shown: no retry
     await assert_connection_dropped(app, raw)
 
     body = await app.graphql(HISTORY, {"sessionId": "stalled"})
@@ -153,7 +154,7 @@ async def test_stream_that_stalls_fails_with_its_partial_answer_saved(
 
 
 async def test_reset_mid_stream_fails_with_partial_content_and_the_next_request_works(
-    raw: RawUpstream, fault_app: FaultAppFactory
+    raw: FakeUpstream, fault_app: FaultAppFactory
 ) -> None:
     gate = asyncio.Event()
     raw.script(
@@ -176,7 +177,7 @@ async def test_reset_mid_stream_fails_with_partial_content_and_the_next_request_
         assert failed["__typename"] == "ChatFailed"
         assert (failed["code"], failed["partialContent"]) == ("PROVIDER_UNAVAILABLE", "Hello")
         assert_no_internals(failed)
-        assert len(raw.calls) == 1
+        assert len(raw.chats) == 1
         await raw.wait_for_connections(0)
         assert app.upstream_connections() == (0, 0)
 
@@ -186,7 +187,7 @@ async def test_reset_mid_stream_fails_with_partial_content_and_the_next_request_
     completed = only_terminal(again)
     assert completed["__typename"] == "ChatCompleted"
     assert completed["content"] == content_of(again) == "Fine again"
-    assert len(raw.calls) == 2
+    assert len(raw.chats) == 2
 
     records = await usage_records(app)
     assert [(r["status"], r["errorCode"]) for r in records] == [
@@ -227,7 +228,7 @@ MALFORMED = [
 
 @pytest.mark.parametrize(("script", "partial", "why"), MALFORMED)
 async def test_malformed_stream_is_a_provider_error_without_internals(
-    raw: RawUpstream,
+    raw: FakeUpstream,
     fault_app: FaultAppFactory,
     script: tuple[Text | Raw, ...],
     partial: str,
@@ -247,7 +248,7 @@ async def test_malformed_stream_is_a_provider_error_without_internals(
     assert failed["partialContent"] == partial
     assert failed["message"].startswith("openrouter: ") and why in failed["message"]
     assert_no_internals(outcome.events)
-    assert len(raw.calls) == 1  # a protocol error is not retried
+    assert len(raw.chats) == 1  # a protocol error is not retried
     await assert_connection_dropped(app, raw)
 
     (record,) = await usage_records(app)
@@ -256,7 +257,7 @@ async def test_malformed_stream_is_a_provider_error_without_internals(
 
 
 async def test_malformed_answer_to_the_chat_mutation_is_a_bare_provider_error(
-    raw: RawUpstream, fault_app: FaultAppFactory
+    raw: FakeUpstream, fault_app: FaultAppFactory
 ) -> None:
     raw.script(MISTRAL_UPSTREAM, steps(Raw(b"data: {{{\xff\n\n"), Stall()))
     app = await fault_app()
@@ -284,7 +285,7 @@ JUNK = Raw(b"\x89PNG\r\n\x1a\n\x00\x00junk\xff\xfe\n<html>502 Bad Gateway</html>
     ],
 )
 async def test_body_of_nothing_but_junk_is_a_provider_error_not_an_answer(
-    raw: RawUpstream, fault_app: FaultAppFactory, ending: tuple[Raw | End, ...]
+    raw: FakeUpstream, fault_app: FaultAppFactory, ending: tuple[Raw | End, ...]
 ) -> None:
     # Bytes that hold no event at all, then a clean end of the body.
     raw.default(MISTRAL_UPSTREAM, steps(JUNK, *ending))
@@ -298,7 +299,7 @@ async def test_body_of_nothing_but_junk_is_a_provider_error_not_an_answer(
     assert failed["code"] == "PROVIDER_ERROR"
     assert failed["message"] == "openrouter: the upstream's answer is not an event stream"
     assert_no_internals(failed)
-    assert len(raw.calls) == 1  # not mistaken for a dropped connection and retried
+    assert len(raw.chats) == 1  # not mistaken for a dropped connection and retried
     # The body was whole: its connection may be pooled again, but none is left in use.
     assert app.upstream_connections()[0] == 0
     (record,) = await usage_records(app)
@@ -407,7 +408,7 @@ async def test_catalog_with_nothing_cached_serves_the_provider_that_answers(
 
 
 async def test_chat_on_a_500_burst_fails_after_exactly_one_retry(
-    raw: RawUpstream, fault_app: FaultAppFactory
+    raw: FakeUpstream, fault_app: FaultAppFactory
 ) -> None:
     raw.script(MISTRAL_UPSTREAM, *(http_error(500, "upstream exploded") for _ in range(3)))
     raw.default(MISTRAL_UPSTREAM, answer("Back", " again"))
@@ -418,14 +419,14 @@ async def test_chat_on_a_500_burst_fails_after_exactly_one_retry(
     assert error["extensions"]["code"] == "PROVIDER_UNAVAILABLE"
     assert error["message"].startswith("openrouter: ")
     assert_no_internals(error)
-    assert len(raw.calls) == 2  # the request and its one retry
+    assert len(raw.chats) == 2  # the request and its one retry
 
     # The third 500 of the burst, then the retry reaches the recovered upstream.
     body = await app.graphql(CHAT, chat_input())
     assert "errors" not in body, body
     assert body["data"]["chat"]["message"]["content"] == "Back again"
     assert body["data"]["chat"]["model"] == MISTRAL
-    assert len(raw.calls) == 4
+    assert len(raw.chats) == 4
 
     # One record per request, not per attempt.
     records = await usage_records(app)

@@ -13,8 +13,8 @@ import pytest
 from resolvers.catalog.service import Catalog
 from tests.security.test_websocket_frames import acknowledged, reply, subscribe
 from tests.support.errors import REQUEST_ID
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.server import RunningApp, StartApp
-from tests.support.upstream import FakeUpstream
 
 BAD_RANGE = (
     '{ usage(since: "2025-03-03T00:00:00Z", until: "2025-03-02T00:00:00Z") { totalRequests } }'

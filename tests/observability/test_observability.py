@@ -22,9 +22,8 @@ from tests.streaming.conftest import (
     user_says,
     wait_until,
 )
-from tests.streaming.sse_upstream import SSEUpstream, answer, http_error
+from tests.support.fake_upstream import FakeUpstream, Reply, answer, fixture_json, http_error
 from tests.support.server import RunningApp, StartApp
-from tests.support.upstream import FakeUpstream, Reply, fixture_json
 
 SECRET = "the user's private words"
 CLIENT_MODEL = "openrouter:made-up/client-string"
@@ -60,7 +59,7 @@ def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 
 async def test_metrics_count_chats_streams_and_errors_with_bounded_labels(
-    sse: SSEUpstream, stream_app: StreamApp
+    sse: FakeUpstream, stream_app: StreamApp
 ) -> None:
     sse.default(MISTRAL_UPSTREAM, answer("Hello", " there", prompt_tokens=10, completion_tokens=5))
     app = await stream_app()
@@ -103,7 +102,7 @@ async def test_metrics_count_chats_streams_and_errors_with_bounded_labels(
 
 
 async def test_a_failed_run_counts_a_provider_failure_by_status(
-    sse: SSEUpstream, stream_app: StreamApp
+    sse: FakeUpstream, stream_app: StreamApp
 ) -> None:
     sse.script(MISTRAL_UPSTREAM, http_error(402, "no credit"))
     app = await stream_app()
@@ -134,7 +133,7 @@ async def test_the_metrics_token_guards_metrics_and_is_redacted(
 
 
 async def test_each_operation_logs_one_structured_line_without_content(
-    sse: SSEUpstream, stream_app: StreamApp, logs: pytest.LogCaptureFixture
+    sse: FakeUpstream, stream_app: StreamApp, logs: pytest.LogCaptureFixture
 ) -> None:
     sse.default(MISTRAL_UPSTREAM, answer("Hi", prompt_tokens=7, completion_tokens=3, cost=0.25))
     app = await stream_app()
@@ -168,7 +167,7 @@ async def test_each_operation_logs_one_structured_line_without_content(
 
 
 async def test_log_content_adds_the_variables(
-    sse: SSEUpstream, stream_app: StreamApp, logs: pytest.LogCaptureFixture
+    sse: FakeUpstream, stream_app: StreamApp, logs: pytest.LogCaptureFixture
 ) -> None:
     sse.default(MISTRAL_UPSTREAM, answer("Hi"))
     app = await stream_app(AIPASTA_LOG_CONTENT="true")
@@ -198,7 +197,7 @@ async def test_every_response_has_a_request_id_and_only_a_trusted_proxy_picks_it
 
 
 async def test_health_says_key_rejected_after_a_401_and_degrades_without_another_provider(
-    sse: SSEUpstream, stream_app: StreamApp
+    sse: FakeUpstream, stream_app: StreamApp
 ) -> None:
     sse.script(MISTRAL_UPSTREAM, http_error(401, "invalid key"))
     app = await stream_app(HUGGINGFACE_API_KEY=None, AIPASTA_SIMULATOR="off")
@@ -261,7 +260,7 @@ _SERIES = re.compile(r"\baipasta_[a-z0-9_]+")
 
 
 async def test_every_series_the_dashboard_queries_is_served(
-    sse: SSEUpstream, stream_app: StreamApp, catalog_upstream: FakeUpstream
+    sse: FakeUpstream, stream_app: StreamApp, catalog_upstream: FakeUpstream
 ) -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     queried = {

@@ -1,7 +1,7 @@
-"""The OpenAI-compatible streaming client, against aioresponses and real loopback servers.
+"""The OpenAI-compatible streaming client, against the fake upstream on 127.0.0.1.
 
-aioresponses covers answers whose bytes can be given up front; a real server on
-127.0.0.1 covers delivery: split chunks, stalls, resets and disconnects.
+Whole answers are `Reply`s; delivery (split chunks, keep-alives, stalls, resets and
+disconnects) is played by `Stream` steps.
 """
 
 from __future__ import annotations
@@ -10,15 +10,13 @@ import asyncio
 import json
 import re
 import socket
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
-from aioresponses import aioresponses
 from pydantic import SecretStr
 
 from providers.chat import ChatDelta, ChatRequest, TokenUsage
@@ -34,16 +32,24 @@ from providers.errors import (
 )
 from providers.openai_compat import ChatTimeouts, OpenAICompatibleClient
 from providers.pool import pooled_session
+from tests.support.fake_upstream import (
+    FakeUpstream,
+    Raw,
+    Reply,
+    Reset,
+    Sleep,
+    Stall,
+    Wait,
+    hang,
+    steps,
+)
 
-StartUpstream = Callable[
-    [Callable[[web.Request], Awaitable[web.StreamResponse]]], Awaitable[str]
-]  # the `start_upstream` fixture of conftest.py
 KEY = "sk-or-v1-test0123456789abcdef0123456789"
 URL = "https://upstream.test/api/v1"
-COMPLETIONS = f"{URL}/chat/completions"
 SSE = {"Content-Type": "text/event-stream"}
+MODEL = "openai/gpt-4o"
 RELAXED = ChatTimeouts(connect=2.0, first_token=5.0, idle=5.0, total=10.0)
-REQUEST = ChatRequest(model="openai/gpt-4o", messages=[{"role": "user", "content": "Hi"}])
+REQUEST = ChatRequest(model=MODEL, messages=[{"role": "user", "content": "Hi"}])
 DONE = b"data: [DONE]\n\n"
 KEEPALIVE = b": OPENROUTER PROCESSING\n\n"
 USAGE = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17, "cost": 0.0001234}
@@ -112,36 +118,11 @@ async def collect_into(received: list[str], stream: AsyncIterator[ChatDelta]) ->
         received.append(delta.content)
 
 
-async def sse_response(request: web.Request) -> web.StreamResponse:
-    response = web.StreamResponse(headers=SSE)
-    await response.prepare(request)
-    return response
-
-
-class Watch:
-    """Server-side view of one connection: blocks a handler and notices the client
-    going away (TestServer cancels the handler when its connection is lost)."""
-
-    def __init__(self) -> None:
-        self.disconnected = asyncio.Event()
-
-    async def block(self, until: asyncio.Event | None = None) -> None:
-        try:
-            await (until or asyncio.Event()).wait()
-        except asyncio.CancelledError:
-            self.disconnected.set()
-            raise
-
-    async def wait_disconnected(self) -> None:
-        async with asyncio.timeout(5):
-            await self.disconnected.wait()
-
-
 # --- a complete answer over the network ------------------------------------------
 
 
 async def test_streams_an_openrouter_answer_delivered_in_odd_pieces(
-    session: aiohttp.ClientSession, start_upstream: StartUpstream
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
     wire = b"".join(
         [
@@ -155,19 +136,13 @@ async def test_streams_an_openrouter_answer_delivered_in_odd_pieces(
             b"data: [DONE]\r\n\r\n",
         ]
     )
-    seen: list[tuple[dict[str, Any], dict[str, str]]] = []
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        seen.append((await request.json(), dict(request.headers)))
-        response = await sse_response(request)
-        for start in range(0, len(wire), 7):  # cuts through CRLFs and multi-byte chars
-            await response.write(wire[start : start + 7])
-        await response.write_eof()
-        return response
-
-    base_url = await start_upstream(handler)
+    # 7-byte pieces cut through CRLFs and multi-byte chars.
+    pieces = (Raw(wire[start : start + 7]) for start in range(0, len(wire), 7))
+    upstream.script(MODEL, steps(*pieces, done=False))
     client = make_client(
-        session, base_url, extra_headers={"HTTP-Referer": "https://pasta.test", "X-Title": "AI"}
+        session,
+        upstream.url("v1"),
+        extra_headers={"HTTP-Referer": "https://pasta.test", "X-Title": "AI"},
     )
     request = ChatRequest(
         model="openai/gpt-4o",
@@ -195,7 +170,7 @@ async def test_streams_an_openrouter_answer_delivered_in_odd_pieces(
     assert {delta.upstream_model for delta in deltas} == {"openai/gpt-4o-2024-08-06"}
     assert {delta.response_id for delta in deltas} == {"gen-42"}
 
-    body, headers = seen[0]
+    body, headers = upstream.chats[0].body, upstream.chats[0].headers
     assert body == {
         "model": "openai/gpt-4o",
         "messages": request.messages,
@@ -211,43 +186,29 @@ async def test_streams_an_openrouter_answer_delivered_in_odd_pieces(
 
 
 async def test_connection_goes_back_to_the_pool_after_a_complete_stream(
-    session: aiohttp.ClientSession, start_upstream: StartUpstream
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
-    peers: list[object] = []
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        assert request.transport is not None
-        peers.append(request.transport.get_extra_info("peername"))
-        response = await sse_response(request)
-        await response.write(chunk("ok", finish="stop") + DONE)
-        # The end of the chunked body arrives separately, after [DONE]: the client has
-        # to wait for it, or the half-finished connection cannot be reused.
-        await asyncio.sleep(0.02)
-        await response.write_eof()
-        return response
-
-    client = make_client(session, await start_upstream(handler))
+    # The end of the chunked body arrives separately, after [DONE]: the client has
+    # to wait for it, or the half-finished connection cannot be reused.
+    upstream.default(MODEL, steps(Raw(chunk("ok", finish="stop") + DONE), Sleep(0.02), done=False))
+    client = make_client(session, upstream.url("v1"))
 
     for _ in range(3):
         assert [d.content for d in await collect(client.stream_chat(REQUEST))] == ["ok"]
 
+    peers = [call.peer for call in upstream.chats]
     assert len(peers) == 3
     assert len(set(peers)) == 1, "each request opened a new connection"
 
 
 async def test_no_authorization_header_without_a_key(
-    session: aiohttp.ClientSession, start_upstream: StartUpstream
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
-    headers: list[dict[str, str]] = []
+    upstream.script(MODEL, steps(Raw(chunk("ok", finish="stop") + DONE), done=False))
 
-    async def handler(request: web.Request) -> web.StreamResponse:
-        headers.append(dict(request.headers))
-        response = await sse_response(request)
-        await response.write(chunk("ok", finish="stop") + DONE)
-        return response
-
-    client = make_client(session, await start_upstream(handler), api_key=None)
+    client = make_client(session, upstream.url("v1"), api_key=None)
     await collect(client.stream_chat(REQUEST))
+    headers = [call.headers for call in upstream.chats]
 
     assert "Authorization" not in headers[0]
     assert "ok" not in repr(client)
@@ -258,40 +219,33 @@ async def test_no_authorization_header_without_a_key(
 
 
 async def test_keepalive_comments_do_not_count_as_the_first_token(
-    session: aiohttp.ClientSession, start_upstream: StartUpstream
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
-    watch = Watch()
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        response = await sse_response(request)
-        await response.write(KEEPALIVE * 20)
-        await watch.block()
-        return response
+    upstream.script(MODEL, steps(Raw(KEEPALIVE * 20), Stall()))
 
     timeouts = ChatTimeouts(connect=2.0, first_token=0.2, idle=5.0, total=10.0)
-    client = make_client(session, await start_upstream(handler), timeouts=timeouts)
+    client = make_client(session, upstream.url("v1"), timeouts=timeouts)
 
     with pytest.raises(ProviderTimeout, match=r"did not start answering within 0\.2s"):
         await collect(client.stream_chat(REQUEST))
-    await watch.wait_disconnected()
+    await upstream.chats[0].wait_closed(within=5)
 
 
 async def test_keepalive_comments_keep_a_pausing_stream_alive(
-    session: aiohttp.ClientSession, start_upstream: StartUpstream
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
-    async def handler(request: web.Request) -> web.StreamResponse:
-        response = await sse_response(request)
-        await response.write(chunk("thinking…"))
-        # A 0.4 s pause in the answer, longer than the idle timeout, filled with
-        # keep-alives as OpenRouter does while a reasoning model works.
-        for _ in range(10):
-            await asyncio.sleep(0.04)
-            await response.write(KEEPALIVE)
-        await response.write(chunk(" done", finish="stop") + DONE)
-        return response
+    # A 0.4 s pause in the answer, longer than the idle timeout, filled with
+    # keep-alives as OpenRouter does while a reasoning model works.
+    pause = (Sleep(0.04), Raw(KEEPALIVE)) * 10
+    upstream.script(
+        MODEL,
+        steps(
+            Raw(chunk("thinking…")), *pause, Raw(chunk(" done", finish="stop") + DONE), done=False
+        ),
+    )
 
     timeouts = ChatTimeouts(connect=2.0, first_token=5.0, idle=0.25, total=10.0)
-    client = make_client(session, await start_upstream(handler), timeouts=timeouts)
+    client = make_client(session, upstream.url("v1"), timeouts=timeouts)
 
     deltas = await collect(client.stream_chat(REQUEST))
 
@@ -299,18 +253,12 @@ async def test_keepalive_comments_keep_a_pausing_stream_alive(
 
 
 async def test_stall_mid_stream_times_out_and_drops_the_connection(
-    session: aiohttp.ClientSession, start_upstream: StartUpstream
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
-    watch = Watch()
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        response = await sse_response(request)
-        await response.write(chunk("Hel"))
-        await watch.block()
-        return response
+    upstream.script(MODEL, steps(Raw(chunk("Hel")), Stall()))
 
     timeouts = ChatTimeouts(connect=2.0, first_token=5.0, idle=0.2, total=10.0)
-    client = make_client(session, await start_upstream(handler), timeouts=timeouts)
+    client = make_client(session, upstream.url("v1"), timeouts=timeouts)
     received: list[str] = []
 
     with pytest.raises(ProviderTimeout, match=r"stalled for more than 0\.2s") as info:
@@ -318,51 +266,46 @@ async def test_stall_mid_stream_times_out_and_drops_the_connection(
 
     assert received == ["Hel"]
     assert info.value.retryable
-    await watch.wait_disconnected()
+    await upstream.chats[0].wait_closed(within=5)
 
 
 async def test_server_that_never_sends_headers_times_out(
-    session: aiohttp.ClientSession, start_upstream: StartUpstream
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
-    watch = Watch()
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        await watch.block()
-        return web.Response()
+    upstream.script(MODEL, hang())
 
     timeouts = ChatTimeouts(connect=2.0, first_token=0.2, idle=5.0, total=10.0)
-    client = make_client(session, await start_upstream(handler), timeouts=timeouts)
+    client = make_client(session, upstream.url("v1"), timeouts=timeouts)
 
     with pytest.raises(ProviderTimeout, match="did not start answering"):
         await collect(client.stream_chat(REQUEST))
-    await watch.wait_disconnected()
+    await upstream.chats[0].wait_closed(within=5)
 
 
 async def test_total_timeout_bounds_a_slow_answer(
-    session: aiohttp.ClientSession, start_upstream: StartUpstream
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
-    watch = Watch()
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        response = await sse_response(request)
-        await response.write(chunk("slow"))
-        await watch.block()
-        return response
+    upstream.script(MODEL, steps(Raw(chunk("slow")), Stall()))
 
     timeouts = ChatTimeouts(connect=2.0, first_token=5.0, idle=5.0, total=0.3)
-    client = make_client(session, await start_upstream(handler), timeouts=timeouts)
+    client = make_client(session, upstream.url("v1"), timeouts=timeouts)
 
     with pytest.raises(ProviderTimeout, match=r"took longer than 0\.3s"):
         await collect(client.stream_chat(REQUEST))
-    await watch.wait_disconnected()
+    await upstream.chats[0].wait_closed(within=5)
 
 
 class StallingResolver(AbstractResolver):
-    """Name resolution that never answers: connecting never completes."""
+    """Name resolution that never answers: connecting never completes. `entered` is set
+    once a connection attempt is stuck here."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
+        self.entered.set()
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
@@ -388,23 +331,15 @@ POOL_FULL = (
 
 
 async def test_waiting_for_a_free_pooled_connection_is_reported_as_a_full_pool(
-    start_upstream: StartUpstream,
+    upstream: FakeUpstream,
 ) -> None:
     release = asyncio.Event()
-    requests = 0
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        nonlocal requests
-        requests += 1
-        response = await sse_response(request)
-        await response.write(chunk("held"))
-        await release.wait()
-        await response.write(chunk(" open", finish="stop") + DONE)
-        return response
+    held = steps(Raw(chunk("held")), Wait(release), Raw(chunk(" open", finish="stop") + DONE))
+    upstream.default(MODEL, held)
 
     timeouts = ChatTimeouts(connect=0.2, first_token=5.0, idle=5.0, total=10.0)
     async with pooled_session(pool_size=1, headers={}) as session:
-        client = make_client(session, await start_upstream(handler), timeouts=timeouts)
+        client = make_client(session, upstream.url("v1"), timeouts=timeouts)
         holding = client.stream_chat(REQUEST)
         assert (await anext(holding)).content == "held"
 
@@ -412,7 +347,8 @@ async def test_waiting_for_a_free_pooled_connection_is_reported_as_a_full_pool(
             await collect(client.stream_chat(REQUEST))
         assert "could not connect" not in info.value.message
         assert (info.value.kind, info.value.retryable) == (FailureKind.TIMEOUT, True)
-        assert requests == 1  # the upstream never saw the request that found no connection
+        # the upstream never saw the request that found no connection
+        assert len(upstream.chats) == 1
 
         release.set()
         assert [d.content for d in await collect(holding)] == [" open"]
@@ -421,25 +357,31 @@ async def test_waiting_for_a_free_pooled_connection_is_reported_as_a_full_pool(
         again = client.stream_chat(REQUEST)
         assert (await anext(again)).content == "held"
         await close(again)
-    assert requests == 2
+    assert len(upstream.chats) == 2
 
 
 async def test_a_stalled_connect_and_a_wait_for_its_pool_slot_are_told_apart() -> None:
-    timeouts = ChatTimeouts(connect=0.2, first_token=5.0, idle=5.0, total=10.0)
-    async with pooled_session(pool_size=1, headers={}, resolver=StallingResolver()) as session:
-        client = make_client(session, "http://upstream.invalid/v1", timeouts=timeouts)
-        # One request takes the only slot and never gets connected; the other waits for it.
-        results = await asyncio.gather(
-            collect(client.stream_chat(REQUEST)),
-            collect(client.stream_chat(REQUEST)),
-            return_exceptions=True,
+    resolver = StallingResolver()
+    async with pooled_session(pool_size=1, headers={}, resolver=resolver) as session:
+        # One request takes the only slot and never gets connected; the other waits for
+        # it. The waiting one gives up first, so the slot never frees while it waits.
+        url = "http://upstream.invalid/v1"
+        holder = make_client(
+            session, url, timeouts=ChatTimeouts(connect=0.6, first_token=5.0, idle=5.0, total=10.0)
         )
-
-    (queued,) = [r for r in results if isinstance(r, PoolExhausted)]
-    (connecting,) = [r for r in results if r is not queued]
-    assert re.search(POOL_FULL, queued.message)
+        waiter = make_client(
+            session, url, timeouts=ChatTimeouts(connect=0.2, first_token=5.0, idle=5.0, total=10.0)
+        )
+        holding = asyncio.create_task(collect(holder.stream_chat(REQUEST)))
+        await resolver.entered.wait()
+        with pytest.raises(PoolExhausted) as queued:
+            await collect(waiter.stream_chat(REQUEST))
+        with pytest.raises(ProviderTimeout) as stalled:
+            await holding
+    connecting = stalled.value
+    assert re.search(POOL_FULL, queued.value.message)
     assert isinstance(connecting, ProviderTimeout)
-    assert "could not connect to the upstream within 0.2s" in connecting.message
+    assert "could not connect to the upstream within 0.6s" in connecting.message
 
 
 # --- connection failures ------------------------------------------------------------
@@ -457,21 +399,12 @@ async def test_refused_connection_is_unavailable(session: aiohttp.ClientSession)
 
 
 async def test_reset_mid_stream_is_unavailable_after_the_delivered_deltas(
-    session: aiohttp.ClientSession, start_upstream: StartUpstream
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
     reset_now = asyncio.Event()
-    watch = Watch()
+    upstream.script(MODEL, steps(Raw(chunk("Hel")), Wait(reset_now), Reset()))
 
-    async def handler(request: web.Request) -> web.StreamResponse:
-        response = await sse_response(request)
-        await response.write(chunk("Hel"))
-        await reset_now.wait()
-        assert request.transport is not None
-        request.transport.abort()
-        await watch.block()
-        return response
-
-    client = make_client(session, await start_upstream(handler))
+    client = make_client(session, upstream.url("v1"))
     stream = client.stream_chat(REQUEST)
 
     assert (await anext(stream)).content == "Hel"
@@ -484,38 +417,26 @@ async def test_reset_mid_stream_is_unavailable_after_the_delivered_deltas(
 
 
 async def test_closing_the_stream_early_closes_the_upstream_connection(
-    session: aiohttp.ClientSession, start_upstream: StartUpstream
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
-    watch = Watch()
+    upstream.script(MODEL, steps(Raw(chunk("Hel")), Stall()))
 
-    async def handler(request: web.Request) -> web.StreamResponse:
-        response = await sse_response(request)
-        await response.write(chunk("Hel"))
-        await watch.block()
-        return response
-
-    client = make_client(session, await start_upstream(handler))
+    client = make_client(session, upstream.url("v1"))
     stream = client.stream_chat(REQUEST)
 
     assert (await anext(stream)).content == "Hel"
     await close(stream)
 
-    await watch.wait_disconnected()
+    await upstream.chats[0].wait_closed(within=5)
 
 
 async def test_cancelling_the_consumer_closes_the_upstream_connection(
-    session: aiohttp.ClientSession, start_upstream: StartUpstream
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
-    watch = Watch()
     first_delta = asyncio.Event()
+    upstream.script(MODEL, steps(Raw(chunk("Hel")), Stall()))
 
-    async def handler(request: web.Request) -> web.StreamResponse:
-        response = await sse_response(request)
-        await response.write(chunk("Hel"))
-        await watch.block()
-        return response
-
-    client = make_client(session, await start_upstream(handler))
+    client = make_client(session, upstream.url("v1"))
 
     async def consume() -> None:
         async for _ in client.stream_chat(REQUEST):
@@ -528,23 +449,20 @@ async def test_cancelling_the_consumer_closes_the_upstream_connection(
 
     with pytest.raises(asyncio.CancelledError):
         await task
-    await watch.wait_disconnected()
+    await upstream.chats[0].wait_closed(within=5)
 
 
 # --- upstream errors ----------------------------------------------------------------
 
 
 async def test_refused_key_becomes_an_auth_error_without_the_key(
-    session: aiohttp.ClientSession, mocked: aioresponses
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
-    mocked.post(
-        COMPLETIONS,
-        status=401,
-        body=json.dumps({"error": {"code": 401, "message": f"Invalid key {KEY}"}}),
-    )
+    error = {"error": {"code": 401, "message": f"Invalid key {KEY}"}}
+    upstream.script(MODEL, Reply(status=401, raw=json.dumps(error).encode()))
 
     with pytest.raises(ProviderAuthError) as info:
-        await collect(make_client(session).stream_chat(REQUEST))
+        await collect(make_client(session, upstream.url("v1")).stream_chat(REQUEST))
 
     assert "API key for openrouter was refused" in str(info.value)
     assert KEY not in str(info.value)
@@ -552,31 +470,25 @@ async def test_refused_key_becomes_an_auth_error_without_the_key(
 
 
 async def test_rate_limit_carries_retry_after(
-    session: aiohttp.ClientSession, mocked: aioresponses
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
-    mocked.post(
-        COMPLETIONS,
-        status=429,
-        headers={"Retry-After": "9"},
-        body=json.dumps({"error": {"code": 429, "message": "Slow down"}}),
+    error = {"error": {"code": 429, "message": "Slow down"}}
+    upstream.script(
+        MODEL, Reply(status=429, raw=json.dumps(error).encode(), headers={"Retry-After": "9"})
     )
 
     with pytest.raises(ProviderRateLimited, match="Slow down") as info:
-        await collect(make_client(session).stream_chat(REQUEST))
+        await collect(make_client(session, upstream.url("v1")).stream_chat(REQUEST))
     assert info.value.retry_after == 9.0
 
 
 async def test_huge_error_body_is_read_only_in_part(
-    session: aiohttp.ClientSession, start_upstream: StartUpstream
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
-    async def handler(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(status=400, headers={"Content-Type": "text/plain"})
-        await response.prepare(request)
-        await response.write(b"context length exceeded " + b"x" * (4 * 1024 * 1024))
-        await response.write_eof()
-        return response
+    huge = b"context length exceeded " + b"x" * (4 * 1024 * 1024)
+    upstream.script(MODEL, Reply(status=400, raw=huge, headers={"Content-Type": "text/plain"}))
 
-    client = make_client(session, await start_upstream(handler))
+    client = make_client(session, upstream.url("v1"))
 
     with pytest.raises(ProviderBadRequest, match="context length exceeded") as info:
         await collect(client.stream_chat(REQUEST))
@@ -584,7 +496,7 @@ async def test_huge_error_body_is_read_only_in_part(
 
 
 async def test_error_chunk_after_tokens_raises_the_mapped_error(
-    session: aiohttp.ClientSession, mocked: aioresponses
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
     error_chunk = {
         "id": "gen-42",
@@ -593,96 +505,98 @@ async def test_error_chunk_after_tokens_raises_the_mapped_error(
         "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}],
     }
     wire = chunk("Hel") + f"data: {json.dumps(error_chunk)}\n\n".encode() + DONE
-    mocked.post(COMPLETIONS, status=200, body=wire, content_type="text/event-stream")
+    upstream.script(MODEL, Reply(raw=wire, headers=SSE))
     received: list[str] = []
 
     with pytest.raises(ProviderRateLimited, match="mid-stream"):
-        await collect_into(received, make_client(session).stream_chat(REQUEST))
+        await collect_into(received, make_client(session, upstream.url("v1")).stream_chat(REQUEST))
     assert received == ["Hel"]
 
 
-async def test_sse_error_event_raises(session: aiohttp.ClientSession, mocked: aioresponses) -> None:
+async def test_sse_error_event_raises(
+    session: aiohttp.ClientSession, upstream: FakeUpstream
+) -> None:
     wire = b'event: error\ndata: {"error": {"code": 400, "message": "bad stop"}}\n\n'
-    mocked.post(COMPLETIONS, status=200, body=wire, content_type="text/event-stream")
+    upstream.script(MODEL, Reply(raw=wire, headers=SSE))
 
     with pytest.raises(ProviderBadRequest, match="bad stop"):
-        await collect(make_client(session).stream_chat(REQUEST))
+        await collect(make_client(session, upstream.url("v1")).stream_chat(REQUEST))
 
 
 async def test_invalid_json_in_a_data_event_is_a_protocol_error(
-    session: aiohttp.ClientSession, mocked: aioresponses
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
     wire = chunk("Hel") + b"data: {not json\n\n" + DONE
-    mocked.post(COMPLETIONS, status=200, body=wire, content_type="text/event-stream")
+    upstream.script(MODEL, Reply(raw=wire, headers=SSE))
 
     with pytest.raises(ProviderProtocolError, match="invalid JSON"):
-        await collect(make_client(session).stream_chat(REQUEST))
+        await collect(make_client(session, upstream.url("v1")).stream_chat(REQUEST))
 
 
 async def test_html_page_with_status_200_is_a_protocol_error(
-    session: aiohttp.ClientSession, mocked: aioresponses
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
-    mocked.post(COMPLETIONS, status=200, body="<html>login</html>", content_type="text/html")
+    upstream.script(MODEL, Reply(raw=b"<html>login</html>", headers={"Content-Type": "text/html"}))
 
     with pytest.raises(ProviderProtocolError, match="HTML"):
-        await collect(make_client(session).stream_chat(REQUEST))
+        await collect(make_client(session, upstream.url("v1")).stream_chat(REQUEST))
 
 
 # --- how a stream ends ---------------------------------------------------------------
 
 
 async def test_eof_after_a_finish_reason_without_done_is_a_complete_answer(
-    session: aiohttp.ClientSession, mocked: aioresponses
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
     wire = chunk("Hi") + chunk("", finish="length")
-    mocked.post(COMPLETIONS, status=200, body=wire, content_type="text/event-stream")
+    upstream.script(MODEL, Reply(raw=wire, headers=SSE))
 
-    deltas = await collect(make_client(session).stream_chat(REQUEST))
+    deltas = await collect(make_client(session, upstream.url("v1")).stream_chat(REQUEST))
 
     assert [(d.content, d.finish_reason) for d in deltas] == [("Hi", None), ("", "length")]
 
 
 async def test_eof_before_any_finish_reason_is_an_early_end(
-    session: aiohttp.ClientSession, mocked: aioresponses
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
-    mocked.post(COMPLETIONS, status=200, body=chunk("Hi"), content_type="text/event-stream")
+    upstream.script(MODEL, Reply(raw=chunk("Hi"), headers=SSE))
     received: list[str] = []
 
     with pytest.raises(ProviderUnavailable, match="ended early"):
-        await collect_into(received, make_client(session).stream_chat(REQUEST))
+        await collect_into(received, make_client(session, upstream.url("v1")).stream_chat(REQUEST))
     assert received == ["Hi"]
 
 
 async def test_done_ends_the_stream_even_if_more_follows(
-    session: aiohttp.ClientSession, mocked: aioresponses
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
     wire = chunk("Hi", finish="stop") + DONE + chunk("ignored")
-    mocked.post(COMPLETIONS, status=200, body=wire, content_type="text/event-stream")
+    upstream.script(MODEL, Reply(raw=wire, headers=SSE))
 
-    deltas = await collect(make_client(session).stream_chat(REQUEST))
+    deltas = await collect(make_client(session, upstream.url("v1")).stream_chat(REQUEST))
 
     assert [d.content for d in deltas] == ["Hi"]
 
 
 async def test_named_events_and_empty_data_are_skipped(
-    session: aiohttp.ClientSession, mocked: aioresponses
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
     wire = b"event: ping\ndata: not json\n\ndata:\n\n" + chunk("Hi", finish="stop") + DONE
-    mocked.post(COMPLETIONS, status=200, body=wire, content_type="text/event-stream")
+    upstream.script(MODEL, Reply(raw=wire, headers=SSE))
 
-    deltas = await collect(make_client(session).stream_chat(REQUEST))
+    deltas = await collect(make_client(session, upstream.url("v1")).stream_chat(REQUEST))
 
     assert [(d.content, d.finish_reason) for d in deltas] == [("Hi", "stop")]
 
 
 async def test_usage_on_a_chunk_that_also_carries_content(
-    session: aiohttp.ClientSession, mocked: aioresponses
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
     usage = {"prompt_tokens": 3, "completion_tokens": 2}  # no total, no cost
     wire = chunk("Hi") + chunk("!", finish="stop", usage=usage) + DONE
-    mocked.post(COMPLETIONS, status=200, body=wire, content_type="text/event-stream")
+    upstream.script(MODEL, Reply(raw=wire, headers=SSE))
 
-    deltas = await collect(make_client(session).stream_chat(REQUEST))
+    deltas = await collect(make_client(session, upstream.url("v1")).stream_chat(REQUEST))
 
     assert deltas[-1] == ChatDelta(
         content="!",
@@ -694,7 +608,7 @@ async def test_usage_on_a_chunk_that_also_carries_content(
 
 
 async def test_a_server_that_ignores_stream_and_answers_json(
-    session: aiohttp.ClientSession, mocked: aioresponses
+    session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
     answer = {
         "id": "cmpl-1",
@@ -702,9 +616,9 @@ async def test_a_server_that_ignores_stream_and_answers_json(
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!"}}],
         "usage": {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6},
     }
-    mocked.post(COMPLETIONS, status=200, payload=answer)
+    upstream.script(MODEL, Reply(body=answer))
 
-    deltas = await collect(make_client(session).stream_chat(REQUEST))
+    deltas = await collect(make_client(session, upstream.url("v1")).stream_chat(REQUEST))
 
     assert [(d.content, d.finish_reason) for d in deltas] == [("Hello!", "stop")]
     assert deltas[0].usage == TokenUsage(prompt_tokens=4, completion_tokens=2, total_tokens=6)

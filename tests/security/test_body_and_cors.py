@@ -9,8 +9,8 @@ from typing import Any
 
 from tests.security.conftest import TYPENAME, post, rate_limited_body, raw_exchange
 from tests.support.errors import body_without_request_id, without_request_id
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.server import RunningApp, StartApp
-from tests.support.upstream import FakeUpstream
 
 ALLOWED = "http://localhost:3000"  # in the default AIPASTA_CORS_ORIGINS
 FOREIGN = "https://evil.example"

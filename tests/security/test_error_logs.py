@@ -20,7 +20,7 @@ from tests.streaming.conftest import (
     StreamApp,
     user_says,
 )
-from tests.streaming.sse_upstream import SSEUpstream, http_error
+from tests.support.fake_upstream import FakeUpstream, http_error
 from tests.support.server import RunningApp, StartApp
 
 SECRET = "sk-or-v1-0123456789abcdef-user-literal"
@@ -160,7 +160,7 @@ async def test_an_unexpected_error_over_a_websocket_logs_its_traceback_once(
 
 
 async def test_a_failure_told_in_band_is_one_warning_line_without_the_upstream_text(
-    sse: SSEUpstream, stream_app: StreamApp, logs: pytest.LogCaptureFixture
+    sse: FakeUpstream, stream_app: StreamApp, logs: pytest.LogCaptureFixture
 ) -> None:
     # The upstream's answer may quote the prompt (or worse): the code says enough.
     sse.script(MISTRAL_UPSTREAM, http_error(402, f"Insufficient credits for {SECRET}"))

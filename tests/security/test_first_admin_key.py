@@ -13,8 +13,8 @@ import pytest
 from aipasta.app import create_app
 from aipasta.settings import Settings
 from tests.conftest import make_settings
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.server import serve
-from tests.support.upstream import FakeUpstream
 
 KEY = re.compile(r"ap_[A-Za-z0-9_-]{43}")
 API_KEYS = "{ apiKeys { userId role } }"

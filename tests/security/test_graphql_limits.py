@@ -14,8 +14,8 @@ import pytest
 
 from tests.streaming.conftest import GraphQLWebSocket
 from tests.support.errors import body_without_request_id, without_request_id
+from tests.support.fake_upstream import FakeUpstream, Reply, fixture_json
 from tests.support.server import RunningApp, StartApp
-from tests.support.upstream import FakeUpstream, Reply, fixture_json
 
 OPENROUTER = "/openrouter/models"
 

@@ -14,8 +14,8 @@ from documents.database import Database
 from tests.security.conftest import post
 from tests.security.test_websocket_frames import acknowledged, close_code, reply, subscribe
 from tests.support.errors import body_without_request_id
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.server import RunningApp, StartApp
-from tests.support.upstream import FakeUpstream
 
 NESTED_100K = b"[" * 100_000 + b"]" * 100_000
 

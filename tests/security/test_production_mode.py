@@ -9,8 +9,8 @@ import pytest
 
 from schema.errors import without_suggestions
 from tests.support.errors import without_request_id
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.server import RunningApp, StartApp
-from tests.support.upstream import FakeUpstream
 
 PRODUCTION = {"AIPASTA_ENV": "production"}
 

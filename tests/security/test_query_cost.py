@@ -22,8 +22,8 @@ from schema.limits import DEFAULT_LIST_WEIGHT, CostEstimator, memoised, shape
 from tests.security.test_graphql_limits import catalog_calls, refusal
 from tests.streaming.conftest import GraphQLWebSocket
 from tests.support.errors import without_request_id
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.server import StartApp
-from tests.support.upstream import FakeUpstream
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -28,8 +28,8 @@ from tests.streaming.conftest import (
     StreamApp,
     user_says,
 )
-from tests.streaming.sse_upstream import Finish, SSEUpstream, Text, Wait, steps
 from tests.support.errors import body_without_request_id, without_request_id
+from tests.support.fake_upstream import FakeUpstream, Finish, Text, Wait, steps
 from tests.support.server import RunningApp, StartApp
 
 TRUSTED = {"AIPASTA_TRUSTED_PROXIES": "127.0.0.1"}
@@ -324,7 +324,7 @@ async def test_a_user_holds_at_most_max_streams_slots(tmp_path: Path) -> None:
 
 
 async def test_a_second_concurrent_chat_stream_is_refused_before_any_upstream_call(
-    sse: SSEUpstream, stream_app: StreamApp, ws_client: Any
+    sse: FakeUpstream, stream_app: StreamApp, ws_client: Any
 ) -> None:
     gate = asyncio.Event()
     sse.script(MISTRAL_UPSTREAM, steps(Text("Hel"), Wait(gate), Text("lo"), Finish(3, 2)))
@@ -342,7 +342,7 @@ async def test_a_second_concurrent_chat_stream_is_refused_before_any_upstream_ca
     assert [without_request_id(e["extensions"]) for e in second.errors] == [
         {"code": "RATE_LIMITED", "retryAfter": 1, "limit": 1, "remaining": 0}
     ]
-    assert len(sse.calls) == 1
+    assert len(sse.chats) == 1
 
     gate.set()
     await ws.finish(first, first_outcome)

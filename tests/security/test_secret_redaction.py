@@ -24,7 +24,7 @@ from tests.streaming.conftest import (
     StreamApp,
     user_says,
 )
-from tests.streaming.sse_upstream import SSEUpstream, StreamError, Text, http_error, steps
+from tests.support.fake_upstream import FakeUpstream, StreamError, Text, http_error, steps
 from tests.support.server import RunningApp
 
 # None of these looks like a credential to the pattern rules.
@@ -40,7 +40,7 @@ EXTRA_MODEL = f"local:{MISTRAL_UPSTREAM}"
 
 @pytest.fixture
 def configured_app(
-    sse: SSEUpstream, stream_app: StreamApp, monkeypatch: pytest.MonkeyPatch
+    sse: FakeUpstream, stream_app: StreamApp, monkeypatch: pytest.MonkeyPatch
 ) -> StreamApp:
     """The gateway with every secret above configured, and an extra provider `local`
     (the fake's OpenRouter catalog) whose key comes from `api_key_env`."""
@@ -86,7 +86,7 @@ async def test_a_secret_echoed_in_an_upstream_error_body_is_redacted(
     secret: str,
     status: int,
     code: str,
-    sse: SSEUpstream,
+    sse: FakeUpstream,
     configured_app: StreamApp,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -106,7 +106,7 @@ async def test_a_secret_echoed_in_an_upstream_error_body_is_redacted(
 @pytest.mark.parametrize("secret", SECRETS.values(), ids=SECRETS.keys())
 async def test_a_secret_echoed_in_an_in_band_stream_error_is_redacted(
     secret: str,
-    sse: SSEUpstream,
+    sse: FakeUpstream,
     configured_app: StreamApp,
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -44,7 +44,7 @@ from tests.streaming.conftest import (
     user_says,
     wait_until,
 )
-from tests.streaming.sse_upstream import Finish, Reached, SSEUpstream, Stall, Text, answer, steps
+from tests.support.fake_upstream import FakeUpstream, Finish, Reached, Stall, Text, answer, steps
 from tests.support.server import RunningApp, slow_reader_connection
 
 MiB = 1024 * 1024
@@ -153,7 +153,7 @@ def _chat_input(model: str = MISTRAL, **extra: Any) -> dict[str, Any]:
 
 
 async def test_a_client_that_stops_reading_pauses_the_upstream_and_is_let_go(
-    sse: SSEUpstream,
+    sse: FakeUpstream,
     stream_app: StreamApp,
     ws_client: WsClient,
     non_reading: Callable[[RunningApp], Awaitable[NonReadingClient]],
@@ -185,7 +185,7 @@ async def test_a_client_that_stops_reading_pauses_the_upstream_and_is_let_go(
 
     # The gateway stopped reading the answer once its buffers were full, and let the
     # client go after the send timeout: the upstream request is closed, unfinished.
-    upstream = await sse.call(1)
+    upstream = await sse.chat(1)
     await upstream.wait_closed(within=10)
     assert not upstream.finished
     grown_kib = _status_kib("VmHWM") - rss_before
@@ -217,7 +217,7 @@ async def test_a_client_that_stops_reading_pauses_the_upstream_and_is_let_go(
 
 
 async def test_a_comparison_whose_client_stops_reading_pauses_every_upstream(
-    sse: SSEUpstream,
+    sse: FakeUpstream,
     stream_app: StreamApp,
     ws_client: WsClient,
     non_reading: Callable[[RunningApp], Awaitable[NonReadingClient]],
@@ -244,7 +244,7 @@ async def test_a_comparison_whose_client_stops_reading_pauses_every_upstream(
         }
     )
 
-    for call in (await sse.call(1), await sse.call(2)):
+    for call in (await sse.chat(1), await sse.chat(2)):
         await call.wait_closed(within=10)
         assert not call.finished
     grown_kib = _status_kib("VmHWM") - rss_before
@@ -290,13 +290,13 @@ def _partial_then_stall(text: str, mark: asyncio.Event) -> Any:
 
 
 async def test_a_chat_mutation_whose_client_leaves_closes_the_upstream_and_keeps_the_partial(
-    sse: SSEUpstream, stream_app: StreamApp, store: Any
+    sse: FakeUpstream, stream_app: StreamApp, store: Any
 ) -> None:
     written = asyncio.Event()
     sse.script(MISTRAL_UPSTREAM, _partial_then_stall("Partial answer", written))
     app = await stream_app()
     writer = await _post_then_leave(app, CHAT, _chat_input(sessionId="s-left"))
-    upstream = await sse.call(0)
+    upstream = await sse.chat(0)
     await asyncio.wait_for(written.wait(), 5)
 
     writer.close()
@@ -311,7 +311,7 @@ async def test_a_chat_mutation_whose_client_leaves_closes_the_upstream_and_keeps
 
 
 async def test_a_compare_mutation_whose_client_leaves_closes_every_upstream(
-    sse: SSEUpstream, stream_app: StreamApp, store: Any
+    sse: FakeUpstream, stream_app: StreamApp, store: Any
 ) -> None:
     marks = {MISTRAL_UPSTREAM: asyncio.Event(), GPT_MINI_UPSTREAM: asyncio.Event()}
     for model, mark in marks.items():
@@ -331,7 +331,7 @@ async def test_a_compare_mutation_whose_client_leaves_closes_every_upstream(
     writer.close()
 
     for model in marks:
-        (call,) = sse.calls_for(model)
+        (call,) = sse.chats_for(model)
         await call.wait_closed(within=1.0)
 
     answers = await _answers(app, "s-both", 2)

@@ -11,8 +11,8 @@ from graphql import parse_value
 from schema.guards import unsafe_literal, unsafe_variable
 from tests.streaming.conftest import GraphQLWebSocket
 from tests.support.errors import without_request_id
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.server import RunningApp, StartApp
-from tests.support.upstream import FakeUpstream
 
 SAVE = "mutation ($input: SaveMessageInput!) { saveMessage(input: $input) { id content } }"
 SESSIONS = "{ chatSessions { nodes { id } } }"

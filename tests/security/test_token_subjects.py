@@ -15,8 +15,8 @@ from tests.streaming.conftest import (
     MISTRAL_UPSTREAM,
     StreamApp,
 )
-from tests.streaming.sse_upstream import SSEUpstream, answer
 from tests.streaming.test_chat_stream import chat_input
+from tests.support.fake_upstream import FakeUpstream, answer
 
 SUBJECTS = {"nul": "alice\x00admin", "lone surrogate": "alice\ud800"}
 
@@ -24,7 +24,7 @@ SUBJECTS = {"nul": "alice\x00admin", "lone surrogate": "alice\ud800"}
 @pytest.mark.parametrize("kind", ["jwt", "nextauth"])
 @pytest.mark.parametrize("subject", SUBJECTS.values(), ids=SUBJECTS.keys())
 async def test_unstorable_subject_is_unauthenticated_and_nothing_is_written(
-    kind: str, subject: str, sse: SSEUpstream, stream_app: StreamApp, store: Any
+    kind: str, subject: str, sse: FakeUpstream, stream_app: StreamApp, store: Any
 ) -> None:
     sse.default(MISTRAL_UPSTREAM, answer("Hello"))
     # NextAuth's claims are JSON text: the subject goes in escaped, as JSON.stringify does.
@@ -39,6 +39,6 @@ async def test_unstorable_subject_is_unauthenticated_and_nothing_is_written(
     (error,) = body["errors"]
     assert error["extensions"]["code"] == "UNAUTHENTICATED"
     assert error["message"] == "token subject is not a valid user id"
-    assert sse.calls == []
+    assert sse.chats == []
     for collection in ("chat_messages", "chat_sessions", "usage_records"):
         assert await store[collection].count_documents({}) == 0

@@ -26,12 +26,12 @@ from tests.streaming.conftest import (
     GraphQLWebSocket,
     StreamApp,
 )
-from tests.streaming.sse_upstream import SSEUpstream
 from tests.streaming.test_chat_stream import (
     _assert_partial_kept,
     _stream_until_partial,
     chat_input,
 )
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.server import RunningApp
 
 KEY_CACHE_SECONDS = 0.2
@@ -70,7 +70,7 @@ async def closed_with(client: GraphQLWebSocket, within: float) -> tuple[int | No
 
 
 async def test_revoking_a_key_closes_its_socket_and_ends_its_stream_as_a_disconnect(
-    sse: SSEUpstream, stream_app: StreamApp, database: Database, store: Any
+    sse: FakeUpstream, stream_app: StreamApp, database: Database, store: Any
 ) -> None:
     keys = ApiKeyStore(database)
     created = await keys.create(user_id="alice")
@@ -87,7 +87,7 @@ async def test_revoking_a_key_closes_its_socket_and_ends_its_stream_as_a_disconn
     assert time.monotonic() - revoked_at < REVOCATION_BOUND
     # As on a disconnect: the upstream request is abandoned, the partial answer saved
     # (readable with another credential of the same user) and its usage recorded.
-    await sse.calls[0].wait_closed(within=1.0)
+    await sse.chats[0].wait_closed(within=1.0)
     reader = await keys.create(user_id="alice")
     app.http.headers["Authorization"] = f"Bearer {reader.key}"
     await _assert_partial_kept(app, store, "s-revoked")
@@ -96,7 +96,7 @@ async def test_revoking_a_key_closes_its_socket_and_ends_its_stream_as_a_disconn
 
 
 async def test_a_subscribe_after_revocation_does_not_run(
-    sse: SSEUpstream, stream_app: StreamApp, database: Database, store: Any
+    sse: FakeUpstream, stream_app: StreamApp, database: Database, store: Any
 ) -> None:
     keys = ApiKeyStore(database)
     created = await keys.create(user_id="alice")
@@ -110,7 +110,7 @@ async def test_a_subscribe_after_revocation_does_not_run(
 
     assert code == 4403
     assert client.unread("2") == []
-    assert sse.calls == []
+    assert sse.chats == []
     assert await store["chat_messages"].count_documents({}) == 0
 
 

@@ -13,8 +13,8 @@ import pytest
 
 from aipasta.edge.ws_protocol import frame_problem
 from tests.support.errors import without_request_id
+from tests.support.fake_upstream import FakeUpstream, Reply, fixture_json
 from tests.support.server import RunningApp, StartApp
-from tests.support.upstream import FakeUpstream, Reply, fixture_json
 
 WS_PROTOCOL = "graphql-transport-ws"
 RECEIVE_TIMEOUT = 5.0

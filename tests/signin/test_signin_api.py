@@ -11,8 +11,8 @@ import pytest
 from documents.database import Database
 from resolvers.identity.key_store import ApiKeyStore
 from tests.signin.conftest import NEXTAUTH_SECRET, make_jwt, make_nextauth
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.server import RunningApp, StartApp
-from tests.support.upstream import FakeUpstream
 
 REFRESH = "mutation { refreshModels { stats { total } } }"
 WS_PROTOCOL = "graphql-transport-ws"

@@ -15,7 +15,7 @@ from providers.listing import ModelListing
 from providers.openai_compat import ChatTimeouts, OpenAICompatibleClient
 from providers.openrouter import parse_openrouter_models
 from providers.simulator import NAME, RunningSimulator, SimulatorConfig, start_simulator
-from tests.support.sleeps import Sleeps
+from tests.support.clocks import Sleeps
 
 
 class SimulatorClients:

@@ -1,7 +1,7 @@
 """The real app under uvicorn, a scripted SSE provider, and a graphql-transport-ws client.
 
 `stream_app(**env)` starts the gateway with both providers' base URLs pointing at the
-`sse` fake, retry back-off 0 and stream coalescing off (one delta per upstream chunk)
+`sse` fake upstream, retry back-off 0 and stream coalescing off (one delta per upstream chunk)
 unless a test overrides them. `GraphQLWebSocket` speaks graphql-transport-ws over a real
 websocket; `wait_until` polls a condition with a bounded wait (the usage recorder and a
 cancelled stream's bookkeeping finish in the background).
@@ -21,7 +21,7 @@ import pytest_asyncio
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from tests.streaming.sse_upstream import SSEUpstream
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.server import RunningApp, StartApp
 
 WS_PROTOCOL = "graphql-transport-ws"
@@ -216,19 +216,17 @@ class GraphQLWebSocket:
             return received
 
 
-@pytest_asyncio.fixture
-async def sse() -> AsyncIterator[SSEUpstream]:
-    fake = SSEUpstream()
-    await fake.start()
-    yield fake
-    await fake.close()
+@pytest.fixture
+def sse(catalog_upstream: FakeUpstream) -> FakeUpstream:
+    """The fake upstream serving both catalogs; chats answer what the test scripts."""
+    return catalog_upstream
 
 
 StreamApp = Callable[..., Awaitable[RunningApp]]
 
 
 @pytest.fixture
-def stream_app(sse: SSEUpstream, start_app: StartApp) -> StreamApp:
+def stream_app(sse: FakeUpstream, start_app: StartApp) -> StreamApp:
     async def start(**overrides: Any) -> RunningApp:
         settings: dict[str, Any] = {
             "OPENROUTER_BASE_URL": sse.url("openrouter"),

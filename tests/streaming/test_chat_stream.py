@@ -27,9 +27,9 @@ from tests.streaming.conftest import (
     usage_records,
     user_says,
 )
-from tests.streaming.sse_upstream import (
+from tests.support.fake_upstream import (
+    FakeUpstream,
     Finish,
-    SSEUpstream,
     Stall,
     StreamError,
     Text,
@@ -65,7 +65,7 @@ def lockstep(pieces: list[str]) -> tuple[list[asyncio.Event], tuple[Text | Wait,
 
 
 async def test_one_delta_per_upstream_chunk_then_one_completed_with_reported_cost(
-    sse: SSEUpstream, stream_app: StreamApp, ws_client: WsClient
+    sse: FakeUpstream, stream_app: StreamApp, ws_client: WsClient
 ) -> None:
     pieces = ["Hel", "lo, ", "wor", "ld!"]
     gates, script = lockstep(pieces)
@@ -106,7 +106,7 @@ async def test_one_delta_per_upstream_chunk_then_one_completed_with_reported_cos
     assert 0 < completed["timeToFirstTokenMs"] <= completed["latencyMs"]
     assert completed["messageId"] is None  # no sessionId, nothing saved
 
-    (call,) = sse.calls
+    (call,) = sse.chats
     assert call.finished and not call.closed_by_client.is_set()
     assert call.provider == "openrouter"
     assert call.body["model"] == MISTRAL_UPSTREAM
@@ -115,7 +115,7 @@ async def test_one_delta_per_upstream_chunk_then_one_completed_with_reported_cos
 
 
 async def test_without_a_reported_cost_the_catalog_price_is_charged_exactly(
-    sse: SSEUpstream, stream_app: StreamApp, ws_client: WsClient
+    sse: FakeUpstream, stream_app: StreamApp, ws_client: WsClient
 ) -> None:
     sse.script(MISTRAL_UPSTREAM, answer("Hi", " there", prompt_tokens=12, completion_tokens=34))
     app = await stream_app()
@@ -138,7 +138,7 @@ async def test_without_a_reported_cost_the_catalog_price_is_charged_exactly(
 
 
 async def test_a_coalescing_window_merges_a_burst_without_losing_text_or_indexes(
-    sse: SSEUpstream, stream_app: StreamApp, ws_client: WsClient
+    sse: FakeUpstream, stream_app: StreamApp, ws_client: WsClient
 ) -> None:
     burst = [f"w{i} " for i in range(20)]
     first_seen = asyncio.Event()
@@ -171,7 +171,7 @@ async def test_a_coalescing_window_merges_a_burst_without_losing_text_or_indexes
 
 
 async def test_with_a_session_the_exchange_is_saved_and_usage_recorded(
-    sse: SSEUpstream, stream_app: StreamApp, ws_client: WsClient, store: Any
+    sse: FakeUpstream, stream_app: StreamApp, ws_client: WsClient, store: Any
 ) -> None:
     sse.script(MISTRAL_UPSTREAM, answer("Bonjour", " !", prompt_tokens=7, completion_tokens=3))
     app = await stream_app()
@@ -216,7 +216,7 @@ async def test_with_a_session_the_exchange_is_saved_and_usage_recorded(
 
 
 async def _stream_until_partial(
-    sse: SSEUpstream, ws: GraphQLWebSocket, session_id: str
+    sse: FakeUpstream, ws: GraphQLWebSocket, session_id: str
 ) -> tuple[str, Outcome]:
     """Start a stream whose upstream sends "Partial answer" then waits forever."""
     sse.script(MISTRAL_UPSTREAM, steps(Text("Partial "), Text("answer"), Stall()))
@@ -243,7 +243,7 @@ async def _assert_partial_kept(app: Any, store: Any, session_id: str) -> None:
 
 
 async def test_client_complete_mid_stream_abandons_upstream_and_keeps_the_partial_answer(
-    sse: SSEUpstream, stream_app: StreamApp, ws_client: WsClient, store: Any
+    sse: FakeUpstream, stream_app: StreamApp, ws_client: WsClient, store: Any
 ) -> None:
     app = await stream_app()
     ws: GraphQLWebSocket = await ws_client(app)
@@ -251,7 +251,7 @@ async def test_client_complete_mid_stream_abandons_upstream_and_keeps_the_partia
 
     await ws.complete(op)
 
-    await sse.calls[0].wait_closed(within=1.0)
+    await sse.chats[0].wait_closed(within=1.0)
     await _assert_partial_kept(app, store, "s-cancel")
 
     # The socket is still usable: a second subscription on it streams a whole answer.
@@ -269,7 +269,7 @@ async def test_client_complete_mid_stream_abandons_upstream_and_keeps_the_partia
 
 
 async def test_client_disconnect_mid_stream_abandons_upstream_and_keeps_the_partial_answer(
-    sse: SSEUpstream, stream_app: StreamApp, ws_client: WsClient, store: Any
+    sse: FakeUpstream, stream_app: StreamApp, ws_client: WsClient, store: Any
 ) -> None:
     app = await stream_app()
     ws: GraphQLWebSocket = await ws_client(app)
@@ -277,7 +277,7 @@ async def test_client_disconnect_mid_stream_abandons_upstream_and_keeps_the_part
 
     await ws.close()
 
-    await sse.calls[0].wait_closed(within=1.0)
+    await sse.chats[0].wait_closed(within=1.0)
     await _assert_partial_kept(app, store, "s-gone")
 
 
@@ -285,7 +285,7 @@ async def test_client_disconnect_mid_stream_abandons_upstream_and_keeps_the_part
 
 
 async def test_rate_limited_twice_is_retried_then_the_fallback_answers(
-    sse: SSEUpstream, stream_app: StreamApp, ws_client: WsClient
+    sse: FakeUpstream, stream_app: StreamApp, ws_client: WsClient
 ) -> None:
     sse.script(MISTRAL_UPSTREAM, http_error(429, "slow down"), http_error(429, "slow down, again"))
     sse.script(GPT_MINI_UPSTREAM, answer("From ", "the fallback"))
@@ -301,11 +301,11 @@ async def test_rate_limited_twice_is_retried_then_the_fallback_answers(
     assert completed["content"] == "From the fallback"
     assert all(d["model"] == GPT_MINI for d in outcome.deltas)
     assert_deltas_consecutive(outcome, GPT_MINI)
-    assert [c.model for c in sse.calls] == [MISTRAL_UPSTREAM, MISTRAL_UPSTREAM, GPT_MINI_UPSTREAM]
+    assert [c.model for c in sse.chats] == [MISTRAL_UPSTREAM, MISTRAL_UPSTREAM, GPT_MINI_UPSTREAM]
 
 
 async def test_insufficient_credits_without_fallback_fails_without_retrying(
-    sse: SSEUpstream, stream_app: StreamApp, ws_client: WsClient
+    sse: FakeUpstream, stream_app: StreamApp, ws_client: WsClient
 ) -> None:
     sse.script(MISTRAL_UPSTREAM, http_error(402, "Insufficient credits"))
     app = await stream_app()
@@ -321,14 +321,14 @@ async def test_insufficient_credits_without_fallback_fails_without_retrying(
     assert failed["model"] == MISTRAL
     assert failed["retryable"] is False
     assert failed["partialContent"] == ""
-    assert len(sse.calls) == 1  # a 402 is not worth retrying
+    assert len(sse.chats) == 1  # a 402 is not worth retrying
 
 
 # --- 7. and 8. failing after the first token ----------------------------------------
 
 
 async def test_in_stream_error_after_tokens_fails_with_the_partial_content_saved(
-    sse: SSEUpstream, stream_app: StreamApp, ws_client: WsClient
+    sse: FakeUpstream, stream_app: StreamApp, ws_client: WsClient
 ) -> None:
     sse.script(
         MISTRAL_UPSTREAM,
@@ -351,7 +351,7 @@ async def test_in_stream_error_after_tokens_fails_with_the_partial_content_saved
     assert failed["retryable"] is True
     assert "Provider returned error" in failed["message"]
     # Part of an answer was shown: no retry, no fallback.
-    assert len(sse.calls) == 1
+    assert len(sse.chats) == 1
 
     _, reply = await history(app, "s-err")
     assert reply["content"] == "Hello wor"
@@ -360,7 +360,7 @@ async def test_in_stream_error_after_tokens_fails_with_the_partial_content_saved
 
 
 async def test_a_stall_mid_stream_times_out_with_the_partial_content(
-    sse: SSEUpstream, stream_app: StreamApp, ws_client: WsClient
+    sse: FakeUpstream, stream_app: StreamApp, ws_client: WsClient
 ) -> None:
     sse.script(MISTRAL_UPSTREAM, steps(Text("Slow"), Stall()))
     app = await stream_app(AIPASTA_CHAT_IDLE_TIMEOUT=0.3)
@@ -374,14 +374,14 @@ async def test_a_stall_mid_stream_times_out_with_the_partial_content(
     assert failed["__typename"] == "ChatFailed"
     assert failed["code"] == "PROVIDER_TIMEOUT"
     assert failed["partialContent"] == "Slow"
-    await sse.calls[0].wait_closed(within=1.0)
+    await sse.chats[0].wait_closed(within=1.0)
 
 
 # --- 9. refused before any upstream call --------------------------------------------
 
 
 async def test_unknown_model_is_refused_before_any_upstream_call(
-    sse: SSEUpstream, stream_app: StreamApp, ws_client: WsClient
+    sse: FakeUpstream, stream_app: StreamApp, ws_client: WsClient
 ) -> None:
     app = await stream_app()
     ws: GraphQLWebSocket = await ws_client(app)
@@ -392,7 +392,7 @@ async def test_unknown_model_is_refused_before_any_upstream_call(
     assert outcome.completed and not outcome.rejected
     assert outcome.events == []
     assert [e["extensions"]["code"] for e in outcome.errors] == ["MODEL_NOT_FOUND"]
-    assert sse.calls == []
+    assert sse.chats == []
 
     # The connection survives the refusal.
     sse.script(MISTRAL_UPSTREAM, answer("fine"))
@@ -401,7 +401,7 @@ async def test_unknown_model_is_refused_before_any_upstream_call(
 
 
 async def test_an_unexpected_error_mid_stream_is_masked_as_internal(
-    sse: SSEUpstream,
+    sse: FakeUpstream,
     stream_app: StreamApp,
     ws_client: WsClient,
     monkeypatch: pytest.MonkeyPatch,

@@ -25,7 +25,7 @@ from tests.streaming.conftest import (
     usage_records,
     user_says,
 )
-from tests.streaming.sse_upstream import Sleep, SSEUpstream, Text, answer, http_error, steps
+from tests.support.fake_upstream import FakeUpstream, Sleep, Text, answer, http_error, steps
 
 WsClient = Any
 
@@ -35,7 +35,7 @@ def compare_input(*models: str, **extra: Any) -> dict[str, Any]:
 
 
 async def test_compare_stream_ends_each_model_with_its_own_terminal_event(
-    sse: SSEUpstream, stream_app: StreamApp, ws_client: WsClient
+    sse: FakeUpstream, stream_app: StreamApp, ws_client: WsClient
 ) -> None:
     sse.script(MISTRAL_UPSTREAM, http_error(500, "boom"), http_error(500, "boom again"))
     sse.script(LLAMA_HF_UPSTREAM, answer("Llama ", "says ", "hi", completion_tokens=3))
@@ -67,12 +67,12 @@ async def test_compare_stream_ends_each_model_with_its_own_terminal_event(
     assert completed["cost"]["totalCost"] == 3.5e-7
 
     # A failing model is retried once before its first token, never more.
-    assert [c.provider for c in sse.calls_for(MISTRAL_UPSTREAM)] == ["openrouter"] * 2
-    assert [c.provider for c in sse.calls_for(LLAMA_HF_UPSTREAM)] == ["hf"]
+    assert [c.provider for c in sse.chats_for(MISTRAL_UPSTREAM)] == ["openrouter"] * 2
+    assert [c.provider for c in sse.chats_for(LLAMA_HF_UPSTREAM)] == ["hf"]
 
 
 async def test_compare_stream_saves_each_answer_to_the_session(
-    sse: SSEUpstream, stream_app: StreamApp, ws_client: WsClient, store: Any
+    sse: FakeUpstream, stream_app: StreamApp, ws_client: WsClient, store: Any
 ) -> None:
     sse.script(MISTRAL_UPSTREAM, answer("from mistral"))
     sse.script(GPT_MINI_UPSTREAM, answer("from gpt"))
@@ -102,7 +102,7 @@ async def test_compare_stream_saves_each_answer_to_the_session(
 
 
 async def test_an_unexpected_error_in_one_model_ends_the_compare_stream(
-    sse: SSEUpstream,
+    sse: FakeUpstream,
     stream_app: StreamApp,
     ws_client: WsClient,
     monkeypatch: pytest.MonkeyPatch,
@@ -132,7 +132,7 @@ async def test_an_unexpected_error_in_one_model_ends_the_compare_stream(
 
 
 async def test_chat_mutation_returns_the_whole_answer(
-    sse: SSEUpstream, stream_app: StreamApp
+    sse: FakeUpstream, stream_app: StreamApp
 ) -> None:
     sse.script(MISTRAL_UPSTREAM, answer("One ", "piece", prompt_tokens=12, completion_tokens=34))
     app = await stream_app()
@@ -155,7 +155,7 @@ async def test_chat_mutation_returns_the_whole_answer(
 
 
 async def test_chat_mutation_reports_an_upstream_failure_as_a_graphql_error(
-    sse: SSEUpstream, stream_app: StreamApp
+    sse: FakeUpstream, stream_app: StreamApp
 ) -> None:
     sse.script(MISTRAL_UPSTREAM, http_error(402, "Insufficient credits"))
     app = await stream_app()
@@ -167,7 +167,7 @@ async def test_chat_mutation_reports_an_upstream_failure_as_a_graphql_error(
 
 
 async def test_compare_mutation_answers_in_input_order_with_one_error(
-    sse: SSEUpstream, stream_app: StreamApp
+    sse: FakeUpstream, stream_app: StreamApp
 ) -> None:
     sse.script(MISTRAL_UPSTREAM, http_error(500, "down"), http_error(500, "still down"))
     sse.script(GPT_MINI_UPSTREAM, answer("gpt ", "answers"))
@@ -191,7 +191,7 @@ async def test_compare_mutation_answers_in_input_order_with_one_error(
 
 
 async def test_a_whole_chat_answer_may_outlast_the_operation_timeout(
-    sse: SSEUpstream, stream_app: StreamApp
+    sse: FakeUpstream, stream_app: StreamApp
 ) -> None:
     """Queries are cut at AIPASTA_OPERATION_TIMEOUT; a chat answer has its own timeouts."""
     sse.script(MISTRAL_UPSTREAM, steps(Text("slow "), Sleep(0.5), Text("answer")))

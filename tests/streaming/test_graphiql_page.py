@@ -18,8 +18,8 @@ import pytest
 from documents.database import Database
 from resolvers.identity.key_store import ApiKeyStore
 from tests.streaming.conftest import MISTRAL, MISTRAL_UPSTREAM, StreamApp
-from tests.streaming.sse_upstream import Finish, SSEUpstream, Text, Wait, steps
 from tests.support.cdp import CHROMIUM, Page, chromium
+from tests.support.fake_upstream import FakeUpstream, Finish, Text, Wait, steps
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="no chromium binary (apt-get install chromium) to drive GraphiQL"
@@ -72,7 +72,7 @@ async def run(page: Page) -> None:
 
 
 async def test_graphiql_signs_in_queries_and_streams_with_no_request_off_the_machine(
-    sse: SSEUpstream, stream_app: StreamApp, database: Database, tmp_path: Path
+    sse: FakeUpstream, stream_app: StreamApp, database: Database, tmp_path: Path
 ) -> None:
     key = await ApiKeyStore(database).create(user_id="alice")
     pieces = ["Hel", "lo, ", "world!"]

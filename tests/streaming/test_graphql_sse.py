@@ -25,9 +25,11 @@ from tests.streaming.conftest import (
     saved_answer,
 )
 from tests.streaming.graphql_sse import EVENT_STREAM, SSEOperation, sse_operation, sse_run
-from tests.streaming.sse_upstream import (
+from tests.streaming.test_chat_stream import _assert_partial_kept, chat_input, lockstep
+from tests.support.errors import without_request_id
+from tests.support.fake_upstream import (
+    FakeUpstream,
     Finish,
-    SSEUpstream,
     Stall,
     StreamError,
     Text,
@@ -35,8 +37,6 @@ from tests.streaming.sse_upstream import (
     answer,
     steps,
 )
-from tests.streaming.test_chat_stream import _assert_partial_kept, chat_input, lockstep
-from tests.support.errors import without_request_id
 from tests.support.server import slow_reader_connection
 
 WsClient = Any
@@ -46,7 +46,7 @@ WsClient = Any
 
 
 async def test_a_chat_stream_arrives_as_next_events_then_complete(
-    sse: SSEUpstream, stream_app: StreamApp
+    sse: FakeUpstream, stream_app: StreamApp
 ) -> None:
     pieces = ["Hel", "lo, ", "wor", "ld!"]
     gates, script = lockstep(pieces)
@@ -77,12 +77,12 @@ async def test_a_chat_stream_arrives_as_next_events_then_complete(
     _, reply = await history(app, "s-sse")
     assert (reply["content"], reply["status"]) == ("Hello, world!", "COMPLETE")
     assert completed["messageId"] == reply["id"]
-    (call,) = sse.calls
+    (call,) = sse.chats
     assert call.finished and not call.closed_by_client.is_set()
 
 
 async def test_queries_and_mutations_send_one_result_then_complete(
-    sse: SSEUpstream, stream_app: StreamApp
+    sse: FakeUpstream, stream_app: StreamApp
 ) -> None:
     sse.script(MISTRAL_UPSTREAM, answer("Whole", " answer"))
     app = await stream_app()
@@ -107,21 +107,21 @@ async def test_queries_and_mutations_send_one_result_then_complete(
 
 
 async def test_a_subscription_in_a_plain_json_post_is_still_refused(
-    sse: SSEUpstream, stream_app: StreamApp
+    sse: FakeUpstream, stream_app: StreamApp
 ) -> None:
     app = await stream_app()
     body = await app.graphql(CHAT_STREAM, chat_input())
     (error,) = body["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert "text/event-stream" in error["message"]
-    assert sse.calls == []
+    assert sse.chats == []
 
 
 # --- errors ---------------------------------------------------------------------------
 
 
 async def test_an_upstream_error_mid_stream_is_a_chat_failed_event(
-    sse: SSEUpstream, stream_app: StreamApp
+    sse: FakeUpstream, stream_app: StreamApp
 ) -> None:
     sse.script(
         MISTRAL_UPSTREAM,
@@ -140,7 +140,7 @@ async def test_an_upstream_error_mid_stream_is_a_chat_failed_event(
 
 
 async def test_graphql_errors_carry_their_code_and_the_request_id(
-    sse: SSEUpstream, stream_app: StreamApp
+    sse: FakeUpstream, stream_app: StreamApp
 ) -> None:
     app = await stream_app()
 
@@ -153,7 +153,7 @@ async def test_graphql_errors_carry_their_code_and_the_request_id(
     assert outcome.completed and outcome.events == []
     (error,) = outcome.errors
     assert without_request_id(error["extensions"], request_id)["code"] == "MODEL_NOT_FOUND"
-    assert sse.calls == []
+    assert sse.chats == []
 
     # A document that does not validate: one `next` with the error, then `complete`.
     async with sse_operation(app, "subscription { nope }") as operation:
@@ -162,7 +162,7 @@ async def test_graphql_errors_carry_their_code_and_the_request_id(
 
 
 async def test_an_unexpected_error_mid_stream_is_masked_as_internal(
-    sse: SSEUpstream, stream_app: StreamApp, monkeypatch: pytest.MonkeyPatch
+    sse: FakeUpstream, stream_app: StreamApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sse.script(MISTRAL_UPSTREAM, answer("fine"))
 
@@ -183,7 +183,7 @@ async def test_an_unexpected_error_mid_stream_is_masked_as_internal(
 
 
 async def test_a_fault_outside_graphql_ends_the_stream_with_a_masked_error_event(
-    sse: SSEUpstream, stream_app: StreamApp, monkeypatch: pytest.MonkeyPatch
+    sse: FakeUpstream, stream_app: StreamApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sse.script(MISTRAL_UPSTREAM, steps(Text("Partial"), Stall()))
 
@@ -200,14 +200,14 @@ async def test_a_fault_outside_graphql_ends_the_stream_with_a_masked_error_event
     (error,) = outcome.errors
     assert without_request_id(error["extensions"], request_id) == {"code": "INTERNAL"}
     assert "secret detail" not in error["message"]
-    await sse.calls[0].wait_closed(within=1.0)  # and its upstream is closed
+    await sse.chats[0].wait_closed(within=1.0)  # and its upstream is closed
 
 
 # --- sign-in and limits ---------------------------------------------------------------
 
 
 async def test_without_credentials_a_stream_is_unauthenticated(
-    sse: SSEUpstream, stream_app: StreamApp, database: Any
+    sse: FakeUpstream, stream_app: StreamApp, database: Any
 ) -> None:
     key = (await ApiKeyStore(database).create(user_id="alice")).key
     sse.script(MISTRAL_UPSTREAM, answer("for alice"))
@@ -221,7 +221,7 @@ async def test_without_credentials_a_stream_is_unauthenticated(
         app, CHAT_STREAM, chat_input(), headers={"Authorization": "Bearer ap_not-a-key"}
     )
     assert [e["extensions"]["code"] for e in refused.errors] == ["UNAUTHENTICATED"]
-    assert sse.calls == []
+    assert sse.chats == []
 
     signed_in = await sse_run(
         app, CHAT_STREAM, chat_input(), headers={"Authorization": f"Bearer {key}"}
@@ -231,7 +231,7 @@ async def test_without_credentials_a_stream_is_unauthenticated(
 
 
 async def test_over_the_limit_is_429_with_retry_after_in_the_budget_http_and_websockets_share(
-    sse: SSEUpstream, stream_app: StreamApp, ws_client: WsClient
+    sse: FakeUpstream, stream_app: StreamApp, ws_client: WsClient
 ) -> None:
     sse.default(MISTRAL_UPSTREAM, answer("ok"))
     app = await stream_app(AIPASTA_RATE_LIMIT="3/minute")
@@ -256,7 +256,7 @@ async def test_over_the_limit_is_429_with_retry_after_in_the_budget_http_and_web
         "limit": 3,
         "remaining": 0,
     }
-    assert len(sse.calls) == 2  # the refused operation reached no upstream
+    assert len(sse.chats) == 2  # the refused operation reached no upstream
 
     # The SSE operations counted against the websocket too.
     refused = await ws.run(CHAT_STREAM, chat_input())
@@ -265,7 +265,7 @@ async def test_over_the_limit_is_429_with_retry_after_in_the_budget_http_and_web
 
 
 async def test_the_stream_cap_counts_sse_and_websocket_streams_alike(
-    sse: SSEUpstream, stream_app: StreamApp, ws_client: WsClient
+    sse: FakeUpstream, stream_app: StreamApp, ws_client: WsClient
 ) -> None:
     gate = asyncio.Event()
     sse.script(MISTRAL_UPSTREAM, steps(Text("Hel"), Wait(gate), Text("lo"), Finish(3, 2)))
@@ -283,7 +283,7 @@ async def test_the_stream_cap_counts_sse_and_websocket_streams_alike(
         assert [without_request_id(e["extensions"]) for e in second.errors] == [cap]
         over_ws = await ws.run(CHAT_STREAM, chat_input())
         assert [without_request_id(e["extensions"]) for e in over_ws.errors] == [cap]
-        assert len(sse.calls) == 1
+        assert len(sse.chats) == 1
 
         gate.set()
         await first.finish(first_outcome)
@@ -300,7 +300,7 @@ async def test_the_stream_cap_counts_sse_and_websocket_streams_alike(
 
 
 async def test_a_client_closing_the_response_closes_the_upstream_and_keeps_the_partial(
-    sse: SSEUpstream, stream_app: StreamApp, store: Any
+    sse: FakeUpstream, stream_app: StreamApp, store: Any
 ) -> None:
     sse.script(MISTRAL_UPSTREAM, steps(Text("Partial "), Text("answer"), Stall()))
     app = await stream_app()
@@ -311,14 +311,14 @@ async def test_a_client_closing_the_response_closes_the_upstream_and_keeps_the_p
             assert await operation.event(outcome) is not None
         operation.response.close()  # drops the connection
 
-    await sse.calls[0].wait_closed(within=1.0)
+    await sse.chats[0].wait_closed(within=1.0)
     await _assert_partial_kept(app, store, "s-gone")
     services = app.state["services"]
     assert services.rate_limiter.open_streams_total == 0
 
 
 async def test_a_client_that_stops_reading_is_let_go_after_the_send_timeout(
-    sse: SSEUpstream, stream_app: StreamApp
+    sse: FakeUpstream, stream_app: StreamApp
 ) -> None:
     piece = "0123456789abcdef" * 256  # 4 KiB
     # 40 MiB: far more than the buffers on the way hold (loopback's are megabytes).
@@ -339,7 +339,7 @@ async def test_a_client_that_stops_reading_is_let_go_after_the_send_timeout(
         await writer.drain()
 
         # Given up on: the upstream request is closed unfinished, the partial answer kept.
-        upstream = await sse.call(0)
+        upstream = await sse.chat(0)
         await upstream.wait_closed(within=10)
         assert not upstream.finished
         _, reply = await saved_answer(app, "s-stalled")

@@ -18,8 +18,8 @@ import pytest
 
 from resolvers.identity.key_store import ApiKeyStore
 from tests.streaming.conftest import CHAT_STREAM, MISTRAL_UPSTREAM, StreamApp
-from tests.streaming.sse_upstream import SSEUpstream, Stall, Text, answer, steps
 from tests.streaming.test_chat_stream import _assert_partial_kept, chat_input
+from tests.support.fake_upstream import FakeUpstream, Stall, Text, answer, steps
 from tests.support.server import RunningApp
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
@@ -59,7 +59,7 @@ def chat_events(seen: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 async def test_the_reference_client_streams_a_chat_answer(
-    sse: SSEUpstream, stream_app: StreamApp
+    sse: FakeUpstream, stream_app: StreamApp
 ) -> None:
     sse.script(MISTRAL_UPSTREAM, answer("Hel", "lo", " from", " SSE"))
     app = await stream_app()
@@ -77,7 +77,7 @@ async def test_the_reference_client_streams_a_chat_answer(
 
 
 async def test_the_reference_client_runs_a_query_and_reads_graphql_errors(
-    sse: SSEUpstream, stream_app: StreamApp
+    sse: FakeUpstream, stream_app: StreamApp
 ) -> None:
     app = await stream_app()
 
@@ -92,11 +92,11 @@ async def test_the_reference_client_runs_a_query_and_reads_graphql_errors(
     (error,) = result["errors"]
     assert error["extensions"]["code"] == "MODEL_NOT_FOUND"
     assert error["extensions"]["requestId"]
-    assert sse.calls == []
+    assert sse.chats == []
 
 
 async def test_the_reference_client_signs_in_with_its_headers(
-    sse: SSEUpstream, stream_app: StreamApp, database: Any
+    sse: FakeUpstream, stream_app: StreamApp, database: Any
 ) -> None:
     key = (await ApiKeyStore(database).create(user_id="alice")).key
     sse.script(MISTRAL_UPSTREAM, answer("for alice"))
@@ -105,7 +105,7 @@ async def test_the_reference_client_signs_in_with_its_headers(
     anonymous = await graphql_sse(app, CHAT_STREAM, variables=chat_input())
     (result,) = anonymous["results"]
     assert [e["extensions"]["code"] for e in result["errors"]] == ["UNAUTHENTICATED"]
-    assert sse.calls == []
+    assert sse.chats == []
 
     signed_in = await graphql_sse(
         app, CHAT_STREAM, variables=chat_input(), headers={"Authorization": f"Bearer {key}"}
@@ -114,7 +114,7 @@ async def test_the_reference_client_signs_in_with_its_headers(
 
 
 async def test_the_reference_client_sees_a_429_with_retry_after(
-    sse: SSEUpstream, stream_app: StreamApp
+    sse: FakeUpstream, stream_app: StreamApp
 ) -> None:
     app = await stream_app(AIPASTA_RATE_LIMIT="1/minute")
 
@@ -128,7 +128,7 @@ async def test_the_reference_client_sees_a_429_with_retry_after(
 
 
 async def test_the_reference_client_stopping_closes_the_upstream_and_keeps_the_partial(
-    sse: SSEUpstream, stream_app: StreamApp, store: Any
+    sse: FakeUpstream, stream_app: StreamApp, store: Any
 ) -> None:
     sse.script(MISTRAL_UPSTREAM, steps(Text("Partial answer"), Stall()))
     app = await stream_app()
@@ -137,5 +137,5 @@ async def test_the_reference_client_stopping_closes_the_upstream_and_keeps_the_p
 
     assert seen["completed"] is False
     assert [e["content"] for e in chat_events(seen)] == ["Partial answer"]
-    await sse.calls[0].wait_closed(within=1.0)
+    await sse.chats[0].wait_closed(within=1.0)
     await _assert_partial_kept(app, store, "s-js")

@@ -1,5 +1,5 @@
-"""Model catalog types. Resolvers return providers' ModelInfo and the catalog view;
-these types read their attributes."""
+"""Model catalog types. The catalog builds a `Model` per provider model once per
+version of its lists (resolvers/catalog/index.py), not once per query."""
 
 from __future__ import annotations
 
