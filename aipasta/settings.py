@@ -340,8 +340,8 @@ class Settings(BaseSettings):
     stream_send_timeout: float = Field(
         default=30.0,
         gt=0,
-        description="Seconds a websocket client may take to accept a message before it is "
-        "disconnected.",
+        description="Seconds a streaming client (websocket or SSE) may take to accept a "
+        "message before it is disconnected.",
     )
     max_compare: int = Field(
         default=6, ge=1, le=20, description="Most models in one `compare` / `compareStream`."

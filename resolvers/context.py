@@ -93,6 +93,8 @@ class Context:
     connection_params: dict[str, Any] | None = None
     # The running operation's time limit, when it has one (queries and mutations over HTTP).
     deadline: asyncio.Timeout | None = None
+    # The operation came as GraphQL over SSE (aipasta.edge.sse): its results stream.
+    over_sse: bool = False
 
     def allow_up_to(self, seconds: float) -> None:
         """Let this operation run `seconds` from now: a whole chat answer may take minutes,

@@ -5,8 +5,9 @@ Over every transport (POST, GET, websockets) alike, since they live in the schem
   no more than the limit), `max_depth` levels and `max_aliases` aliases, measured in
   work linear in the document (schema.limits; the cost limit runs after validation);
 - no schema introspection unless enabled (production turns it off);
-- subscriptions only over websockets: over plain HTTP one would run as a query and
-  fail inside its resolver;
+- subscriptions only where they stream, over websockets or GraphQL over SSE
+  (`Accept: text/event-stream`, aipasta.edge.sse): in a plain JSON POST one would run
+  as a query and fail inside its resolver;
 - no NUL characters or unpaired surrogates in any string, whether a literal in the
   document or anywhere in the variables (MongoDB cannot store a lone surrogate, C
   consumers truncate at NUL). The resolvers check the fields they store too; checking
@@ -162,11 +163,13 @@ class SubscriptionsOverWebsockets(SchemaExtension):
             context.pre_execution_errors is None
             and context.operation_type is OperationType.SUBSCRIPTION
             and not isinstance(request, WebSocket)
+            and not getattr(context.context, "over_sse", False)
         ):
             context.pre_execution_errors = [
                 bad_input(
-                    "Subscriptions run over websockets: connect to /graphql with the "
-                    "graphql-transport-ws protocol"
+                    "Subscriptions run over websockets or Server-Sent Events: connect to "
+                    "/graphql with the graphql-transport-ws protocol, or send the request "
+                    "with `Accept: text/event-stream`"
                 )
             ]
         yield

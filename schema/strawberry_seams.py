@@ -28,6 +28,12 @@ The seams:
   `create_response`, and `parse_json`, which wraps what `decode_json` raises in a 400
   `HTTPException` with the decoder's error as `__cause__`. `AsyncHTTPRequestAdapter` and
   `HTTPException` come from cross_web, Strawberry's HTTP layer (its dependency, not ours).
+- GraphQL over SSE (aipasta.edge.sse): the view's `execute_operation` (one request's
+  operation, whose `GraphQLRequestData.protocol` is `SSETransport.protocol` when its
+  `Accept` chose Strawberry's SSE transport; a stream comes back as a
+  `SubscriptionExecutionResult`) and `create_streaming_response` (the response for that
+  stream's text, heartbeats merged in); `SSETransport` (strawberry.http.streaming) writes
+  graphql-sse's `next` and `complete` events.
 - `normalize_allowed_origins` (strawberry.http.websocket_origin): how the view reads
   `allowed_origins`, used by aipasta.settings to refuse a bad value at start.
 
@@ -44,6 +50,8 @@ from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema
 from strawberry.asgi import GraphQL
 from strawberry.extensions import SchemaExtension
+from strawberry.http import GraphQLRequestData
+from strawberry.http.streaming import SSETransport
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.schema.schema import validate_document
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -65,6 +73,7 @@ __all__ = [
     "ConnectionInitMessage",
     "HTTPException",
     "Message",
+    "SSETransport",
     "SubscribeMessage",
     "closes_websocket",
     "core_schema",
@@ -96,6 +105,9 @@ OVERRIDES: Mapping[type, frozenset[str]] = {
         {
             "execute_single",
             "create_response",
+            # aipasta.edge.sse.ServerSentEvents
+            "execute_operation",
+            "create_streaming_response",
             "parse_json",
             "graphql_transport_ws_handler_class",
             # Documented hooks.
@@ -124,6 +136,8 @@ OVERRIDES: Mapping[type, frozenset[str]] = {
 
 USES: Mapping[type, frozenset[str]] = {
     GraphQL: frozenset({"run", "process_result", "encode_json"}),
+    GraphQLRequestData: frozenset({"protocol"}),
+    SSETransport: frozenset({"protocol", "encode_next", "encode_complete"}),
     BaseGraphQLTransportWSHandler: frozenset(
         {
             "cleanup_operation",

@@ -8,6 +8,8 @@
 - Websockets speak graphql-transport-ws only, through our hardened handler
   (aipasta.edge.ws_protocol); a browser page from an origin outside `allowed_origins` is
   refused before the handshake completes (HTTP 403).
+- GraphQL over SSE (graphql-sse, distinct connections mode) answers a request sent with
+  `Accept: text/event-stream` (aipasta.edge.sse).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
@@ -32,6 +34,7 @@ from aipasta.edge.disconnect import cancelled_on_disconnect
 from aipasta.edge.json_depth import JSONTooDeep, check_json_depth
 from aipasta.edge.request_ids import REQUEST_ID_HEADER
 from aipasta.edge.request_ids import request_id as request_id_of
+from aipasta.edge.sse import ServerSentEvents
 from aipasta.edge.ws_protocol import GatewayTransportWS
 from aipasta.graphiql import graphiql_page
 from aipasta.settings import AuthMode, Settings
@@ -48,14 +51,14 @@ log = logging.getLogger("aipasta.graphql")
 ACK = cast(UnsetType, UNSET)  # connection_ack without a payload
 
 
-class GatewayGraphQL(CachingGraphQL):
+class GatewayGraphQL(ServerSentEvents, CachingGraphQL):
     graphql_transport_ws_handler_class = GatewayTransportWS
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(
             build_schema(settings),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
-            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
             connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout),
             max_subscriptions_per_connection=settings.ws_max_operations,
             allowed_origins=settings.allowed_origins,

@@ -12,7 +12,8 @@ For each HTTP request to /graphql, in order:
    sign-in, once (the `SignIn` is left in `scope["state"]` for the GraphQL view), then
    the user's or the anonymous IP's limit; 429 with `Retry-After` when refused (503 when
    the limiter's store is down and `AIPASTA_RATE_LIMIT_FAIL=closed`).
-Health and GraphiQL's page are not operations and skip both.
+Health and GraphiQL's page are not operations and skip both. A GraphQL-over-SSE request
+(aipasta.edge.sse) is one operation like any other: guarded here before its stream starts.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ from schema.strawberry_seams import (
     BaseGraphQLTransportWSHandler,
     CannotGetOperationTypeError,
     HTTPException,
+    SSETransport,
     closes_websocket,
     core_schema,
     validate,
@@ -292,3 +293,16 @@ def test_normalize_allowed_origins_accepts_origins_and_refuses_urls() -> None:
     }
     with pytest.raises(ValueError, match="Invalid origin"):
         normalize_allowed_origins(["https://example.com/path"])
+
+
+def test_sse_transport_names_its_protocol_and_writes_graphql_sse_events() -> None:
+    assert SSETransport.protocol == "sse"  # GraphQLRequestData.protocol for its requests
+    transport = SSETransport()
+    assert transport.accepts("text/event-stream")
+    assert not transport.accepts("application/json")
+    encode = json.dumps
+    assert (
+        transport.encode_next({"data": None}, encode)
+        == 'event: next\r\ndata: {"data": null}\r\n\r\n'
+    )
+    assert transport.encode_complete() == "event: complete\r\ndata: \r\n\r\n"

@@ -159,7 +159,7 @@ CHAT_STREAM = """subscription {
 }"""
 
 
-async def test_a_subscription_over_a_plain_post_says_to_use_websockets(
+async def test_a_subscription_over_a_plain_post_says_to_use_websockets_or_sse(
     start_app: StartApp, upstream: FakeUpstream, database: Database
 ) -> None:
     app = await start_app()
@@ -172,8 +172,9 @@ async def test_a_subscription_over_a_plain_post_says_to_use_websockets(
         "errors": [
             {
                 "message": (
-                    "Subscriptions run over websockets: connect to /graphql with the "
-                    "graphql-transport-ws protocol"
+                    "Subscriptions run over websockets or Server-Sent Events: connect to "
+                    "/graphql with the graphql-transport-ws protocol, or send the request "
+                    "with `Accept: text/event-stream`"
                 ),
                 "extensions": {"code": "BAD_USER_INPUT"},
             }

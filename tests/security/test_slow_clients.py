@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Self
@@ -46,7 +45,7 @@ from tests.streaming.conftest import (
     wait_until,
 )
 from tests.support.fake_upstream import FakeUpstream, Finish, Reached, Stall, Text, answer, steps
-from tests.support.server import RunningApp
+from tests.support.server import RunningApp, slow_reader_connection
 
 MiB = 1024 * 1024
 # 40 MiB of answer in 4 KiB pieces: the gateway must never hold more than a sliver of it.
@@ -84,16 +83,7 @@ class NonReadingClient:
     @classmethod
     async def open(cls, app: RunningApp) -> Self:
         url = urlsplit(app.base_url)
-        assert url.hostname is not None and url.port is not None
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        # Before connecting: a small window, and segments the size of a real network's
-        # (loopback's 64 KiB segments make the server's kernel buffer megabytes at once).
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1400)
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, (url.hostname, url.port))
-        # A small limit: asyncio stops reading the socket once 8 KiB wait unread.
-        reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+        reader, writer = await slow_reader_connection(app)
         ws = ClientProtocol(
             parse_uri(f"ws://{url.hostname}:{url.port}/graphql"),
             subprotocols=[Subprotocol(WS_PROTOCOL)],

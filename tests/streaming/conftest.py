@@ -116,6 +116,16 @@ class Outcome:
     def ended(self) -> bool:
         return self.completed or self.rejected
 
+    def take(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """Read one `next` payload: its errors, and the field value it carried, if any."""
+        self.errors.extend(payload.get("errors") or [])
+        data = payload.get("data")
+        if not data:
+            return None
+        (value,) = data.values()
+        self.events.append(value)
+        return value  # type: ignore[no-any-return]
+
     @property
     def deltas(self) -> list[dict[str, Any]]:
         return [e for e in self.events if e["__typename"] == "ChatDelta"]
@@ -173,14 +183,7 @@ class GraphQLWebSocket:
             outcome.rejected = True
             return None
         assert kind == "next", received
-        payload = received["payload"]
-        outcome.errors.extend(payload.get("errors") or [])
-        data = payload.get("data")
-        if not data:
-            return None
-        (value,) = data.values()
-        outcome.events.append(value)
-        return value  # type: ignore[no-any-return]
+        return outcome.take(received["payload"])
 
     async def finish(self, op_id: str, outcome: Outcome | None = None) -> Outcome:
         """Read `op_id`'s messages until the server ends it (`complete` or `error`)."""

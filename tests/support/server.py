@@ -7,6 +7,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import uvicorn
@@ -63,6 +64,24 @@ class RunningApp:
 
 
 StartApp = Callable[..., Awaitable[RunningApp]]
+
+
+async def slow_reader_connection(
+    app: RunningApp,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to `app` whose unread bytes soon stop the server's writes: a client
+    that stops reading, as a stalled browser tab or a hostile client would."""
+    url = urlsplit(app.base_url)
+    assert url.hostname is not None and url.port is not None
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Before connecting: a small window, and segments the size of a real network's
+    # (loopback's 64 KiB segments make the server's kernel buffer megabytes at once).
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1400)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (url.hostname, url.port))
+    # A small limit: asyncio stops reading the socket once 8 KiB wait unread.
+    return await asyncio.open_connection(sock=sock, limit=4096)
 
 
 @asynccontextmanager
