@@ -114,7 +114,14 @@ async def launch(tmp_path: Path, clock: Clock = utc_now, **env: Any) -> AsyncIte
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="on", log_level="warning", ws="websockets-sansio")
+    # As `aipasta serve`: shutdown waits a bounded time for open connections.
+    config = uvicorn.Config(
+        app,
+        lifespan="on",
+        log_level="warning",
+        ws="websockets-sansio",
+        timeout_graceful_shutdown=5,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
