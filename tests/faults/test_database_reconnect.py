@@ -38,3 +38,15 @@ async def test_the_loop_waits_retry_seconds_before_each_try_until_one_connects()
         assert sleeps.asked == [2.5, 2.5, 2.5]
     finally:
         await database.close()
+
+
+async def test_following_the_server_to_an_address_that_answers_keeps_the_database_up(
+    database: Database, mongo_uri: str
+) -> None:
+    """The embedded server came back elsewhere (here: the same server under another
+    name): the next request finds the database up, with no background reconnect."""
+    moved = mongo_uri.replace("127.0.0.1", "localhost")
+    assert moved != mongo_uri
+    await database.move_to(moved)
+    assert database.available
+    assert await database.ping()
