@@ -116,6 +116,55 @@ class ToolCall:
     arguments: str
 
 
+class ToolCallAssembler:
+    """Whole tool calls from streamed fragments, exactly: arguments are the concatenation
+    of a call's pieces in arrival order, never parsed; calls come out in the order they started.
+
+    Fragments of several calls may interleave. A fragment with a new `id` for an index
+    whose call already has a different id starts a new call (servers that always send
+    index 0 for parallel calls do that)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[int, str] = {}
+        self._names: dict[int, str] = {}
+        self._arguments: dict[int, list[str]] = {}
+        self._order: list[int] = []
+        # Where each upstream index is filed now (moves on when an index is reused).
+        self._slot: dict[int, int] = {}
+
+    def add(self, fragments: Sequence[ToolCallFragment]) -> None:
+        for fragment in fragments:
+            slot = self._slot.get(fragment.index)
+            if slot is None or (
+                fragment.id is not None and self._ids.get(slot, fragment.id) != fragment.id
+            ):
+                slot = len(self._order)
+                self._slot[fragment.index] = slot
+                self._order.append(slot)
+                self._arguments[slot] = []
+            if fragment.id is not None and slot not in self._ids:
+                self._ids[slot] = fragment.id
+            if fragment.name is not None:
+                # Some servers repeat the name; a later piece never renames a call.
+                self._names.setdefault(slot, fragment.name)
+            if fragment.arguments:
+                self._arguments[slot].append(fragment.arguments)
+
+    def __bool__(self) -> bool:
+        return bool(self._order)
+
+    def calls(self) -> tuple[ToolCall, ...]:
+        """The calls so far; one without an id gets `call_<n>` (n its position)."""
+        return tuple(
+            ToolCall(
+                id=self._ids.get(slot, f"call_{slot}"),
+                name=self._names.get(slot, ""),
+                arguments="".join(self._arguments[slot]),
+            )
+            for slot in self._order
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class ChatDelta:
     """A piece of the answer. `content` may be empty when the delta only carries

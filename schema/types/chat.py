@@ -17,6 +17,29 @@ class Usage:
     estimated: bool = strawberry.field(
         description="True when the provider reported no counts and they were estimated."
     )
+    reasoning_tokens: int = strawberry.field(
+        default=0,
+        description="Completion tokens the model spent thinking (part of completionTokens).",
+    )
+    cached_prompt_tokens: int = strawberry.field(
+        default=0,
+        description="Prompt tokens read from the provider's prompt cache (part of promptTokens).",
+    )
+    cache_write_tokens: int = strawberry.field(
+        default=0,
+        description="Prompt tokens written to the provider's prompt cache (part of promptTokens).",
+    )
+
+
+@strawberry.type
+class ToolCall:
+    """A function call the model asked for."""
+
+    id: str
+    name: str
+    arguments: str = strawberry.field(
+        description="The call's arguments: the JSON text exactly as the model wrote it, unparsed."
+    )
 
 
 @strawberry.type

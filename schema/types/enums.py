@@ -35,6 +35,8 @@ class ChatRole(Enum):
     SYSTEM = "system"
     USER = "user"
     ASSISTANT = "assistant"
+    # Beyond the contract: a tool's result, answering an assistant turn's tool call.
+    TOOL = "tool"
 
 
 @strawberry.enum
