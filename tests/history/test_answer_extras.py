@@ -16,6 +16,7 @@ import pytest
 
 from aipasta.settings import Settings
 from documents.database import Database
+from documents.errors import DatabaseUnavailable
 from providers.chat import ReasoningRequest, TokenUsage, ToolCall
 from providers.model import ModelInfo
 from providers.pricing import Cost
@@ -28,6 +29,7 @@ from resolvers.chat.inputs import CheckedMessage, CheckedOptions, Conversation
 from resolvers.chat.run import RunResult
 from resolvers.context import Services
 from resolvers.history.backlog import HistoryBacklog
+from resolvers.history.store import HistoryStore
 from schema.types.enums import ChatRole, MessageStatus
 from tests.history.conftest import SESSIONS, HistoryClient, make_services
 
@@ -322,4 +324,36 @@ async def test_messages_saved_before_these_fields_existed_still_read(
     assert nodes == [
         node(content="old question", isUser=True, role="USER"),
         node(content="old answer", model="m"),
+    ]
+
+
+async def test_an_exchange_cut_by_the_database_midway_is_finished_later_without_repeats(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MongoDB goes away after the first of two tool results was saved: the rest of the
+    exchange waits, and once it is back the second result and the answer follow."""
+    save = HistoryStore.save
+    calls = 0
+
+    async def lost_on_the_second_save(self: HistoryStore, message: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise DatabaseUnavailable()
+        return await save(self, message, **kwargs)
+
+    monkeypatch.setattr(HistoryStore, "save", lost_on_the_second_save)
+    exchange = writer(
+        services, QUESTION, answer_turn(), tool_turn("call_a", "18"), tool_turn("call_b", "24")
+    )
+    assert await exchange.finish(run_result("Paris 18, Rome 24.", generation_id="g")) is None
+    assert services.history_backlog.pending == 1
+    assert await services.history_backlog.flush() == 1
+    nodes = (await HistoryClient(services).data(HISTORY, {"sessionId": "s1"}))["chatHistory"][
+        "nodes"
+    ]
+    assert [(n["role"], n["content"], n["toolCallId"]) for n in nodes] == [
+        ("TOOL", "18", "call_a"),
+        ("TOOL", "24", "call_b"),
+        ("ASSISTANT", "Paris 18, Rome 24.", None),
     ]
