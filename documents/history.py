@@ -11,6 +11,13 @@ A session has an `epoch`, new each time the session document is created, and eac
 its messages carries the epoch it was counted in. `deleting` marks a session whose
 delete is under way: saves do not count into it, and delete only the messages of its
 epoch (resolvers.history.store explains the protocol).
+
+An answer keeps what a thinking or tool-using model gave besides its text: its
+reasoning, its reasoning details, its tool calls and the upstream's generation id; a
+tool turn keeps the id of the call it answers. Reasoning details are stored as the JSON
+text they arrived as: they must be passed back to the upstream unchanged, and as text
+they cannot trip BSON (keys starting with `$`, integers past 64 bits, deep nesting).
+Documents saved before these fields existed read with their defaults.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.usage import USAGE_ENCODERS, StoredUsage
 
-MessageRole = Literal["system", "user", "assistant"]
+MessageRole = Literal["system", "user", "assistant", "tool"]
 
 
 class StoredAttachment(BaseModel):
@@ -33,6 +40,13 @@ class StoredAttachment(BaseModel):
     url: str
     name: str | None = None
     mimeType: str | None = None
+
+
+class StoredToolCall(BaseModel):
+    id: str
+    name: str
+    # The JSON text exactly as the model wrote it.
+    arguments: str
 
 
 class ChatMessage(Document):
@@ -53,6 +67,14 @@ class ChatMessage(Document):
     # A FAILED answer: its error code and (redacted) message.
     errorCode: str | None = None
     error: str | None = None
+    # An answer's reasoning (None when there was none or the request excluded it), its
+    # reasoning details as a JSON array's text, its tool calls and generation id.
+    reasoning: str | None = None
+    reasoningDetails: str | None = None
+    toolCalls: list[StoredToolCall] = []
+    generationId: str | None = None
+    # A tool turn: the id of the tool call it answers.
+    toolCallId: str | None = None
     # The session epoch this message was counted in (None: saved by an older version).
     sessionEpoch: PydanticObjectId | None = None
     createdAt: datetime

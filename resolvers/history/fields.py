@@ -8,12 +8,15 @@ missing one.
 
 from __future__ import annotations
 
+import json
+import logging
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import strawberry
 from bson import ObjectId
 from bson.errors import InvalidId
+from strawberry.scalars import JSON
 
 from documents import history as stored
 from documents.database import Database
@@ -31,6 +34,7 @@ from resolvers.validation import (
     check_text,
     check_timestamp,
 )
+from schema.types.chat import ToolCall
 from schema.types.enums import ChatRole, MessageStatus
 from schema.types.history import (
     Attachment,
@@ -60,6 +64,8 @@ MESSAGE_CURSOR = "msg"
 SESSION_CURSOR = "session"
 SESSION_NOT_FOUND = "chat session not found"
 
+log = logging.getLogger(__name__)
+
 
 def summarize(text: str, limit: int) -> str:
     """`text` on one line, cut to `limit` characters at a word boundary if it can be."""
@@ -88,7 +94,26 @@ def message_of(message: stored.ChatMessage) -> ChatMessage:
         status=MessageStatus(message.status),
         error_code=message.errorCode,
         error=message.error,
+        reasoning=message.reasoning,
+        reasoning_details=_reasoning_details(message),
+        tool_calls=[
+            ToolCall(id=c.id, name=c.name, arguments=c.arguments) for c in message.toolCalls
+        ],
+        tool_call_id=message.toolCallId,
+        generation_id=message.generationId,
     )
+
+
+def _reasoning_details(message: stored.ChatMessage) -> JSON | None:
+    """The stored JSON text of an answer's reasoning details, as JSON again."""
+    if message.reasoningDetails is None:
+        return None
+    try:
+        details = json.loads(message.reasoningDetails)
+    except ValueError:
+        log.warning("message %s: stored reasoning details are not JSON", message.id)
+        return None
+    return JSON(details) if isinstance(details, list) else None
 
 
 def session_of(session: stored.ChatSession) -> ChatSession:

@@ -97,7 +97,8 @@ class Metrics:
         )
         self.tokens = Counter(
             "aipasta_tokens",
-            "Tokens by provider, model and kind (prompt, completion).",
+            "Tokens by provider, model and kind: prompt, completion, and the reasoning "
+            "(part of completion), cached and cache_write (part of prompt) tokens.",
             ["provider", "model", "kind"],
             registry=r,
         )
@@ -178,8 +179,16 @@ class Metrics:
             if generating > 0 and result.usage.completion_tokens > 0:
                 rate = result.usage.completion_tokens / generating
                 self.tokens_per_second.labels(provider, model).observe(rate)
-        self.tokens.labels(provider, model, "prompt").inc(result.usage.prompt_tokens)
-        self.tokens.labels(provider, model, "completion").inc(result.usage.completion_tokens)
+        usage = result.usage
+        for kind, count in (
+            ("prompt", usage.prompt_tokens),
+            ("completion", usage.completion_tokens),
+            ("reasoning", usage.reasoning_tokens),
+            ("cached", usage.cached_prompt_tokens),
+            ("cache_write", usage.cache_write_tokens),
+        ):
+            # An upstream's garbage count (negative) would make the counter raise.
+            self.tokens.labels(provider, model, kind).inc(max(count, 0))
         if result.cost.known and result.cost.total_cost > Decimal(0):
             self.cost.labels(provider, model).inc(float(result.cost.total_cost))
         if result.error is not None:

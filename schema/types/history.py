@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
+from strawberry.scalars import JSON
 
+from schema.types.chat import ToolCall
 from schema.types.enums import ChatRole, MessageStatus
 from schema.types.page import PageInfo
 
@@ -36,6 +38,28 @@ class ChatMessage:
     )
     error: str | None = strawberry.field(
         description="For a FAILED answer: what went wrong (secrets redacted)."
+    )
+    reasoning: str | None = strawberry.field(
+        default=None,
+        description=(
+            "An answer's reasoning, when the model gave some and the request did not exclude it."
+        ),
+    )
+    reasoning_details: JSON | None = strawberry.field(
+        default=None,
+        description=(
+            "An answer's structured reasoning items, to pass back unchanged in the next "
+            "turn of a tool loop; null when there were none."
+        ),
+    )
+    tool_calls: list[ToolCall] = strawberry.field(
+        default_factory=list, description="The tool calls an answer asked for."
+    )
+    tool_call_id: str | None = strawberry.field(
+        default=None, description="A TOOL turn: the id of the tool call it answers."
+    )
+    generation_id: str | None = strawberry.field(
+        default=None, description="The upstream's id of the generation that gave an answer."
     )
 
 

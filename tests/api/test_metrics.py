@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from providers.chat import TokenUsage
+from tests.history.test_answer_extras import MODEL, run_result, writer
 from tests.support.fake_upstream import FakeUpstream, Reply
 from tests.support.server import StartApp
 
@@ -48,3 +50,49 @@ async def test_metrics_without_the_database(
     )
     _, text = await app.get("/metrics")
     assert samples(text)["aipasta_database_up"] == 0
+
+
+def tokens(kind: str) -> str:
+    """The token counter's sample for `kind` of the test runs' model."""
+    return f'aipasta_tokens_total{{kind="{kind}",model="{MODEL.id}",provider="openrouter"}}'
+
+
+async def test_reasoning_and_cached_tokens_are_counted_by_provider_and_catalog_model(
+    start_app: StartApp, catalog_upstream: FakeUpstream
+) -> None:
+    app = await start_app()
+    usage = TokenUsage(
+        prompt_tokens=1000,
+        completion_tokens=300,
+        total_tokens=1300,
+        reasoning_tokens=200,
+        cached_prompt_tokens=800,
+        cache_write_tokens=150,
+    )
+    plain = TokenUsage(prompt_tokens=7, completion_tokens=3, total_tokens=10)
+    # Runs ending as a chat's do (without a session: usage and metrics only).
+    exchange = writer(app.state["services"], session_id=None)
+    for result in (
+        run_result("a", usage=usage),
+        run_result("b", usage=usage),
+        run_result("c", usage=plain),
+    ):
+        assert await exchange.finish(result) is None
+    _, text = await app.get("/metrics")
+    values = samples(text)
+    assert {
+        kind: values[tokens(kind)]
+        for kind in ("prompt", "completion", "reasoning", "cached", "cache_write")
+    } == {"prompt": 2007, "completion": 603, "reasoning": 400, "cached": 1600, "cache_write": 300}
+
+
+async def test_a_garbage_negative_token_count_does_not_break_the_run_record(
+    start_app: StartApp, catalog_upstream: FakeUpstream
+) -> None:
+    app = await start_app()
+    garbage = TokenUsage(prompt_tokens=5, completion_tokens=5, total_tokens=10, reasoning_tokens=-3)
+    await writer(app.state["services"], session_id=None).finish(run_result("x", usage=garbage))
+    _, text = await app.get("/metrics")
+    values = samples(text)
+    assert values[tokens("reasoning")] == 0
+    assert values[tokens("completion")] == 5

@@ -7,15 +7,18 @@ with the identity set directly, so a test says exactly who is asking.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from starlette.requests import Request
 from strawberry.types import ExecutionResult
 
 from aipasta.settings import Settings
 from documents.database import Database
+from documents.registry import document_models
 from resolvers.context import Context, Services
 from resolvers.identity.identity import Identity
 from schema.build import build_schema
@@ -145,3 +148,19 @@ def client(history_settings: Settings, database: Database) -> HistoryClient:
 
 def session_ids(page: dict[str, Any]) -> list[str]:
     return [node["id"] for node in page["nodes"]]
+
+
+@pytest_asyncio.fixture
+async def unreachable_database() -> AsyncIterator[Database]:
+    """A Database whose MongoDB never answers (a closed loopback port), started."""
+    database = Database(
+        "mongodb://127.0.0.1:9/?directConnection=true",
+        db_name="unreachable",
+        document_models=document_models(),
+        connect_timeout_ms=200,
+        operation_timeout_ms=200,
+    )
+    await database.start()
+    assert not database.available
+    yield database
+    await database.close()

@@ -526,26 +526,16 @@ async def test_no_database_configured_is_database_unavailable(
     assert "Traceback" not in error["message"]
 
 
-async def test_unreachable_database_fails_fast_with_database_unavailable(tmp_path: Path) -> None:
-    database = Database(
-        "mongodb://127.0.0.1:9/?directConnection=true",
-        db_name="unreachable",
-        document_models=document_models(),
-        connect_timeout_ms=200,
-        operation_timeout_ms=200,
-    )
-    await database.start()
-    try:
-        assert not database.available
-        client = HistoryClient(make_services(make_settings(tmp_path), database))
-        for operation in SIGNED_IN_OPERATIONS:
-            query, variables = cast(tuple[str, dict[str, Any]], operation.values)
-            started = time.monotonic()
-            error = await client.error(query, variables)
-            assert time.monotonic() - started < 0.5, operation.id
-            assert error == {
-                "message": "the database is unavailable",
-                "code": "DATABASE_UNAVAILABLE",
-            }, operation.id
-    finally:
-        await database.close()
+async def test_unreachable_database_fails_fast_with_database_unavailable(
+    tmp_path: Path, unreachable_database: Database
+) -> None:
+    client = HistoryClient(make_services(make_settings(tmp_path), unreachable_database))
+    for operation in SIGNED_IN_OPERATIONS:
+        query, variables = cast(tuple[str, dict[str, Any]], operation.values)
+        started = time.monotonic()
+        error = await client.error(query, variables)
+        assert time.monotonic() - started < 0.5, operation.id
+        assert error == {
+            "message": "the database is unavailable",
+            "code": "DATABASE_UNAVAILABLE",
+        }, operation.id
