@@ -17,6 +17,7 @@ and in how strict they are about fields they do not know:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
@@ -38,6 +39,8 @@ TOOL_CHOICE_MODES = frozenset({"auto", "none", "required"})
 # Hugging Face's routing policies, as model-id suffixes.
 HF_CHEAPEST = "cheapest"
 HF_FASTEST = "fastest"
+# What a Hugging Face provider name looks like (`fireworks-ai`, `hf-inference`).
+_HF_PROVIDER = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
 def chat_payload(request: ChatRequest, dialect: Dialect) -> dict[str, Any]:
@@ -118,11 +121,14 @@ def _tool_choice(choice: str) -> str | dict[str, Any]:
 
 
 def _response_format(response_format: ResponseFormat | None) -> dict[str, Any] | None:
-    """OpenAI's `response_format`; None for plain text (every upstream's default)."""
+    """OpenAI's `response_format`; None for plain text (every upstream's default) and for
+    a kind no upstream knows."""
     if response_format is None or response_format.kind == "text":
         return None
     if response_format.kind == "json_object":
         return {"type": "json_object"}
+    if response_format.kind != "json_schema":
+        return None
     json_schema: dict[str, Any] = {
         "name": response_format.name or "response",
         "schema": dict(response_format.schema or {}),
@@ -162,7 +168,7 @@ def _huggingface_model(model: str, routing: Routing) -> str:
     be expressed and are left out."""
     if ":" in model.rsplit("/", 1)[-1]:
         return model
-    if len(routing.order) == 1:
+    if len(routing.order) == 1 and _HF_PROVIDER.fullmatch(routing.order[0]):
         return f"{model}:{routing.order[0]}"
     if routing.sort == "price":
         return f"{model}:{HF_CHEAPEST}"

@@ -196,8 +196,9 @@ def test_json_schema_elsewhere_is_plain_openai(dialect: Dialect) -> None:
 
 
 @pytest.mark.parametrize("dialect", ALL_DIALECTS)
-def test_plain_text_format_sends_nothing(dialect: Dialect) -> None:
-    payload = chat_payload(request(response_format=ResponseFormat(kind="text")), dialect)
+@pytest.mark.parametrize("kind", ["text", "yaml"])
+def test_plain_text_or_unknown_format_sends_nothing(dialect: Dialect, kind: str) -> None:
+    payload = chat_payload(request(response_format=ResponseFormat(kind=kind)), dialect)
     assert "response_format" not in payload
     assert "provider" not in payload
 
@@ -261,6 +262,8 @@ def test_openrouter_routing_merges_with_require_parameters() -> None:
         # Nothing Hugging Face can express.
         ("org/model", Routing(order=("a", "b"), allow_fallbacks=False), "org/model"),
         ("org/model", Routing(max_price_prompt=Decimal(1)), "org/model"),
+        # Not a provider name: nothing is appended to the id.
+        ("org/model", Routing(order=("groq:x/../y",)), "org/model"),
     ],
 )
 def test_huggingface_routing_is_a_model_suffix(model: str, routing: Routing, sent: str) -> None:
