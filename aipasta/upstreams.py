@@ -22,8 +22,10 @@ from providers.listing import ModelListing, Parse, bearer_headers
 from providers.model import Pricing
 from providers.openai_compat import ChatTimeouts, OpenAICompatibleClient
 from providers.openai_models import parse_openai_models
+from providers.openrouter import LISTING_QUERY as OPENROUTER_LISTING_QUERY
 from providers.openrouter import NAME as OPENROUTER
 from providers.openrouter import openrouter_headers, parse_openrouter_models
+from providers.payload import Dialect
 from providers.pool import pooled_session
 from providers.simulator import NAME as SIMULATOR
 from providers.simulator import RunningSimulator, SimulatorConfig, start_simulator
@@ -61,6 +63,10 @@ class _Upstream:
     headers: Mapping[str, str] = field(default_factory=dict)
     # A listed server is set up without a key (local ones usually need none).
     listed: bool = False
+    # How its chat requests ask for reasoning and routing (see providers.payload).
+    dialect: Dialect = Dialect.OPENAI
+    # Query of its `GET /models` (OpenRouter lists text-output models only without it).
+    listing_query: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def configured(self) -> bool:
@@ -78,12 +84,15 @@ def _upstreams(settings: Settings, simulator: RunningSimulator | None) -> list[_
             headers=openrouter_headers(
                 None, app_url=settings.app_url, app_title=settings.app_title
             ),
+            dialect=Dialect.OPENROUTER,
+            listing_query=OPENROUTER_LISTING_QUERY,
         ),
         _Upstream(
             name=HUGGINGFACE,
             base_url=settings.huggingface_base_url,
             api_key=settings.huggingface_api_key,
             parse=parse_huggingface_models,
+            dialect=Dialect.HUGGINGFACE,
         ),
     ]
     for extra in settings.providers:
@@ -96,7 +105,18 @@ def _upstreams(settings: Settings, simulator: RunningSimulator | None) -> list[_
         upstreams.append(_Upstream(extra.name, extra.base_url, key, parse, listed=True))
     if simulator is not None:
         parse = partial(parse_openrouter_models, provider=SIMULATOR)
-        upstreams.append(_Upstream(SIMULATOR, simulator.base_url, None, parse, listed=True))
+        # The simulator stands in for OpenRouter and speaks its dialect.
+        upstreams.append(
+            _Upstream(
+                SIMULATOR,
+                simulator.base_url,
+                None,
+                parse,
+                listed=True,
+                dialect=Dialect.OPENROUTER,
+                listing_query=OPENROUTER_LISTING_QUERY,
+            )
+        )
     return upstreams
 
 
@@ -125,6 +145,7 @@ def model_sources(
             policy=policy,
             parse=upstream.parse,
             configured=upstream.configured,
+            query=upstream.listing_query,
         )
         for upstream in _upstreams(settings, simulator)
     ]
@@ -149,6 +170,7 @@ def chat_providers(
             api_key=upstream.api_key,
             extra_headers=upstream.headers,
             timeouts=timeouts,
+            dialect=upstream.dialect,
         )
         for upstream in _upstreams(settings, simulator)
     }

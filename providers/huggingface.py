@@ -63,7 +63,20 @@ def _parse_model(entry: Mapping[str, Any]) -> ModelInfo | None:
         supported_parameters=("tools",)
         if any(p.get("supports_tools") is True for p in live)
         else (),
+        supports_tools=_supported(live, "supports_tools"),
+        supports_structured_output=_supported(live, "supports_structured_output"),
     )
+
+
+def _supported(live: list[Mapping[str, Any]], key: str) -> bool | None:
+    """True when a live provider says so, False when every one says not; unknown
+    (None, then tried) when some or all of them do not say."""
+    said = [p.get(key) for p in live]
+    if any(value is True for value in said):
+        return True
+    if all(value is False for value in said):
+        return False
+    return None
 
 
 def _cheapest(live: list[Mapping[str, Any]]) -> Pricing:

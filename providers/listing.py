@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from urllib.parse import urlencode
 
 import aiohttp
 from pydantic import SecretStr
@@ -33,11 +34,14 @@ class ModelListing:
         policy: RetryPolicy,
         parse: Parse,
         configured: bool,
+        query: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.configured = configured
         self._session = session
-        self._url = f"{base_url.rstrip('/')}/models"
+        # `query` asks for more than the default listing (OpenRouter's output modalities).
+        suffix = f"?{urlencode(query)}" if query else ""
+        self._url = f"{base_url.rstrip('/')}/models{suffix}"
         self._headers = dict(headers)
         self._policy = policy
         self._parse = parse

@@ -56,6 +56,8 @@ class ModelInfo:
     supported_parameters: tuple[str, ...] = ()
     free_tier: bool = field(default=False)
     # What the model accepts, when its provider says; None when unknown (then tried).
+    # Structured output means a JSON schema (OpenRouter's `structured_outputs`), not
+    # merely `response_format: json_object`.
     supports_tools: bool | None = None
     supports_reasoning: bool | None = None
     supports_structured_output: bool | None = None

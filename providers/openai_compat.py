@@ -1,8 +1,9 @@
 """Streaming chat client for OpenAI-compatible `/chat/completions` endpoints.
 
 One class serves OpenRouter, the Hugging Face router and self-hosted servers; they
-differ only in base URL, key and extra headers. The client shares the application's
-aiohttp session and never owns one.
+differ in base URL, key, extra headers and the `Dialect` of the request body
+(`providers.payload`); answers are read by `providers.completion`. The client shares
+the application's aiohttp session and never owns one.
 
 Every way a stream can end early (timeout, upstream failure, the consumer closing the
 iterator or cancelling its task) goes through one `finally` that closes the upstream
@@ -15,13 +16,13 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, TypeVar
 
 import aiohttp
 from pydantic import SecretStr
 
-from providers.chat import ChatDelta, ChatRequest, TokenUsage, content_text
+from providers.chat import ChatDelta, ChatRequest
+from providers.completion import header_generation_id, stream_delta, whole_answer
 from providers.errors import (
     ProviderError,
     ProviderProtocolError,
@@ -30,8 +31,9 @@ from providers.errors import (
     error_from_payload,
     error_from_response,
 )
+from providers.payload import Dialect, chat_payload
 from providers.pool import PoolWait
-from providers.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEEvent
+from providers.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
 
 MAX_ERROR_BODY_BYTES = 64 * 1024
 # After `[DONE]` only the end of the HTTP body should follow, normally in the same
@@ -110,8 +112,10 @@ class OpenAICompatibleClient:
         api_key: SecretStr | None,
         extra_headers: Mapping[str, str] | None = None,
         timeouts: ChatTimeouts,
+        dialect: Dialect = Dialect.OPENAI,
     ) -> None:
         self.name = name
+        self.dialect = dialect
         self._session = session
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._api_key = api_key
@@ -124,7 +128,10 @@ class OpenAICompatibleClient:
         )
 
     def __repr__(self) -> str:
-        return f"OpenAICompatibleClient(name={self.name!r}, url={self._url!r})"
+        return (
+            f"OpenAICompatibleClient(name={self.name!r}, url={self._url!r}, "
+            f"dialect={self.dialect.value!r})"
+        )
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
         clock = _Clock(self._timeouts)
@@ -137,6 +144,7 @@ class OpenAICompatibleClient:
             if not 200 <= response.status < 300:
                 body, clean = await self._read_body(response, clock, MAX_ERROR_BODY_BYTES)
                 raise error_from_response(self.name, response.status, body, response.headers)
+            generation_id = header_generation_id(response.headers.get("X-Generation-Id"))
 
             content_type = response.headers.get(aiohttp.hdrs.CONTENT_TYPE, "").lower()
             if content_type.startswith("application/json"):
@@ -147,13 +155,9 @@ class OpenAICompatibleClient:
                         "the upstream's JSON answer is too large", provider=self.name
                     )
                 clean = True
-                yield self._complete_answer(body)
+                yield self._complete_answer(body, generation_id)
                 return
-            if content_type.startswith("text/html"):
-                raise ProviderProtocolError(
-                    "the upstream answered with an HTML page instead of a stream",
-                    provider=self.name,
-                )
+            self._reject_html(content_type)
 
             decoder = SSEDecoder(provider=self.name)
             finished = False
@@ -172,7 +176,7 @@ class OpenAICompatibleClient:
                         # Named events (pings) and empty data are liveness, not an answer.
                         continue
                     clock.data_arrived()
-                    delta = self._delta(event)
+                    delta, generation_id = self._event_delta(event.data, generation_id)
                     if delta is None:
                         continue
                     if delta.finish_reason is not None:
@@ -201,7 +205,7 @@ class OpenAICompatibleClient:
             clock,
             self._session.post(
                 self._url,
-                json=_payload(request),
+                json=chat_payload(request, self.dialect),
                 headers=self._headers(),
                 timeout=self._client_timeout,
                 allow_redirects=False,
@@ -241,6 +245,12 @@ class OpenAICompatibleClient:
             body += chunk
         return bytes(body), response.content.at_eof()
 
+    def _reject_html(self, content_type: str) -> None:
+        if content_type.startswith("text/html"):
+            raise ProviderProtocolError(
+                "the upstream answered with an HTML page instead of a stream", provider=self.name
+            )
+
     def _reject_junk(self, decoder: SSEDecoder, clock: _Clock) -> None:
         """A body that ends without one data event but with lines that are not SSE is
         junk (a proxy's error page, a binary blob): neither an empty answer nor a
@@ -260,23 +270,16 @@ class OpenAICompatibleClient:
             headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
         return headers
 
-    def _delta(self, event: SSEEvent) -> ChatDelta | None:
-        chunk = self._json(event.data)
-        if chunk.get("error"):
-            raise error_from_payload(self.name, chunk)
-        content, finish_reason = self._first_choice(chunk, "delta")
-        if finish_reason == "error":
-            raise error_from_payload(self.name, chunk)
-        usage = _usage(chunk.get("usage"))
-        if not content and finish_reason is None and usage is None:
-            return None
-        return ChatDelta(
-            content=content,
-            finish_reason=finish_reason,
-            usage=usage,
-            upstream_model=_str_or_none(chunk.get("model")),
-            response_id=_str_or_none(chunk.get("id")),
-        )
+    def _event_delta(
+        self, data: str, generation_id: str | None
+    ) -> tuple[ChatDelta | None, str | None]:
+        """The delta of one data event, and the generation id known from then on."""
+        document = self._json(data)
+        if generation_id is None and self.dialect is Dialect.OPENROUTER:
+            # OpenRouter's chunk id is the generation's id.
+            generation_id = header_generation_id(_str_or_none(document.get("id")))
+        delta = stream_delta(document, provider=self.name, generation_id=generation_id)
+        return delta, generation_id
 
     def _error_event(self, data: str) -> Mapping[str, object]:
         try:
@@ -287,18 +290,11 @@ class OpenAICompatibleClient:
             return value
         return {"error": {"message": data}}
 
-    def _complete_answer(self, body: bytes) -> ChatDelta:
+    def _complete_answer(self, body: bytes, generation_id: str | None) -> ChatDelta:
         answer = self._json(body.decode("utf-8", errors="replace"))
-        if answer.get("error"):
-            raise error_from_payload(self.name, answer)
-        content, finish_reason = self._first_choice(answer, "message")
-        return ChatDelta(
-            content=content,
-            finish_reason=finish_reason or "stop",
-            usage=_usage(answer.get("usage")),
-            upstream_model=_str_or_none(answer.get("model")),
-            response_id=_str_or_none(answer.get("id")),
-        )
+        if generation_id is None and self.dialect is Dialect.OPENROUTER:
+            generation_id = header_generation_id(_str_or_none(answer.get("id")))
+        return whole_answer(answer, provider=self.name, generation_id=generation_id)
 
     def _json(self, text: str) -> dict[str, Any]:
         try:
@@ -312,17 +308,6 @@ class OpenAICompatibleClient:
                 "the upstream sent a JSON value that is not an object", provider=self.name
             )
         return value
-
-    def _first_choice(self, chunk: Mapping[str, Any], key: str) -> tuple[str, str | None]:
-        choices = chunk.get("choices")
-        if choices is None or choices == []:
-            return "", None
-        if not isinstance(choices, list) or not isinstance(choices[0], dict):
-            raise ProviderProtocolError("the upstream sent malformed `choices`", provider=self.name)
-        first = choices[0]
-        message = first.get(key)
-        content = content_text(message.get("content")) if isinstance(message, dict) else ""
-        return content, _str_or_none(first.get("finish_reason"))
 
 
 async def _drain(response: aiohttp.ClientResponse) -> bool:
@@ -339,59 +324,6 @@ async def _drain(response: aiohttp.ClientResponse) -> bool:
         # The answer is complete either way; the connection just is not reused.
         return False
     return False
-
-
-def _payload(request: ChatRequest) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "model": request.model,
-        "messages": request.messages,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
-    optional = {
-        "temperature": request.temperature,
-        "top_p": request.top_p,
-        "max_tokens": request.max_tokens,
-        "stop": request.stop,
-        "seed": request.seed,
-    }
-    payload.update({key: value for key, value in optional.items() if value is not None})
-    return payload
-
-
-def _usage(value: object) -> TokenUsage | None:
-    if not isinstance(value, Mapping):
-        return None
-    prompt = _count(value.get("prompt_tokens"))
-    completion = _count(value.get("completion_tokens"))
-    total = value.get("total_tokens")
-    return TokenUsage(
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        total_tokens=_count(total) if total is not None else prompt + completion,
-        cost=_cost(value.get("cost")),
-    )
-
-
-def _count(value: object) -> int:
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return 0
-
-
-def _cost(value: object) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        # Through str() so 0.1 stays 0.1 instead of its binary float expansion.
-        cost = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    return cost if cost.is_finite() else None
 
 
 def _str_or_none(value: object) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from pydantic import SecretStr
@@ -24,6 +25,12 @@ log = logging.getLogger(__name__)
 
 NAME = "openrouter"
 FREE_SUFFIX = ":free"
+# `GET /models` lists text-output models only unless asked for every output modality.
+LISTING_QUERY = {"output_modalities": "all"}
+# What `supported_parameters` names for each capability.
+TOOLS = frozenset({"tools"})
+REASONING = frozenset({"reasoning", "include_reasoning"})
+STRUCTURED_OUTPUT = frozenset({"structured_outputs"})
 
 
 def openrouter_headers(
@@ -59,18 +66,27 @@ def _parse_model(entry: Mapping[str, Any], provider: str) -> ModelInfo | None:
     if upstream_id is None:
         return None
     architecture = as_mapping(entry.get("architecture"))
+    top_provider = as_mapping(entry.get("top_provider"))
+    listed = entry.get("supported_parameters")
+    parameters = as_strings(listed)
+    # No list at all: unknown (such models are tried); a list without it: unsupported.
+    known = isinstance(listed, list)
     return ModelInfo(
         provider=provider,
         upstream_id=upstream_id,
         name=as_text(entry.get("name"), limit=300) or upstream_id,
         description=as_text(entry.get("description")),
         context_length=as_positive_int(entry.get("context_length"))
-        or as_positive_int(as_mapping(entry.get("top_provider")).get("context_length")),
+        or as_positive_int(top_provider.get("context_length")),
         input_modalities=modalities(architecture, "input_modalities"),
         output_modalities=modalities(architecture, "output_modalities"),
         pricing=_pricing(as_mapping(entry.get("pricing"))),
-        supported_parameters=as_strings(entry.get("supported_parameters")),
+        supported_parameters=parameters,
         free_tier=upstream_id.endswith(FREE_SUFFIX),
+        supports_tools=not TOOLS.isdisjoint(parameters) if known else None,
+        supports_reasoning=not REASONING.isdisjoint(parameters) if known else None,
+        supports_structured_output=not STRUCTURED_OUTPUT.isdisjoint(parameters) if known else None,
+        max_completion_tokens=as_positive_int(top_provider.get("max_completion_tokens")),
     )
 
 
@@ -79,9 +95,20 @@ def _pricing(pricing: Mapping[str, Any]) -> Pricing:
     completion = per_token_to_per_million(pricing.get("completion"))
     if prompt is None or completion is None:
         return Pricing()
+    paid = prompt > 0 or completion > 0
+
+    def extra(key: str) -> Decimal | None:
+        # OpenRouter lists "0" for prices a model has no separate rate for (reasoning
+        # billed as completion tokens): on a paid model that is no price, not free.
+        amount = per_token_to_per_million(pricing.get(key))
+        return None if amount is None or (paid and amount == 0) else amount
+
     return Pricing(
         prompt_per_million=prompt,
         completion_per_million=completion,
         per_request=parse_amount(pricing.get("request", "0")),
         per_image=parse_amount(pricing.get("image", "0")),
+        cache_read_per_million=extra("input_cache_read"),
+        cache_write_per_million=extra("input_cache_write"),
+        reasoning_per_million=extra("internal_reasoning"),
     )

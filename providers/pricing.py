@@ -81,34 +81,85 @@ def cost_of(
       or, with no usable catalog price, in proportion to the token counts (all of it
       is input when there are no tokens). Either way input + output = total.
     - Otherwise, with a known price: tokens x price per million / 10^6 for each side;
-      the total adds `pricing.per_request`, which is neither input nor output.
+      the total adds `pricing.per_request`, which is neither input nor output. Of the
+      prompt tokens, the cached ones cost the cache-read price and the cache writes the
+      cache-write price (each the prompt price when the catalog has none); of the
+      completion tokens, the reasoning ones cost the reasoning price (else the
+      completion price). Counts that do not fit (more cached than prompt tokens) are
+      capped at what is left of the prompt or completion.
     - Otherwise the cost is unknown: zeros, `known` False.
     """
+    tokens = _Tokens.of(
+        prompt_tokens, completion_tokens, cached_prompt_tokens, cache_write_tokens, reasoning_tokens
+    )
     with localcontext(prec=_EXACT):
         if reported is not None:
-            return _split(reported, prompt_tokens, completion_tokens, pricing)
+            return _split(reported, tokens, pricing)
         if not pricing.known:
             return UNKNOWN_COST
-        input_cost, output_cost = _catalog_amounts(prompt_tokens, completion_tokens, pricing)
+        input_cost, output_cost = _catalog_amounts(tokens, pricing)
         total = input_cost + output_cost + (pricing.per_request or ZERO)
         return Cost(input_cost, output_cost, total, known=True)
 
 
-def _catalog_amounts(
-    prompt_tokens: int, completion_tokens: int, pricing: Pricing
-) -> tuple[Decimal, Decimal]:
-    assert pricing.prompt_per_million is not None
-    assert pricing.completion_per_million is not None
-    return (
-        pricing.prompt_per_million * prompt_tokens / MILLION,
-        pricing.completion_per_million * completion_tokens / MILLION,
+@dataclass(frozen=True, slots=True)
+class _Tokens:
+    """A request's token counts, split by price: each count is part of no other."""
+
+    prompt: int
+    cached: int
+    cache_write: int
+    completion: int
+    reasoning: int
+
+    @classmethod
+    def of(
+        cls, prompt: int, completion: int, cached: int, cache_write: int, reasoning: int
+    ) -> _Tokens:
+        prompt, completion = max(prompt, 0), max(completion, 0)
+        cached = min(max(cached, 0), prompt)
+        cache_write = min(max(cache_write, 0), prompt - cached)
+        reasoning = min(max(reasoning, 0), completion)
+        return cls(
+            prompt=prompt - cached - cache_write,
+            cached=cached,
+            cache_write=cache_write,
+            completion=completion - reasoning,
+            reasoning=reasoning,
+        )
+
+    @property
+    def input(self) -> int:
+        return self.prompt + self.cached + self.cache_write
+
+    @property
+    def output(self) -> int:
+        return self.completion + self.reasoning
+
+
+def _catalog_amounts(tokens: _Tokens, pricing: Pricing) -> tuple[Decimal, Decimal]:
+    prompt = pricing.prompt_per_million
+    completion = pricing.completion_per_million
+    assert prompt is not None
+    assert completion is not None
+    cache_read = _or(pricing.cache_read_per_million, prompt)
+    cache_write = _or(pricing.cache_write_per_million, prompt)
+    reasoning = _or(pricing.reasoning_per_million, completion)
+    input_cost = (
+        prompt * tokens.prompt + cache_read * tokens.cached + cache_write * tokens.cache_write
     )
+    output_cost = completion * tokens.completion + reasoning * tokens.reasoning
+    return input_cost / MILLION, output_cost / MILLION
 
 
-def _split(reported: Decimal, prompt_tokens: int, completion_tokens: int, pricing: Pricing) -> Cost:
-    input_weight, output_weight = Decimal(prompt_tokens), Decimal(completion_tokens)
+def _or(price: Decimal | None, default: Decimal) -> Decimal:
+    return default if price is None else price
+
+
+def _split(reported: Decimal, tokens: _Tokens, pricing: Pricing) -> Cost:
+    input_weight, output_weight = Decimal(tokens.input), Decimal(tokens.output)
     if pricing.known:
-        by_price = _catalog_amounts(prompt_tokens, completion_tokens, pricing)
+        by_price = _catalog_amounts(tokens, pricing)
         if sum(by_price) > 0:
             input_weight, output_weight = by_price
     weights = input_weight + output_weight

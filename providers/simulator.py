@@ -279,7 +279,11 @@ class _Answer:
             "total_tokens": self.prompt_tokens + self.completion_tokens,
             "cost": float(cost),
             "is_byok": False,
-            "prompt_tokens_details": {"cached_tokens": self.cached_tokens, "audio_tokens": 0},
+            "prompt_tokens_details": {
+                "cached_tokens": self.cached_tokens,
+                "cache_write_tokens": 0,
+                "audio_tokens": 0,
+            },
             "completion_tokens_details": {"reasoning_tokens": len(self.reasoning)},
         }
 
@@ -307,6 +311,7 @@ class _Answer:
         message: dict[str, Any] = {"role": "assistant", "content": "".join(self.content)}
         if self.reasoning and self.show_reasoning:
             message["reasoning"] = "".join(self.reasoning)
+            message["reasoning_details"] = [_reasoning_detail("".join(self.reasoning))]
         if self.tool_call is not None:
             call_id, name, pieces = self.tool_call
             message["tool_calls"] = [_tool_call(call_id, name, "".join(pieces))]
@@ -490,7 +495,7 @@ class Simulator:
             yield None  # hidden reasoning (`exclude`) takes its time all the same
             if not answer.show_reasoning:
                 continue
-            detail = {"type": "reasoning.text", "text": piece, "format": "unknown", "index": 0}
+            detail = _reasoning_detail(piece)
             yield _sse(
                 answer.delta({"content": "", "reasoning": piece, "reasoning_details": [detail]})
             )
@@ -535,6 +540,10 @@ def _in_band_error(answer: _Answer) -> dict[str, Any]:
     choice = {"index": 0, "delta": {"content": ""}, "finish_reason": "error"}
     error = {"code": "server_error", "message": "Provider disconnected unexpectedly (simulated)"}
     return answer.chunk(error=error, choices=[choice])
+
+
+def _reasoning_detail(text: str) -> dict[str, Any]:
+    return {"type": "reasoning.text", "text": text, "format": "unknown", "index": 0}
 
 
 def _tool_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
