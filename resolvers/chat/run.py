@@ -78,6 +78,36 @@ def merge_pieces(pieces: Sequence[Piece]) -> list[Piece]:
     return merged
 
 
+# The text-like fields of a reasoning item that a stream sends in pieces.
+_DETAIL_PIECES = ("text", "summary", "data")
+
+
+def add_reasoning_details(whole: list[dict[str, Any]], pieces: Sequence[Mapping[str, Any]]) -> None:
+    """File streamed reasoning items into `whole`: a piece with the `index` and `type` of
+    an item already there continues it (its text, summary or data appended, fields it
+    did not have yet, such as `signature`, added); any other item is kept as it came."""
+    for piece in pieces:
+        index = piece.get("index")
+        same = None
+        if isinstance(index, int) and not isinstance(index, bool):
+            same = next(
+                (
+                    item
+                    for item in reversed(whole)
+                    if item.get("index") == index and item.get("type") == piece.get("type")
+                ),
+                None,
+            )
+        if same is None:
+            whole.append(dict(piece))
+            continue
+        for key, value in piece.items():
+            if key in _DETAIL_PIECES and isinstance(value, str) and isinstance(same.get(key), str):
+                same[key] += value
+            else:
+                same.setdefault(key, value)
+
+
 @dataclass(frozen=True)
 class RunResult:
     """How one model's run ended; everything the API, history and usage need."""
@@ -155,7 +185,7 @@ class ChatRun:
         self._reasoning: list[str] = []
         self._tool_calls = ToolCallAssembler()
         # What one try brought besides the pieces the client sees; a retry starts clean.
-        self._details: list[Mapping[str, Any]] = []
+        self._details: list[dict[str, Any]] = []
         self._generation_id: str | None = None
         self._model = self._models[0]
         self._usage: TokenUsage | None = None
@@ -230,7 +260,7 @@ class ChatRun:
                     self._finish_reason = delta.finish_reason
                 if delta.generation_id is not None and self._generation_id is None:
                     self._generation_id = delta.generation_id
-                self._details.extend(delta.reasoning_details)
+                add_reasoning_details(self._details, delta.reasoning_details)
                 for piece in self._pieces(delta):
                     if self._first_token_at is None:
                         self._first_token_at = self._monotonic()

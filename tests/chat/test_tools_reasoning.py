@@ -745,3 +745,30 @@ def test_a_json_input_json_cannot_hold_is_refused(value: object) -> None:
     with pytest.raises(BadUserInput) as refused:
         check_json(value, "options.responseFormat.schema", max_depth=32, max_bytes=1 << 20)
     assert refused.value.details == {"field": "options.responseFormat.schema"}
+
+
+async def test_streamed_reasoning_items_come_back_whole(harness: ChatHarness) -> None:
+    # As OpenRouter streams them: pieces of one item share its index; the signature
+    # comes with the last piece; an encrypted item of its own index stays as it came.
+    def piece(**item: Any) -> ChatDelta:
+        return ChatDelta(content="", reasoning_details=(item,))
+
+    harness.openrouter.enqueue(
+        piece(type="reasoning.text", text="Need ", index=0, format="anthropic-claude-v1"),
+        piece(type="reasoning.text", text="weather.", index=0),
+        piece(type="reasoning.text", text="", index=0, signature="c2ln"),
+        piece(type="reasoning.encrypted", data="ZW5j", id="rs_1", index=1),
+        "Sunny.",
+    )
+    result = await harness.run(CHAT, chat_input(reasoning={"effort": "LOW"}))
+    assert result.errors is None
+    assert result.data["chat"]["reasoningDetails"] == [  # type: ignore[index]
+        {
+            "type": "reasoning.text",
+            "text": "Need weather.",
+            "index": 0,
+            "format": "anthropic-claude-v1",
+            "signature": "c2ln",
+        },
+        {"type": "reasoning.encrypted", "data": "ZW5j", "id": "rs_1", "index": 1},
+    ]
