@@ -24,6 +24,7 @@ from providers.chat import (
 )
 from providers.errors import ProviderUnavailable
 from providers.model import ModelInfo, Pricing
+from providers.pricing import cost_of
 from resolvers.chat.inputs import check_json
 from resolvers.errors import BadUserInput
 from tests.chat.conftest import PRICED, ChatHarness, chat_harness
@@ -62,6 +63,7 @@ RESULT_FIELDS = """
     message { content }
     toolCalls { id name arguments }
     usage { promptTokens completionTokens reasoningTokens cachedPromptTokens cacheWriteTokens }
+    cost { totalCost known }
 """
 CHAT = f"mutation ($input: ChatInput!) {{ chat(input: $input) {{ {RESULT_FIELDS} }} }}"
 COMPARE = """
@@ -188,6 +190,16 @@ async def test_reasoning_whole_answer_with_details_tokens_and_generation_id(
         "cachedPromptTokens": 4,
         "cacheWriteTokens": 2,
     }
+    # Priced with the cached, cache-write and reasoning tokens, as pricing prices them.
+    expected = cost_of(
+        prompt_tokens=10,
+        completion_tokens=20,
+        pricing=THINKER.pricing,
+        cached_prompt_tokens=4,
+        cache_write_tokens=2,
+        reasoning_tokens=12,
+    )
+    assert chat["cost"] == {"totalCost": float(expected.total_cost), "known": True}
     (request,) = harness.openrouter.requests
     assert request.reasoning == ReasoningRequest(effort="high")
 
