@@ -28,13 +28,6 @@ class StoredModel(BaseModel):
     perImage: str | None = None
     supportedParameters: list[str] = []
     freeTier: bool = False
-    cacheReadPerMillion: str | None = None
-    cacheWritePerMillion: str | None = None
-    reasoningPerMillion: str | None = None
-    supportsTools: bool | None = None
-    supportsReasoning: bool | None = None
-    supportsStructuredOutput: bool | None = None
-    maxCompletionTokens: int | None = None
 
 
 class CachedModelList(Document):

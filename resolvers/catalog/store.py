@@ -100,13 +100,6 @@ def _to_stored(model: ModelInfo) -> StoredModel:
         perImage=_decimal_text(model.pricing.per_image),
         supportedParameters=list(model.supported_parameters),
         freeTier=model.free_tier,
-        cacheReadPerMillion=_decimal_text(model.pricing.cache_read_per_million),
-        cacheWritePerMillion=_decimal_text(model.pricing.cache_write_per_million),
-        reasoningPerMillion=_decimal_text(model.pricing.reasoning_per_million),
-        supportsTools=model.supports_tools,
-        supportsReasoning=model.supports_reasoning,
-        supportsStructuredOutput=model.supports_structured_output,
-        maxCompletionTokens=model.max_completion_tokens,
     )
 
 
@@ -124,14 +117,7 @@ def _from_stored(provider: str, stored: StoredModel) -> ModelInfo:
             completion_per_million=_decimal(stored.completionPerMillion),
             per_request=_decimal(stored.perRequest),
             per_image=_decimal(stored.perImage),
-            cache_read_per_million=_decimal(stored.cacheReadPerMillion),
-            cache_write_per_million=_decimal(stored.cacheWritePerMillion),
-            reasoning_per_million=_decimal(stored.reasoningPerMillion),
         ),
         supported_parameters=tuple(stored.supportedParameters),
         free_tier=stored.freeTier,
-        supports_tools=stored.supportsTools,
-        supports_reasoning=stored.supportsReasoning,
-        supports_structured_output=stored.supportsStructuredOutput,
-        max_completion_tokens=stored.maxCompletionTokens,
     )

@@ -1,5 +1,5 @@
 """What each model can do and what its cached and reasoning tokens cost: shown on
-`Model`, filterable in `models`, and kept through the MongoDB copy of the lists."""
+`Model` and filterable in `models`."""
 
 from __future__ import annotations
 
@@ -12,12 +12,8 @@ import pytest
 import pytest_asyncio
 
 from documents.database import Database
-from providers.fake import ScriptedSource
 from providers.model import ModelInfo, Pricing
-from resolvers.catalog.service import Catalog
-from resolvers.catalog.store import CatalogStore
 from tests.chat.conftest import ChatHarness, chat_harness
-from tests.support.clocks import FakeClock
 
 THINKER = ModelInfo(
     provider="openrouter",
@@ -127,27 +123,3 @@ async def test_an_overlong_output_modality_is_refused(harness: ChatHarness) -> N
     result = await harness.run(MODELS, {"filter": {"outputModality": "x" * 33}})
     assert result.errors
     assert result.errors[0].extensions["details"] == {"field": "filter.outputModality"}  # type: ignore[index]
-
-
-async def test_support_limits_and_cache_prices_survive_the_mongodb_round_trip(
-    database: Database,
-) -> None:
-    clock = FakeClock()
-    catalogs = []
-    try:
-        for models in ([THINKER, PAINTER], []):
-            catalog = Catalog(
-                [ScriptedSource("openrouter", models)],
-                store=CatalogStore(database),
-                ttl_seconds=1800,
-                retry_seconds=60,
-                clock=clock,
-            )
-            catalog.start()
-            catalogs.append(catalog)
-            view = await catalog.view()
-        # The second catalog read the first one's list from MongoDB.
-        assert view.all == (PAINTER, THINKER)
-    finally:
-        for catalog in catalogs:
-            await catalog.close()
