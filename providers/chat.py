@@ -153,6 +153,10 @@ class ToolCallAssembler:
     def __bool__(self) -> bool:
         return bool(self._order)
 
+    def position(self, index: int) -> int | None:
+        """Where the call the last fragment with upstream `index` went to is in calls()."""
+        return self._slot.get(index)
+
     def calls(self) -> tuple[ToolCall, ...]:
         """The calls so far; one without an id gets `call_<n>` (n its position)."""
         return tuple(

@@ -20,6 +20,7 @@ from schema.types.page import PageInfo
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
 MAX_SEARCH = 200
+MAX_MODALITY = 32
 CURSOR_KIND = "model"
 
 
@@ -32,6 +33,9 @@ class _Criteria:
     input_modality: str | None
     min_context_length: int | None
     max_prompt_price: Decimal | None
+    supports_tools: bool | None = None
+    supports_reasoning: bool | None = None
+    output_modality: str | None = None
 
     def matches(self, model: ModelInfo) -> bool:
         if self.provider is not None and model.provider != self.provider:
@@ -41,6 +45,18 @@ class _Criteria:
         if self.multimodal is not None and model.multimodal != self.multimodal:
             return False
         if self.input_modality is not None and self.input_modality not in model.input_modalities:
+            return False
+        if self.output_modality is not None and self.output_modality not in model.output_modalities:
+            return False
+        # true: known to support it; false: everything else (unknown included).
+        if (
+            self.supports_tools is not None
+            and (model.supports_tools is True) != self.supports_tools
+        ):
+            return False
+        if self.supports_reasoning is not None and (
+            (model.supports_reasoning is True) != self.supports_reasoning
+        ):
             return False
         if self.min_context_length is not None and (
             model.context_length is None or model.context_length < self.min_context_length
@@ -63,6 +79,14 @@ def _criteria(filter: ModelFilter | None) -> _Criteria | None:
     search = filter.search.strip() if filter.search else None
     if search is not None and len(search) > MAX_SEARCH:
         raise BadUserInput(f"search is longer than {MAX_SEARCH} characters", field="filter.search")
+    for modality, name in (
+        (filter.input_modality, "inputModality"),
+        (filter.output_modality, "outputModality"),
+    ):
+        if modality is not None and len(modality) > MAX_MODALITY:
+            raise BadUserInput(
+                f"{name} is longer than {MAX_MODALITY} characters", field=f"filter.{name}"
+            )
     if filter.min_context_length is not None and filter.min_context_length < 0:
         raise BadUserInput("minContextLength must not be negative", field="filter.minContextLength")
     max_price: Decimal | None = None
@@ -84,6 +108,9 @@ def _criteria(filter: ModelFilter | None) -> _Criteria | None:
         input_modality=filter.input_modality.strip().lower() if filter.input_modality else None,
         min_context_length=filter.min_context_length,
         max_prompt_price=max_price,
+        supports_tools=filter.supports_tools,
+        supports_reasoning=filter.supports_reasoning,
+        output_modality=filter.output_modality.strip().lower() if filter.output_modality else None,
     )
 
 

@@ -40,6 +40,10 @@ def model_node(model: ModelInfo) -> Model:
         free=model.free,
         pricing=_pricing(model.pricing),
         supported_parameters=list(model.supported_parameters),
+        supports_tools=model.supports_tools,
+        supports_reasoning=model.supports_reasoning,
+        supports_structured_output=model.supports_structured_output,
+        max_completion_tokens=model.max_completion_tokens,
     )
 
 
@@ -50,6 +54,9 @@ def _pricing(pricing: Pricing) -> ModelPricing:
         completion_per_million=_amount(pricing.completion_per_million),
         per_request=_amount(pricing.per_request),
         per_image=_amount(pricing.per_image),
+        cache_read_per_million=_amount(pricing.cache_read_per_million),
+        cache_write_per_million=_amount(pricing.cache_write_per_million),
+        reasoning_per_million=_amount(pricing.reasoning_per_million),
     )
 
 

@@ -7,6 +7,9 @@ the upstream read; but what is read ahead is bounded: once the pieces waiting fo
 consumer hold `max_bytes` of memory, reading pauses until the consumer takes them (a
 client that stops reading stops the upstream read instead of filling the memory).
 Closing this generator cancels the reading task (which closes the upstream request).
+
+`coalesce_batches` hands out each gathering as a list, for pieces that are not simply
+concatenated (a run's typed pieces); `coalesce` joins strings.
 """
 
 from __future__ import annotations
@@ -15,30 +18,34 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Generic, TypeVar
 
 _END = object()
 
+T = TypeVar("T")
 
-class _ReadAhead:
+
+class _ReadAhead(Generic[T]):
     """Pieces read but not yet taken, bounded by the memory they hold (`sys.getsizeof`,
     so many tiny pieces count their per-object overhead too). One piece always fits,
     however large."""
 
-    def __init__(self, max_bytes: int) -> None:
-        self._pieces: list[str] = []
+    def __init__(self, max_bytes: int, size: Callable[[T], int]) -> None:
+        self._pieces: list[T] = []
         self._size = 0
         self._max = max_bytes
+        self._size_of = size
         # `_END` or the source's exception, once the source is done.
         self.ended: object = None
         self._ready = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
 
-    async def put(self, piece: str) -> None:
+    async def put(self, piece: T) -> None:
         await self._room.wait()
         self._pieces.append(piece)
-        self._size += sys.getsizeof(piece)
+        self._size += self._size_of(piece)
         if self._size >= self._max:
             self._room.clear()
         self._ready.set()
@@ -51,7 +58,7 @@ class _ReadAhead:
         """Until there is a piece to take or the source ended."""
         await self._ready.wait()
 
-    def take(self) -> list[str]:
+    def take(self) -> list[T]:
         pieces, self._pieces, self._size = self._pieces, [], 0
         self._room.set()
         if self.ended is None:
@@ -62,7 +69,18 @@ class _ReadAhead:
 async def coalesce(
     source: AsyncIterator[str], window: float, *, max_bytes: int
 ) -> AsyncGenerator[str, None]:
-    ahead = _ReadAhead(max_bytes)
+    batches = coalesce_batches(source, window, max_bytes=max_bytes, size=sys.getsizeof)
+    async with contextlib.aclosing(batches) as gathered:
+        async for batch in gathered:
+            yield "".join(batch)
+
+
+async def coalesce_batches(
+    source: AsyncIterator[T], window: float, *, max_bytes: int, size: Callable[[T], int]
+) -> AsyncGenerator[list[T], None]:
+    """Like `coalesce`, each gathering as the list of its pieces; `size` is what one
+    piece holds in memory."""
+    ahead: _ReadAhead[T] = _ReadAhead(max_bytes, size)
 
     async def pump() -> None:
         try:
@@ -91,7 +109,7 @@ async def coalesce(
                 except TimeoutError:
                     break
                 parts += ahead.take()
-            yield "".join(parts)
+            yield parts
             last_emit = time.monotonic()
         if isinstance(ahead.ended, Exception):
             raise ahead.ended

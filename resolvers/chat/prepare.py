@@ -70,7 +70,9 @@ async def prepare_compare(context: Context, input: CompareInput) -> PreparedChat
 def _check_models(conversation: Conversation, models: Sequence[ModelInfo]) -> None:
     for candidate in models:
         check_readable(conversation, candidate)
-        conversation.request_for(candidate)  # refuses maxTokens beyond the model's context
+        # Refuses maxTokens beyond the model's limits, and tools, reasoning or structured
+        # output where its catalog entry says it has none: before any upstream call.
+        conversation.request_for(candidate)
 
 
 def start_run(context: Context, conversation: Conversation, models: Sequence[ModelInfo]) -> ChatRun:

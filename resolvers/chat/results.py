@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import strawberry
+from strawberry.scalars import JSON
 
 from providers.chat import TokenUsage
+from providers.chat import ToolCall as RunToolCall
 from providers.pricing import Cost as RunCost
 from resolvers.chat.run import RunResult
 from schema.types.chat import (
@@ -15,6 +19,7 @@ from schema.types.chat import (
     CompareError,
     CompareResult,
     Cost,
+    ToolCall,
     Usage,
 )
 from schema.types.enums import ChatRole
@@ -33,6 +38,19 @@ def api_usage(usage: TokenUsage) -> Usage:
         reasoning_tokens=usage.reasoning_tokens,
         cached_prompt_tokens=usage.cached_prompt_tokens,
         cache_write_tokens=usage.cache_write_tokens,
+    )
+
+
+def api_tool_calls(calls: Sequence[RunToolCall]) -> list[ToolCall]:
+    return [ToolCall(id=call.id, name=call.name, arguments=call.arguments) for call in calls]
+
+
+def _details(result: RunResult) -> JSON | None:
+    """The reasoning items as the upstream sent them; null when there were none."""
+    return (
+        JSON([dict(item) for item in result.reasoning_details])
+        if result.reasoning_details
+        else None
     )
 
 
@@ -56,6 +74,10 @@ def chat_result(result: RunResult, message_id: str | None) -> ChatResult:
         cost=api_cost(result.cost),
         latency_ms=result.latency_ms,
         message_id=_id(message_id),
+        reasoning=result.reasoning or None,
+        reasoning_details=_details(result),
+        tool_calls=api_tool_calls(result.tool_calls),
+        generation_id=result.generation_id,
     )
 
 
@@ -89,13 +111,21 @@ def terminal_event(
             latency_ms=result.latency_ms,
             time_to_first_token_ms=result.time_to_first_token_ms,
             message_id=_id(message_id),
+            reasoning=result.reasoning or None,
+            reasoning_details=_details(result),
+            tool_calls=api_tool_calls(result.tool_calls),
+            generation_id=result.generation_id,
         )
     return ChatFailed(
-        # Once a fallback produced text, the deltas named it: the failure must match them.
-        model=result.model.id if result.content else requested,
+        # Once a fallback produced output, the deltas named it: the failure must match them.
+        model=result.model.id
+        if result.content or result.reasoning or result.tool_calls
+        else requested,
         code=result.error.code,
         message=result.error.message,
         retryable=result.error.retryable,
         partial_content=result.content,
         message_id=_id(message_id),
+        partial_reasoning=result.reasoning,
+        partial_tool_calls=api_tool_calls(result.tool_calls),
     )

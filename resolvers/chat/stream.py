@@ -1,7 +1,9 @@
 """The `chatStream` and `compareStream` subscriptions: answers token by token.
 
-Each model's stream is ChatDelta events (index from 0, consecutive), then exactly one
-ChatCompleted or ChatFailed. When the client goes away (disconnect or `complete`),
+Each model's stream is ChatDelta (answer text), ChatReasoningDelta (thinking) and
+ChatToolCallDelta (pieces of tool calls) events, each kind with its own `index` from 0,
+consecutive, in the order the upstream sent them; then exactly one ChatCompleted or
+ChatFailed. When the client goes away (disconnect or `complete`),
 the generator is closed: the upstream request is abandoned at once, and what was
 generated is recorded and saved (PARTIAL) in the background.
 """
@@ -10,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncGenerator
 
 from starlette.websockets import WebSocket
 
 from providers.model import ModelInfo
-from resolvers.chat.coalesce import coalesce
+from resolvers.chat.coalesce import coalesce_batches
 from resolvers.chat.finish import ExchangeWriter
 from resolvers.chat.prepare import (
     PreparedChat,
@@ -24,10 +27,10 @@ from resolvers.chat.prepare import (
     start_run,
 )
 from resolvers.chat.results import terminal_event
-from resolvers.chat.run import log_failed_run
+from resolvers.chat.run import Piece, PieceKind, log_failed_run, merge_pieces
 from resolvers.context import Context, Info
 from resolvers.monitoring.operation_facts import own_request_id
-from schema.types.chat import ChatDelta, ChatStreamEvent
+from schema.types.chat import ChatDelta, ChatReasoningDelta, ChatStreamEvent, ChatToolCallDelta
 from schema.types.inputs import ChatInput, CompareInput
 
 
@@ -36,6 +39,34 @@ def _operation_id(context: Context) -> str:
     its request id) is shared by every subscription on that connection, so each
     subscription gets its own id."""
     return own_request_id() if isinstance(context.request, WebSocket) else context.request_id
+
+
+def _piece_size(piece: Piece) -> int:
+    """What a piece waiting to be sent holds in memory."""
+    return sys.getsizeof(piece) + sys.getsizeof(piece.text)
+
+
+class _Numbering:
+    """Each kind of delta counts its own events from 0."""
+
+    def __init__(self) -> None:
+        self._next = dict.fromkeys(PieceKind, 0)
+
+    def event(self, model: str, piece: Piece) -> ChatStreamEvent:
+        index = self._next[piece.kind]
+        self._next[piece.kind] = index + 1
+        if piece.kind is PieceKind.REASONING:
+            return ChatReasoningDelta(model=model, content=piece.text, index=index)
+        if piece.kind is PieceKind.TOOL_CALL:
+            return ChatToolCallDelta(
+                model=model,
+                index=index,
+                tool_call_index=piece.tool_call,
+                id=piece.id,
+                name=piece.name,
+                arguments_delta=piece.text,
+            )
+        return ChatDelta(model=model, content=piece.text, index=index)
 
 
 async def _model_events(
@@ -51,13 +82,13 @@ async def _model_events(
     requested = models[0].id
     finished = False
     try:
-        index = 0
+        numbering = _Numbering()
         # Bounded read-ahead: a client that stops reading pauses the upstream read.
-        deltas = coalesce(run.deltas(), window, max_bytes=buffer_bytes)
-        async with contextlib.aclosing(deltas) as pieces:
-            async for piece in pieces:
-                yield ChatDelta(model=run.model.id, content=piece, index=index)
-                index += 1
+        deltas = coalesce_batches(run.deltas(), window, max_bytes=buffer_bytes, size=_piece_size)
+        async with contextlib.aclosing(deltas) as batches:
+            async for batch in batches:
+                for piece in merge_pieces(batch):
+                    yield numbering.event(run.model.id, piece)
         result = run.result()
         finished = True
         log_failed_run(result, writer.request_id)

@@ -19,6 +19,17 @@ class ModelPricing:
     completion_per_million: float | None
     per_request: float | None
     per_image: float | None
+    cache_read_per_million: float | None = strawberry.field(
+        default=None,
+        description="Prompt tokens read from the prompt cache; null: promptPerMillion.",
+    )
+    cache_write_per_million: float | None = strawberry.field(
+        default=None,
+        description="Prompt tokens written to the prompt cache; null: promptPerMillion.",
+    )
+    reasoning_per_million: float | None = strawberry.field(
+        default=None, description="Reasoning tokens; null: completionPerMillion."
+    )
 
 
 @strawberry.type
@@ -35,6 +46,19 @@ class Model:
     free: bool
     pricing: ModelPricing
     supported_parameters: list[str]
+    supports_tools: bool | None = strawberry.field(
+        default=None, description="Whether it takes tools; null when its provider does not say."
+    )
+    supports_reasoning: bool | None = strawberry.field(
+        default=None, description="Whether it can reason; null when its provider does not say."
+    )
+    supports_structured_output: bool | None = strawberry.field(
+        default=None,
+        description="Whether it follows a JSON schema; null when its provider does not say.",
+    )
+    max_completion_tokens: int | None = strawberry.field(
+        default=None, description="The longest answer it gives, when its provider says."
+    )
 
 
 @strawberry.type

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import strawberry
+from strawberry.scalars import JSON
 
 from schema.types.enums import ChatRole, ErrorCode
 
@@ -73,6 +74,23 @@ class ChatResult:
     message_id: strawberry.ID | None = strawberry.field(
         description="Id of the saved answer when the input had a sessionId."
     )
+    reasoning: str | None = strawberry.field(
+        default=None, description="The model's reasoning, when it thought aloud."
+    )
+    reasoning_details: JSON | None = strawberry.field(
+        default=None,
+        description=(
+            "The upstream's structured reasoning items; pass them back unchanged on this "
+            "assistant turn (ChatMessageInput.reasoningDetails) to continue a tool loop."
+        ),
+    )
+    tool_calls: list[ToolCall] = strawberry.field(
+        default_factory=list,
+        description="The functions the model asks to call (finishReason is then tool_calls).",
+    )
+    generation_id: str | None = strawberry.field(
+        default=None, description="The upstream's id of this generation, when it names one."
+    )
 
 
 @strawberry.type
@@ -99,6 +117,31 @@ class ChatDelta:
 
 
 @strawberry.type
+class ChatReasoningDelta:
+    model: str
+    content: str = strawberry.field(description="A piece of the model's reasoning.")
+    index: int = strawberry.field(
+        description="Position of this delta among the model's reasoning deltas, from 0."
+    )
+
+
+@strawberry.type
+class ChatToolCallDelta:
+    model: str
+    index: int = strawberry.field(
+        description="Position of this delta among the model's tool-call deltas, from 0."
+    )
+    tool_call_index: int = strawberry.field(
+        description="Which call this piece belongs to: its position in the final toolCalls."
+    )
+    id: str | None = strawberry.field(description="The call's id, on its first delta.")
+    name: str | None = strawberry.field(description="The function's name, on its first delta.")
+    arguments_delta: str = strawberry.field(
+        description="The next piece of the call's arguments (JSON text, concatenated as sent)."
+    )
+
+
+@strawberry.type
 class ChatCompleted:
     model: str
     provider: str
@@ -109,6 +152,17 @@ class ChatCompleted:
     latency_ms: float
     time_to_first_token_ms: float | None
     message_id: strawberry.ID | None
+    reasoning: str | None = strawberry.field(
+        default=None, description="The whole reasoning, when the model thought aloud."
+    )
+    reasoning_details: JSON | None = strawberry.field(
+        default=None,
+        description="The upstream's structured reasoning items, to pass back unchanged.",
+    )
+    tool_calls: list[ToolCall] = strawberry.field(
+        default_factory=list, description="The whole tool calls, arguments exact."
+    )
+    generation_id: str | None = None
 
 
 @strawberry.type
@@ -121,8 +175,16 @@ class ChatFailed:
         description="What had been generated before the failure."
     )
     message_id: strawberry.ID | None
+    partial_reasoning: str = strawberry.field(
+        default="", description="The reasoning generated before the failure."
+    )
+    partial_tool_calls: list[ToolCall] = strawberry.field(
+        default_factory=list,
+        description="Tool calls as far as they were assembled (arguments may be cut short).",
+    )
 
 
 ChatStreamEvent = Annotated[
-    ChatDelta | ChatCompleted | ChatFailed, strawberry.union("ChatStreamEvent")
+    ChatDelta | ChatReasoningDelta | ChatToolCallDelta | ChatCompleted | ChatFailed,
+    strawberry.union("ChatStreamEvent"),
 ]

@@ -51,3 +51,31 @@ class UsageGroupBy(Enum):
     MODEL = "MODEL"
     PROVIDER = "PROVIDER"
     DAY = "DAY"
+
+
+@strawberry.enum
+class ReasoningEffort(Enum):
+    """How hard a thinking model thinks (OpenRouter's `reasoning.effort`)."""
+
+    XHIGH = "xhigh"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    MINIMAL = "minimal"
+    NONE = "none"
+
+
+@strawberry.enum
+class ResponseFormatType(Enum):
+    TEXT = "text"
+    JSON_OBJECT = "json_object"
+    JSON_SCHEMA = "json_schema"
+
+
+@strawberry.enum
+class RoutingSort(Enum):
+    """Which of an aggregator's providers to prefer."""
+
+    PRICE = "price"
+    THROUGHPUT = "throughput"
+    LATENCY = "latency"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -60,18 +61,33 @@ class ChatHarness:
         self.hf = hf
         self.sleeps = sleeps  # the retries' waits, recorded instead of waited
 
-    async def run(
-        self, query: str, variables: dict[str, Any] | None = None, *, user: str | None = "alice"
-    ) -> ExecutionResult:
+    def _context(self, user: str | None) -> Context:
         request = Request({"type": "http", "method": "POST", "headers": [], "client": ("::1", 1)})
-        context = Context(
+        return Context(
             services=self.services,
             request=request,
             response=None,
             request_id="req-chat",
             identity=None if user is None else Identity(user_id=user),
         )
-        return await SCHEMA.execute(query, variable_values=variables, context_value=context)
+
+    async def run(
+        self, query: str, variables: dict[str, Any] | None = None, *, user: str | None = "alice"
+    ) -> ExecutionResult:
+        return await SCHEMA.execute(
+            query, variable_values=variables, context_value=self._context(user)
+        )
+
+    async def subscribe(
+        self, query: str, variables: dict[str, Any] | None = None, *, user: str | None = "alice"
+    ) -> list[ExecutionResult]:
+        """Every result a subscription sends, to its end."""
+        context = self._context(user)
+        context.over_sse = True  # as the SSE transport marks it
+        results = await SCHEMA.subscribe(query, variable_values=variables, context_value=context)
+        if isinstance(results, ExecutionResult):  # refused before it started
+            return [results]
+        return [result async for result in results]
 
     async def usage_records(self) -> list[dict[str, Any]]:
         await self.services.usage.flush()
@@ -81,6 +97,18 @@ class ChatHarness:
 
 @pytest_asyncio.fixture
 async def harness(tmp_path: Path, database: Database) -> AsyncIterator[ChatHarness]:
+    async with chat_harness(tmp_path, database) as running:
+        yield running
+
+
+@asynccontextmanager
+async def chat_harness(
+    tmp_path: Path,
+    database: Database,
+    openrouter_models: Sequence[ModelInfo] = (PRICED, VISION, UNPRICED),
+    hf_models: Sequence[ModelInfo] = (HF,),
+) -> AsyncIterator[ChatHarness]:
+    """The harness over a catalog of the given models (the fixture's by default)."""
     settings = make_settings(
         tmp_path,
         AIPASTA_CHAT_RETRY_BACKOFF=0,
@@ -89,8 +117,8 @@ async def harness(tmp_path: Path, database: Database) -> AsyncIterator[ChatHarne
     openrouter, hf = FakeProvider("openrouter"), FakeProvider("huggingface")
     catalog = Catalog(
         [
-            ScriptedSource("openrouter", [PRICED, VISION, UNPRICED]),
-            ScriptedSource("huggingface", [HF]),
+            ScriptedSource("openrouter", list(openrouter_models)),
+            ScriptedSource("huggingface", list(hf_models)),
         ],
         store=CatalogStore(None),
         ttl_seconds=1800,
@@ -112,7 +140,9 @@ async def harness(tmp_path: Path, database: Database) -> AsyncIterator[ChatHarne
         usage=usage,
         retry_sleep=sleeps,
     )
-    yield ChatHarness(services, openrouter, hf, sleeps)
-    await services.background.drain(within=5)
-    await usage.close()
-    await catalog.close()
+    try:
+        yield ChatHarness(services, openrouter, hf, sleeps)
+    finally:
+        await services.background.drain(within=5)
+        await usage.close()
+        await catalog.close()
