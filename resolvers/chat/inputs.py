@@ -164,6 +164,11 @@ def _check_supported(options: CheckedOptions, model: ModelInfo) -> None:
         options.response_format is not None
         and options.response_format.kind != "text"
         and model.supports_structured_output is False
+        # JSON mode needs less than a schema: OpenRouter lists it as `response_format`.
+        and not (
+            options.response_format.kind == "json_object"
+            and "response_format" in model.supported_parameters
+        )
     ):
         raise BadUserInput(
             f"{model.id} does not support structured output ({options.response_format.kind})",

@@ -784,3 +784,34 @@ async def test_streamed_reasoning_items_come_back_whole(harness: ChatHarness) ->
         },
         {"type": "reasoning.encrypted", "data": "ZW5j", "id": "rs_1", "index": 1},
     ]
+
+
+async def test_a_model_that_lists_response_format_but_not_structured_outputs_takes_json_object(
+    tmp_path: Path, database: Database
+) -> None:
+    # OpenRouter's `response_format` alone means JSON mode; `structured_outputs` means schemas.
+    json_mode = ModelInfo(
+        provider="openrouter",
+        upstream_id="acme/json-mode",
+        name="JSON mode",
+        supported_parameters=("max_tokens", "response_format"),
+        supports_tools=False,
+        supports_reasoning=False,
+        supports_structured_output=False,
+    )
+    async with chat_harness(tmp_path, database, (json_mode,)) as running:
+        running.openrouter.enqueue("{}")
+        whole = await running.run(
+            CHAT, chat_input(json_mode.id, responseFormat={"type": "JSON_OBJECT"})
+        )
+        assert whole.errors is None, whole.errors
+        (request,) = running.openrouter.requests
+        assert request.response_format == ResponseFormat(kind="json_object")
+
+        schema = {"type": "JSON_SCHEMA", "name": "w", "schema": {"type": "object"}}
+        refused = await running.run(CHAT, chat_input(json_mode.id, responseFormat=schema))
+        assert error_of(refused) == {
+            "code": "BAD_USER_INPUT",
+            "details": {"field": "options.responseFormat"},
+        }
+        assert len(running.openrouter.requests) == 1
