@@ -1,0 +1,5 @@
+from starlette.routing import Route
+
+
+def openai_routes() -> list[Route]:
+    return []
