@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
@@ -128,6 +129,11 @@ def _field_of(error: GatewayError) -> str | None:
         return None
     # The GraphQL fields name their argument (`input.messages[0]`); here the body is it.
     return field.removeprefix("input.")
+
+
+def snake_case(field: str) -> str:
+    """`options.maxTokens` as the REST bodies spell it: `options.max_tokens`."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", lambda m: "_" + m.group(1).lower(), field)
 
 
 def failure_of(error: GatewayError, services: Services, *, status: int | None = None) -> Failure:
@@ -270,7 +276,9 @@ def parse_body(raw: bytes, model: type[BaseModelT], max_depth: int) -> BaseModel
 
 
 def _bad_body(exc: ValidationError) -> BadUserInput:
-    first = exc.errors(include_url=False, include_input=False)[0]
+    # The deepest error: of a union's branches, the one the value came closest to.
+    errors = exc.errors(include_url=False, include_input=False)
+    first = max(errors, key=lambda error: len(error["loc"]))
     field = _path(first["loc"])
     message = first["msg"]
     if first["type"] == "extra_forbidden":
