@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
@@ -35,6 +36,7 @@ from typing import Any, Protocol, TypeVar, cast
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from aipasta.edge.client_ip import client_ip
 from aipasta.edge.disconnect import cancelled_on_disconnect
@@ -53,7 +55,9 @@ from resolvers.errors import (
 )
 from resolvers.identity.sign_in import STATE_KEY, SignIn, check_credentials, sign_in_request
 from resolvers.limits.admission import admit
+from resolvers.monitoring.operation_facts import begin_operation
 from schema.guards import unsafe_variable
+from schema.operation_log import operation_done
 from schema.types.chat import ChatFailed
 from schema.types.enums import ErrorCode
 
@@ -303,13 +307,48 @@ def _path(loc: tuple[int | str, ...]) -> str:
 Handler = Callable[[Call], Awaitable[Response]]
 
 
-def adapter_endpoint(
-    handler: Handler, style: ErrorStyle
-) -> Callable[[Request], Awaitable[Response]]:
-    """A Starlette endpoint running `handler` behind the body cap, the rate limits and
-    sign-in, with every error in `style`."""
+@dataclass
+class _Outcome:
+    context: Context | None = None
+    code: str | None = None
 
-    async def endpoint(request: Request) -> Response:
+
+class AdapterEndpoint:
+    """An ASGI endpoint running `handler` behind the body cap, the rate limits and
+    sign-in, with every error in `style`. An admitted request is one operation, named
+    `name` in the operation log line and metrics (as a GraphQL operation's, written
+    when its answer or stream ends)."""
+
+    def __init__(self, handler: Handler, style: ErrorStyle, *, name: str) -> None:
+        self.handler = handler
+        self.style = style
+        self.name = name
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        outcome = _Outcome()
+        started = time.monotonic()
+        facts = begin_operation(request_id_of(scope))
+        response = await self._answer(request, outcome)
+        try:
+            await response(scope, receive, send)
+        finally:
+            if outcome.context is not None:
+                kind = (
+                    "subscription"
+                    if isinstance(response, EventStream)
+                    else ("query" if request.method == "GET" else "mutation")
+                )
+                operation_done(
+                    outcome.context,
+                    facts,
+                    kind=kind,
+                    name=self.name,
+                    code=outcome.code or facts.error_code,
+                    seconds=time.monotonic() - started,
+                )
+
+    async def _answer(self, request: Request, outcome: _Outcome) -> Response:
         services: Services = request.state.services
         settings = services.settings
         request_id = request_id_of(request.scope)
@@ -320,7 +359,7 @@ def adapter_endpoint(
             return Response(status_code=499)  # nobody reads it
         if body is None:
             return error_response(
-                style,
+                self.style,
                 Failure(
                     ErrorCode.BAD_USER_INPUT,
                     f"Request body too large: the limit is {cap} bytes",
@@ -342,18 +381,23 @@ def adapter_endpoint(
             refusal = admission.decision.error()
             log.info("request %s: %s", request_id, refusal.code.value)
             return error_response(
-                style, failure_of(refusal, services, status=admission.decision.status)
+                self.style, failure_of(refusal, services, status=admission.decision.status)
             )
         context = Context(services=services, request=request, response=None, request_id=request_id)
         await sign_in_request(context, request)
+        outcome.context = context
         try:
-            return await handler(Call(request, context, body))
+            return await self.handler(Call(request, context, body))
         except ClientGone:
             return Response(status_code=499)  # nobody reads it
         except Exception as exc:  # noqa: BLE001 - every fault answers in the adapter's shape
-            return error_response(style, masked(exc, services, request_id))
+            failure = masked(exc, services, request_id)
+            outcome.code = failure.code.value
+            return error_response(self.style, failure)
 
-    return endpoint
+
+def adapter_endpoint(handler: Handler, style: ErrorStyle, *, name: str) -> AdapterEndpoint:
+    return AdapterEndpoint(handler, style, name=name)
 
 
 async def _read_capped(request: Request, cap: int) -> bytes | None:

@@ -381,7 +381,17 @@ async def _chunks(
 
 def openai_routes() -> list[Route]:
     return [
-        Route("/v1/models", adapter_endpoint(list_models, STYLE), methods=["GET"]),
-        Route("/v1/models/{model_id:path}", adapter_endpoint(get_model, STYLE), methods=["GET"]),
-        Route("/v1/chat/completions", adapter_endpoint(chat_completions, STYLE), methods=["POST"]),
+        Route(
+            "/v1/models", adapter_endpoint(list_models, STYLE, name="v1_models"), methods=["GET"]
+        ),
+        Route(
+            "/v1/models/{model_id:path}",
+            adapter_endpoint(get_model, STYLE, name="v1_model"),
+            methods=["GET"],
+        ),
+        Route(
+            "/v1/chat/completions",
+            adapter_endpoint(chat_completions, STYLE, name="v1_chat_completions"),
+            methods=["POST"],
+        ),
     ]

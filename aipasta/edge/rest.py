@@ -432,8 +432,16 @@ async def save(call: Call) -> Response:
 
 def rest_routes() -> list[Route]:
     return [
-        Route("/api/models", adapter_endpoint(models, STYLE), methods=["GET"]),
-        Route("/api/chat", adapter_endpoint(chat, STYLE), methods=["POST"]),
-        Route("/api/chat-history", adapter_endpoint(history, STYLE), methods=["GET"]),
-        Route("/api/chat-history", adapter_endpoint(save, STYLE), methods=["POST"]),
+        Route("/api/models", adapter_endpoint(models, STYLE, name="api_models"), methods=["GET"]),
+        Route("/api/chat", adapter_endpoint(chat, STYLE, name="api_chat"), methods=["POST"]),
+        Route(
+            "/api/chat-history",
+            adapter_endpoint(history, STYLE, name="api_chat_history"),
+            methods=["GET"],
+        ),
+        Route(
+            "/api/chat-history",
+            adapter_endpoint(save, STYLE, name="api_chat_history_save"),
+            methods=["POST"],
+        ),
     ]

@@ -4,9 +4,11 @@ the same chat, catalog, history, sign-in and limits as GraphQL."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import aiohttp
+import pytest
 
 from documents.database import Database
 from resolvers.identity.key_store import ApiKeyStore
@@ -382,3 +384,34 @@ async def test_rate_limited_with_retry_after_in_one_budget_with_graphql(
     assert int(headers["Retry-After"]) >= 1
     assert body["code"] == "RATE_LIMITED"
     assert body["error"] == "Rate limit exceeded"
+
+
+async def test_each_request_is_one_operation_in_the_log_and_metrics(
+    sse: FakeUpstream, stream_app: StreamApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="aipasta.operations")
+    sse.script(MISTRAL_UPSTREAM, answer("Hi", prompt_tokens=5, completion_tokens=1))
+    sse.script(MISTRAL_UPSTREAM, answer("Hi again", prompt_tokens=5, completion_tokens=2))
+    app = await stream_app()
+    status, headers, _ = await call(app, "POST", "/api/chat", json=seed_chat())
+    assert status == 200
+    async with app.http.post(f"{app.base_url}/api/chat", json=seed_chat(stream=True)) as response:
+        streamed_id = response.headers["X-Request-ID"]
+        await sse_chunks(response)
+    lines = {
+        r.fields["request_id"]: r.fields  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.name == "aipasta.operations"
+    }
+    whole = lines[headers["X-Request-ID"]]
+    assert (whole["operation_type"], whole["operation_name"], whole["status"]) == (
+        "mutation",
+        "api_chat",
+        "ok",
+    )
+    assert (whole["model"], whole["prompt_tokens"], whole["completion_tokens"]) == (MISTRAL, 5, 1)
+    streamed = lines[streamed_id]
+    assert (streamed["operation_type"], streamed["completion_tokens"]) == ("subscription", 2)
+    _, metrics = await app.get("/metrics")
+    assert 'name="api_chat",outcome="ok",type="mutation"' in metrics
+    assert 'name="api_chat",outcome="ok",type="subscription"' in metrics
