@@ -290,15 +290,30 @@ def _bad_body(exc: ValidationError) -> BadUserInput:
     return BadUserInput(f"`{field}`: {message}" if field else message, field=field or None)
 
 
+# Pydantic's names for a union's plain branches (`str | list[Part]`).
+_BRANCHES = frozenset({"str", "int", "float", "bool", "none"})
+
+
 def _path(loc: tuple[int | str, ...]) -> str:
+    """Pydantic's location as the body spells it (`messages[0].content`), without the
+    names pydantic gives a union's branches and a tagged union's tags."""
     path = ""
+    tag_next = False  # the next name is a tagged union's tag, not a field
+    tag_after_index = False  # ... once the list's index is read
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
+            tag_next, tag_after_index = tag_after_index, False
+        elif part.startswith("list[tagged-union["):
+            tag_after_index = True
+        elif part.startswith("tagged-union["):
+            tag_next = True
+        elif tag_next:
+            tag_next = False
+        elif part in _BRANCHES or part.startswith(("function-", "list[", "nullable[")):
+            continue
         elif not path:
             path = part
-        elif part.startswith(("function-", "tagged-union", "list[", "str", "int")):
-            continue  # pydantic's names for a union's branches
         else:
             path += f".{part}"
     return path

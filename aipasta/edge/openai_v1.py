@@ -193,7 +193,9 @@ class Completion(_Body):
             options=ChatOptions(
                 temperature=self.temperature,
                 top_p=self.top_p,
-                max_tokens=self.max_completion_tokens or self.max_tokens,
+                max_tokens=self.max_tokens
+                if self.max_completion_tokens is None
+                else self.max_completion_tokens,
                 stop=stop,
                 seed=self.seed,
             ),

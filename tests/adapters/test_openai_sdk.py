@@ -325,6 +325,17 @@ async def test_unsupported_and_hostile_fields_are_a_400_naming_the_field(
             "tool messages are not supported",
         ),
         ({"messages": "hello"}, "messages", "`messages`: Input should be a valid list"),
+        ({"max_completion_tokens": 0}, "max_tokens", "maxTokens must be at least 1"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
+            "messages[0].content[0].image_url.url",
+            "`messages[0].content[0].image_url.url`: Field required",
+        ),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]},
+            "messages[0].content[0]",
+            "`messages[0].content[0]`: Input tag 'input_audio' found",
+        ),
     ]
     for extra, param, message in cases:
         with pytest.raises(openai.BadRequestError) as refused:
