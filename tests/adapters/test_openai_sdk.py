@@ -372,3 +372,18 @@ async def test_a_huge_body_is_413_in_openai_shape(sse: FakeUpstream, stream_app:
         }
     }
     assert sse.chats == []
+
+
+async def test_a_users_budget_is_shared_by_graphql_rest_and_v1(
+    stream_app: StreamApp, sdk: Clients, database: Database
+) -> None:
+    key = (await ApiKeyStore(database).create(user_id="alice")).key
+    app = await stream_app(AIPASTA_AUTH="required", AIPASTA_USER_RATE_LIMIT="2/minute")
+    auth = {"Authorization": f"Bearer {key}"}
+    assert "errors" not in await app.graphql("{ chatSessions { nodes { id } } }", headers=auth)
+    assert (await call(app, "GET", "/api/chat-history?sessions=true", headers=auth))[0] == 200
+    with pytest.raises(openai.RateLimitError) as refused:
+        await sdk(app, key).models.list()
+    assert refused.value.code == "rate_limited"
+    # Another user, and the anonymous address budget, are untouched.
+    assert (await call(app, "GET", "/v1/models"))[0] == 200

@@ -1,5 +1,6 @@
-"""GraphQL over SSE: a query or mutation gets the operation timeout it gets over plain
-HTTP; subscriptions and whole chat answers keep their own (chat) timeouts."""
+"""GraphQL over SSE and the REST adapters: a query or mutation gets the operation timeout
+it gets over plain HTTP; subscriptions and whole chat answers keep their own (chat)
+timeouts."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.adapters.conftest import call
 from tests.streaming.conftest import CHAT, CHAT_STREAM, MISTRAL, MISTRAL_UPSTREAM, StreamApp
 from tests.streaming.graphql_sse import sse_operation, sse_run
 from tests.support.errors import body_without_request_id
@@ -76,3 +78,34 @@ async def test_subscriptions_and_whole_chat_answers_over_sse_outlast_it(
     outcome = await sse_run(app, CHAT_STREAM, variables)
     assert outcome.errors == []
     assert outcome.terminals[-1]["content"] == "slow stream"
+
+
+async def test_the_rest_adapters_cut_a_slow_query_with_504_and_let_a_whole_answer_run(
+    sse: FakeUpstream, start_app: StartApp, held_catalog: asyncio.Event
+) -> None:
+    app = await start_app(AIPASTA_OPERATION_TIMEOUT=0.3)
+    async with asyncio.timeout(10):
+        status, headers, body = await call(app, "GET", "/api/models")
+    assert status == 504
+    assert "Retry-After" not in headers
+    assert body == {
+        "success": False,
+        "error": "Request timed out",
+        "details": "The operation took longer than 0.3 s and was cancelled",
+        "code": "TIMEOUT",
+    }
+    async with asyncio.timeout(10):
+        status, _, body = await call(app, "GET", "/v1/models")
+    assert status == 504
+    assert body["error"]["code"] == "timeout"
+    held_catalog.set()
+    await app.catalog_settled()
+    sse.script(MISTRAL_UPSTREAM, steps(Text("slow "), Sleep(0.5), Text("answer")))
+    status, _, body = await call(
+        app,
+        "POST",
+        "/v1/chat/completions",
+        json={"model": MISTRAL, "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert status == 200, body
+    assert body["choices"][0]["message"]["content"] == "slow answer"
