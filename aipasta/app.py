@@ -22,7 +22,9 @@ from aipasta import __version__
 from aipasta.database import close_served_database, serve_database
 from aipasta.edge.graphql_view import GatewayGraphQL
 from aipasta.edge.middleware import edge_middleware
+from aipasta.edge.openai_v1 import openai_routes
 from aipasta.edge.request_ids import request_id
+from aipasta.edge.rest import rest_routes
 from aipasta.graphiql import graphiql_routes
 from aipasta.redactor import build_redactor, install_log_redaction
 from aipasta.settings import AuthMode, Settings
@@ -227,6 +229,8 @@ def create_app(
             Route("/health", health_endpoint, methods=["GET"]),
             Route("/api/health", health_endpoint, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            *rest_routes(),
+            *openai_routes(),
             *graphiql_routes(settings),
         ],
         middleware=edge_middleware(settings),

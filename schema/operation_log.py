@@ -74,28 +74,51 @@ class OperationLog(SchemaExtension):
     def _done(self, context: Context, facts: OperationFacts, seconds: float) -> None:
         errors = self._all_errors()
         code = error_code(errors[0]) if errors else facts.error_code
-        kind, name = self._type(), self.execution_context.operation_name
-        services = context.services
-        services.metrics.operation_done(type=kind, name=name, code=code, seconds=seconds)
-        identity = context.identity
-        fields: dict[str, Any] = {
-            "request_id": facts.request_id,
-            "operation_type": kind,
-            "operation_name": safe_name(name),
-            "user": user_hash(identity.user_id) if identity is not None else None,
-            "status": "ok" if code is None else "error",
-            "error_code": code,
-            "duration_ms": round(seconds * 1000, 1),
-        }
-        if facts.model is not None:
-            fields |= {
-                "model": facts.model,
-                "prompt_tokens": facts.prompt_tokens,
-                "completion_tokens": facts.completion_tokens,
-                "cost": str(facts.cost),
-            }
-        if services.settings.log_content:
-            fields["variables"] = self.execution_context.variables
-        log.info(
-            "%s %s %s", kind, fields["operation_name"], fields["status"], extra={"fields": fields}
+        variables = (
+            self.execution_context.variables if context.services.settings.log_content else None
         )
+        operation_done(
+            context,
+            facts,
+            kind=self._type(),
+            name=self.execution_context.operation_name,
+            code=code,
+            seconds=seconds,
+            variables=variables,
+        )
+
+
+def operation_done(
+    context: Context,
+    facts: OperationFacts,
+    *,
+    kind: str,
+    name: str | None,
+    code: str | None,
+    seconds: float,
+    variables: dict[str, Any] | None = None,
+) -> None:
+    """An operation's metrics and its one log line (also the REST adapters', whose
+    requests are operations too: aipasta.edge.adapters)."""
+    services = context.services
+    services.metrics.operation_done(type=kind, name=name, code=code, seconds=seconds)
+    identity = context.identity
+    fields: dict[str, Any] = {
+        "request_id": facts.request_id,
+        "operation_type": kind,
+        "operation_name": safe_name(name),
+        "user": user_hash(identity.user_id) if identity is not None else None,
+        "status": "ok" if code is None else "error",
+        "error_code": code,
+        "duration_ms": round(seconds * 1000, 1),
+    }
+    if facts.model is not None:
+        fields |= {
+            "model": facts.model,
+            "prompt_tokens": facts.prompt_tokens,
+            "completion_tokens": facts.completion_tokens,
+            "cost": str(facts.cost),
+        }
+    if variables is not None:
+        fields["variables"] = variables
+    log.info("%s %s %s", kind, fields["operation_name"], fields["status"], extra={"fields": fields})

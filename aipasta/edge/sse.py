@@ -14,6 +14,9 @@ gateway gives an SSE operation what it gives every other:
 - errors in the API's format, masked and with `extensions.requestId` (schema.errors); an
   unexpected fault after the stream began ends it with an INTERNAL error in a `next`
   event and `complete`, rather than a cut connection;
+- a query or mutation is cancelled after `operation_timeout`, as over plain HTTP
+  (aipasta.edge.graphql_view): its one `next` event is then the TIMEOUT error (a whole
+  chat answer extends its own deadline; subscriptions keep the chat timeouts);
 - a client that closes the response cancels the operation at once
   (aipasta.edge.disconnect): a chat stream then closes its upstream request and saves
   the partial answer, as when a websocket client leaves;
@@ -27,10 +30,10 @@ import asyncio
 import json
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import ClassVar
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from typing import Any, ClassVar, cast
 
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationType, get_operation_ast
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
@@ -43,7 +46,8 @@ from aipasta.edge.disconnect import cancelled_on_disconnect
 from aipasta.edge.request_ids import request_id as request_id_of
 from providers.redaction import Redactor
 from resolvers.context import Context, Services
-from schema.errors import log_error, public_error
+from schema.errors import log_error, public_error, timed_out
+from schema.query_cache import cached_document
 from schema.strawberry_seams import AsyncHTTPRequestAdapter, SSETransport
 
 log = logging.getLogger("aipasta.sse")
@@ -71,17 +75,36 @@ class ServerSentEvents(GraphQL[Context, None]):
         root_value: None,
         sub_response: Response,
     ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
-        if (
+        over_sse = (
             isinstance(request_data, GraphQLRequestData)
             and request_data.protocol == SSETransport.protocol
-        ):
+        )
+        if over_sse:
             context.over_sse = True
         result = await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
         if isinstance(result, SubscriptionExecutionResult):
+            assert isinstance(request_data, GraphQLRequestData)
+            if over_sse and not self._is_subscription(request_data, context):
+                seconds = context.services.settings.operation_timeout
+                # An async generator is one: Strawberry's Protocol is only stricter in name.
+                result = cast("SubscriptionExecutionResult", _bounded(result, seconds, context))
             self._sources[sub_response] = result
         return result
+
+    @staticmethod
+    def _is_subscription(request_data: GraphQLRequestData, context: Context) -> bool:
+        """Whether the request runs a subscription (a document that does not parse, or
+        names no operation, is not one: Strawberry answers it with its error)."""
+        if not request_data.query:
+            return False
+        try:
+            document = cached_document(request_data.query, context.services.settings.max_tokens)
+        except GraphQLError:
+            return False
+        operation = get_operation_ast(document, request_data.operation_name)
+        return operation is not None and operation.operation is OperationType.SUBSCRIPTION
 
     async def create_streaming_response(
         self,
@@ -188,6 +211,36 @@ class EventStream(StreamingResponse):
         payload: GraphQLHTTPResponse = {"data": None, "errors": [public.formatted]}
         transport = SSETransport()
         return transport.encode_next(payload, _compact_json) + transport.encode_complete()
+
+
+async def _bounded(
+    source: SubscriptionExecutionResult, seconds: float, context: Context
+) -> AsyncGenerator[Any, None]:
+    """A query's or mutation's one result, cut after `seconds` as over plain HTTP
+    (aipasta.edge.graphql_view): the same TIMEOUT error, in a `next` event. The field may
+    extend its own deadline (a whole chat answer does)."""
+    try:
+        try:
+            async with asyncio.timeout(seconds) as deadline:
+                context.deadline = deadline
+                first = await anext(source)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            log.warning(
+                "SSE operation cancelled after %g s (request %s)", seconds, context.request_id
+            )
+            yield timed_out(seconds, context.request_id)
+            return
+        finally:
+            context.deadline = None
+        yield first
+        async for more in source:
+            yield more
+    finally:
+        await _aclose(source)
 
 
 def _compact_json(data: object) -> str:
