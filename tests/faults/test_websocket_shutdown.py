@@ -132,6 +132,9 @@ async def test_shutdown_with_the_database_down_closes_open_sockets_at_once(
         )
         async with launch(tmp_path, **env) as app:
             uvicorn_errors.listen()
+            # A first ping may miss 300 ms on a loaded machine; the app then connects soon.
+            assert app.services.database is not None
+            assert await app.services.database.wait_connected(within=30)
             clients = [await open_signed_in(app) for _ in range(3)]
             mongo.kill()
             # The watches now fail their re-checks; each socket stays open meanwhile.
