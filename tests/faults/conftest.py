@@ -85,6 +85,14 @@ class FaultApp(RunningApp):
     def __init__(self, base_url: str, http: aiohttp.ClientSession, services: Services) -> None:
         super().__init__(base_url, http, {"services": services})
         self.services = services
+        self._server: uvicorn.Server | None = None
+        self._serving: asyncio.Task[None] | None = None
+
+    async def shut_down(self) -> None:
+        """Stop the server as a SIGTERM would, with the test's clients still connected."""
+        assert self._server is not None and self._serving is not None
+        self._server.should_exit = True
+        await asyncio.shield(self._serving)
 
     @property
     def connector(self) -> aiohttp.TCPConnector:
@@ -133,7 +141,9 @@ async def launch(tmp_path: Path, clock: Clock = utc_now, **env: Any) -> AsyncIte
                 await asyncio.sleep(0.01)
         services: Services = server.lifespan.state["services"]
         async with aiohttp.ClientSession() as http:
-            yield FaultApp(f"http://127.0.0.1:{port}", http, services)
+            running = FaultApp(f"http://127.0.0.1:{port}", http, services)
+            running._server, running._serving = server, task
+            yield running
     finally:
         server.should_exit = True
         await task

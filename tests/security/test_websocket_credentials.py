@@ -220,6 +220,10 @@ async def test_a_key_that_cannot_be_checked_refuses_the_operation_not_the_socket
             AIPASTA_DB_OPERATION_TIMEOUT_MS=1000,
         )
         async with launch(tmp_path, **env) as app:
+            # 300 ms is short for a first ping on a loaded machine: the app then connects
+            # in the background (the database is up; the test is about it going down).
+            assert app.services.database is not None
+            assert await app.services.database.wait_connected(within=30)
             created = await app.services.keys.create(user_id="alice")
             client = await open_signed_in(app, created.key)
             assert (await client.run(TYPENAME, {})).completed
