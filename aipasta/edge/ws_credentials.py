@@ -39,6 +39,7 @@ log = logging.getLogger("aipasta.ws")
 CLOSE_FORBIDDEN = 4403
 # However short the key cache, a connection looks its key up at most this often.
 MIN_RECHECK_SECONDS = 0.25
+RECHECK_BROKEN = "the connection's credential could not be checked again; reconnect"
 
 Sleep = Callable[[float], Awaitable[object]]
 Refuse = Callable[[CredentialError], Awaitable[None]]
@@ -139,6 +140,12 @@ class CredentialWatch:
                 # Not a refusal: the key is checked again at the next tick.
                 self._failures.failed()
                 continue
+            except Exception:
+                # A bug, not an outage: a connection nobody can re-check any more would
+                # keep a revoked key working, so it is closed (the client signs in again).
+                log.exception("websocket credential re-check failed; closing the socket")
+                await self._refuse(CredentialError(RECHECK_BROKEN))
+                return
             if self._identity.via is AuthMethod.API_KEY:
                 self._failures.succeeded()  # the key store answered (a token needs no I/O)
             if not valid:

@@ -145,3 +145,40 @@ async def test_checks_that_never_failed_log_nothing(
     authenticator = Scripted(tmp_path, [True, True])
     await run_until_done(authenticator, watch(authenticator, failures=RecheckFailures()))
     assert ws_warnings(caplog) == []
+
+
+class Broken(Authenticator):
+    """A re-check that fails with a bug (not the database being down)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        super().__init__(make_settings(tmp_path, AIPASTA_AUTH="required"), ApiKeyStore(None))
+
+    async def authenticate(self, authorization: str | None) -> Identity | None:
+        raise KeyError("a bug in the key store")
+
+    def recheck_in(self, authorization: str, identity: Identity) -> float | None:
+        return 0.0
+
+
+async def test_a_recheck_that_fails_with_a_bug_closes_the_socket_instead_of_trusting_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A watch that died silently would leave the socket open with no re-checks: a key
+    revoked afterwards would keep working on it."""
+    refused: list[str] = []
+    closed = asyncio.Event()
+
+    async def refuse(error: CredentialError) -> None:
+        refused.append(str(error))
+        closed.set()
+
+    watching = CredentialWatch(
+        Broken(tmp_path), KEY, ALICE, refuse=refuse, sleep=Sleeps(), failures=RecheckFailures()
+    )
+    watching.start()
+    await asyncio.wait_for(closed.wait(), 5)
+    await watching.stop()
+
+    assert refused == ["the connection's credential could not be checked again; reconnect"]
+    assert "a bug in the key store" in caplog.text  # logged with its traceback, once
+    assert caplog.text.count("credential re-check failed") == 1
