@@ -107,6 +107,20 @@ class Database:
         return self._db.name
 
     @property
+    def round_trip_seconds(self) -> float | None:
+        """The driver's moving average of the round trip to MongoDB (the slowest server
+        it knows), from its own heartbeats: no I/O here. None while it has none or while
+        the database is down."""
+        if not self._available:
+            return None
+        trips = [
+            server.round_trip_time
+            for server in self._client.topology_description.server_descriptions().values()
+            if server.round_trip_time is not None
+        ]
+        return max(trips, default=None)
+
+    @property
     def db(self) -> AsyncDatabase[dict[str, Any]]:
         return self._db
 

@@ -128,11 +128,6 @@ class Metrics:
         self.websockets = Gauge(
             "aipasta_websockets_open", "Websocket connections open now.", registry=r
         )
-        self.database_ping = Gauge(
-            "aipasta_database_ping_seconds",
-            "How long the last database ping (by a health check) took.",
-            registry=r,
-        )
         # Health reads which provider's key was refused last.
         self.outcomes = ChatOutcomes()
         self._scraped = _StateCollector()
@@ -199,8 +194,6 @@ class Metrics:
     def catalog_read(self, *, cached: bool) -> None:
         self.catalog_lookups.labels("hit" if cached else "miss").inc()
 
-    def database_pinged(self, seconds: float) -> None:
-        self.database_ping.set(seconds)
 
 
 def _gauge(name: str, help_text: str, value: float) -> GaugeMetricFamily:
@@ -231,6 +224,13 @@ class _StateCollector(Collector):
             round(time.monotonic() - services.started_at, 3),
         )
         yield _gauge("aipasta_database_up", "1 when MongoDB is connected.", int(database_up))
+        round_trip = services.database.round_trip_seconds if services.database else None
+        if round_trip is not None:
+            yield _gauge(
+                "aipasta_database_ping_seconds",
+                "Round trip to MongoDB: the driver's moving average over its heartbeats.",
+                round_trip,
+            )
         process = services.database_process
         yield _counter(
             "aipasta_embedded_database_restarts",

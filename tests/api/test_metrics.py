@@ -28,6 +28,8 @@ async def test_metrics_report_catalog_database_and_buffers(
         text = await response.text()
     values = samples(text)
     assert values["aipasta_database_up"] == 1
+    # The driver's round trip, with no health check asked for it.
+    assert 0 < values["aipasta_database_ping_seconds"] < 5
     assert values['aipasta_catalog_models{provider="openrouter"}'] == 7
     assert values['aipasta_catalog_models{provider="huggingface"}'] == 0
     assert values['aipasta_catalog_provider_status{provider="openrouter",status="ok"}'] == 1
@@ -50,6 +52,7 @@ async def test_metrics_without_the_database(
     )
     _, text = await app.get("/metrics")
     assert samples(text)["aipasta_database_up"] == 0
+    assert "aipasta_database_ping_seconds" not in samples(text)
 
 
 def tokens(kind: str) -> str:
