@@ -195,7 +195,6 @@ class Metrics:
         self.catalog_lookups.labels("hit" if cached else "miss").inc()
 
 
-
 def _gauge(name: str, help_text: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, help_text, value=value)
 
