@@ -19,12 +19,13 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal
 from typing import Any, Literal
 
+import pymongo
 from bson import Decimal128, ObjectId
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -46,6 +47,10 @@ from documents.usage_totals import (
 log = logging.getLogger(__name__)
 
 _DUPLICATE_KEY = 11000
+# The backfill's one pass over the records may take this long (SecantusDB reads about
+# 20,000 records a second) before it fails and starts again.
+SCAN_SECONDS = 3600.0
+_RENEW_SECONDS = 5.0
 # MongoDB sums Decimal128 with 34 significant digits; so does every sum made here.
 _DECIMAL128 = Context(prec=34)
 
@@ -119,6 +124,22 @@ _TOKENS = (
     "cachedPromptTokens",
     "cacheWriteTokens",
 )
+
+
+_RECORD_FIELDS = {
+    name: 1
+    for name in (
+        "userId",
+        "model",
+        "provider",
+        "createdAt",
+        "status",
+        *_TOKENS,
+        "cost",
+        "latencyMs",
+        "timeToFirstTokenMs",
+    )
+}
 
 
 def _number(value: object) -> float | None:
@@ -242,7 +263,7 @@ class TotalsBackfill:
         self,
         database: Database | None,
         *,
-        page_size: int = 5000,
+        page_size: int = 1000,
         lease_seconds: float = 30.0,
         retry_seconds: float = 2.0,
         clock: Clock = _now,
@@ -321,11 +342,13 @@ class TotalsBackfill:
         return "done" if state is not None and state.get("state") == "done" else "busy"
 
     async def _renew(self, database: Database) -> None:
-        async with database.guard():
-            renewed = await UsageTotalsState.get_pymongo_collection().update_one(
-                equal(name=BACKFILL_STATE_ID, state="running", owner=self._owner),
-                {"$set": {"leaseUntil": self._clock() + self._lease}},
-            )
+        # Inside the scan's long deadline: as short as any other operation.
+        with pymongo.timeout(_RENEW_SECONDS):
+            async with database.guard():
+                renewed = await UsageTotalsState.get_pymongo_collection().update_one(
+                    equal(name=BACKFILL_STATE_ID, state="running", owner=self._owner),
+                    {"$set": {"leaseUntil": self._clock() + self._lease}},
+                )
         if renewed.matched_count == 0:
             raise _LeaseLost("another process took the backfill over")
 
@@ -334,17 +357,31 @@ class TotalsBackfill:
         groups: dict[TotalsKey, Sums] = {}
         self.scanned = 0
         renew_at = self._clock() + self._lease / 3
-        async for page in self._pages(database):
-            for key, sums in group_records(page).items():
-                if key in groups:
-                    groups[key].add(sums)
-                else:
-                    groups[key] = sums
-            self.scanned += len(page)
-            await self._page_done()
-            if self._clock() >= renew_at:
-                await self._renew(database)
-                renew_at = self._clock() + self._lease / 3
+        # One pass over the collection in its natural order: on SecantusDB a range on
+        # `_id` sorted by it is a full scan each time, so pages keyed on `_id` would
+        # cost a scan each. The pass may outlast the operation timeout, not SCAN_SECONDS.
+        with pymongo.timeout(SCAN_SECONDS):
+            async with database.guard():
+                cursor = UsageRecord.get_pymongo_collection().find(
+                    {"totalled": {"$ne": True}}, _RECORD_FIELDS, batch_size=self._page_size
+                )
+                async for record in cursor:
+                    key = (
+                        record["userId"],
+                        utc_day(record["createdAt"]),
+                        record["model"],
+                        record["provider"],
+                    )
+                    sums = groups.get(key)
+                    if sums is None:
+                        sums = groups[key] = Sums()
+                    sums.add_record(record)
+                    self.scanned += 1
+                    if self.scanned % self._page_size == 0:
+                        await self._page_done()
+                        if self._clock() >= renew_at:
+                            await self._renew(database)
+                            renew_at = self._clock() + self._lease / 3
         await self._write(database, groups)
         async with database.guard():
             # Whoever marks it done had every backfill total written first.
@@ -355,26 +392,9 @@ class TotalsBackfill:
         log.info("usage totals: %d earlier records counted in %d totals", self.scanned, len(groups))
 
     async def _page_done(self) -> None:
-        """Called after each page of records (a seam for tests)."""
-
-    async def _pages(self, database: Database) -> AsyncIterator[list[dict[str, Any]]]:
-        """The records without `totalled`, a page at a time in `_id` order: each page is
-        a short query of its own (no cursor outliving the operation timeout)."""
-        collection = UsageRecord.get_pymongo_collection()
-        projection = {f: 1 for f in ("userId", "model", "provider", "createdAt", "status")}
-        projection.update({f: 1 for f in (*_TOKENS, "cost", "latencyMs", "timeToFirstTokenMs")})
-        last: ObjectId | None = None
-        while True:
-            query: dict[str, Any] = {"totalled": {"$ne": True}}
-            if last is not None:
-                query["_id"] = {"$gt": last}
-            async with database.guard():
-                cursor = collection.find(query, projection).sort("_id", 1).limit(self._page_size)
-                page: list[dict[str, Any]] = await cursor.to_list()
-            if not page:
-                return
-            yield page
-            last = page[-1]["_id"]
+        """Called after each page of records: lets the requests waiting run (and is a
+        seam for tests)."""
+        await asyncio.sleep(0)
 
     async def _write(self, database: Database, groups: dict[TotalsKey, Sums]) -> None:
         items = list(groups.items())
