@@ -45,7 +45,13 @@ from documents.errors import DatabaseUnavailable
 from documents.money import decimal128
 from documents.usage import UsageRecord, stored_usage
 from providers.chat import TokenUsage
-from resolvers.usage.totals import Sums, TotalsKey, add_live_totals, group_records
+from resolvers.usage.totals import (
+    Sums,
+    TotalsKey,
+    add_live_totals,
+    group_records,
+    stored_cost,
+)
 from schema.types.enums import MessageStatus
 
 log = logging.getLogger(__name__)
@@ -289,7 +295,9 @@ class UsageRecorder:
                 out = {e.get("index") for e in refused}
                 documents = [d for i, d in enumerate(documents) if i not in out]
         # Duplicates included: a lost attempt stored them, and no attempt counted them.
-        self._totals.append((ObjectId(), group_records(documents)))
+        entries = dict(batch)
+        costs = [stored_cost(entries[d["_id"]].cost) for d in documents]
+        self._totals.append((ObjectId(), group_records(documents, costs)))
         return len(documents)
 
     def _documents(self, batch: list[_Buffered]) -> list[dict[str, Any]]:

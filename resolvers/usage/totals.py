@@ -81,26 +81,29 @@ class Sums:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.cost = _DECIMAL128.add(self.cost, other.cost)
 
-    def add_record(self, record: Mapping[str, Any]) -> None:
+    def add_record(self, record: Mapping[str, Any], cost: Decimal | None = None) -> None:
         """One stored usage record (as `resolvers.usage.recorder` writes it; counts an
-        older version left out are 0)."""
+        older version left out are 0). `cost`: the record's cost, when known already
+        as a Decimal (reading Decimal128 back costs more than the rest together)."""
+        get = record.get
         self.requests += 1
-        self.failedRequests += record.get("status") == "failed"
-        for name in _TOKENS:
-            self.tokens_add(name, record.get(name))
-        self.cost = _DECIMAL128.add(self.cost, as_decimal(record.get("cost")))
-        latency = _number(record.get("latencyMs"))
+        if get("status") == "failed":
+            self.failedRequests += 1
+        self.promptTokens += _count(get("promptTokens"))
+        self.completionTokens += _count(get("completionTokens"))
+        self.totalTokens += _count(get("totalTokens"))
+        self.reasoningTokens += _count(get("reasoningTokens"))
+        self.cachedPromptTokens += _count(get("cachedPromptTokens"))
+        self.cacheWriteTokens += _count(get("cacheWriteTokens"))
+        self.cost = _DECIMAL128.add(self.cost, as_decimal(get("cost")) if cost is None else cost)
+        latency = _number(get("latencyMs"))
         if latency is not None:
             self.latencyMsSum += latency
             self.latencyCount += 1
-        ttft = _number(record.get("timeToFirstTokenMs"))
+        ttft = _number(get("timeToFirstTokenMs"))
         if ttft is not None:
             self.timeToFirstTokenMsSum += ttft
             self.timeToFirstTokenCount += 1
-
-    def tokens_add(self, name: str, value: object) -> None:
-        if isinstance(value, int) and not isinstance(value, bool):
-            setattr(self, name, getattr(self, name) + value)
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> Sums:
@@ -142,6 +145,16 @@ _RECORD_FIELDS = {
 }
 
 
+def _count(value: object) -> int:
+    """A token count as $sum takes it: a missing field or null adds nothing."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def stored_cost(amount: Decimal) -> Decimal:
+    """`amount` as a usage record stores it (Decimal128: 34 significant digits)."""
+    return _DECIMAL128.create_decimal(amount)
+
+
 def _number(value: object) -> float | None:
     """A number as MongoDB's $sum and $avg take one (a missing field or null is none)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -162,19 +175,24 @@ def as_decimal(value: object) -> Decimal:
 def utc_day(moment: datetime) -> datetime:
     """Midnight UTC of `moment`'s UTC day (a naive `moment` is UTC already, as MongoDB
     takes it)."""
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if moment.tzinfo is not UTC:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
 
 
-def group_records(records: Iterable[Mapping[str, Any]]) -> dict[TotalsKey, Sums]:
-    """Stored usage records summed per (user, UTC day, model, provider)."""
+def group_records(
+    records: Iterable[Mapping[str, Any]], costs: Iterable[Decimal] | None = None
+) -> dict[TotalsKey, Sums]:
+    """Stored usage records summed per (user, UTC day, model, provider); `costs`, when
+    given, are their costs as Decimals, in the same order."""
     groups: dict[TotalsKey, Sums] = {}
+    cost_of = iter(costs) if costs is not None else None
     for record in records:
         key = (record["userId"], utc_day(record["createdAt"]), record["model"], record["provider"])
         sums = groups.get(key)
         if sums is None:
             sums = groups[key] = Sums()
-        sums.add_record(record)
+        sums.add_record(record, None if cost_of is None else next(cost_of))
     return groups
 
 
