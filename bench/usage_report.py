@@ -26,12 +26,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fill import fill
+from procstat import cpu_seconds
 from starlette.requests import Request
 
 from aipasta.embedded import EmbeddedMongo
 from aipasta.settings import Settings
-from bench.fill import fill
-from bench.procstat import cpu_seconds
 from documents.database import Database
 from documents.registry import document_models
 from resolvers.context import Context, Services
@@ -114,6 +114,7 @@ async def main() -> None:
                 messages=0,
                 big_session=0,
                 usage_records=args.records,
+                usage_totals=False,
             )
             print(f"filled {filled.usage_records} usage records in {filled.seconds:.0f} s")
             ctx = context(database, folder)
