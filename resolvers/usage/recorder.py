@@ -233,9 +233,10 @@ class UsageRecorder:
             except DatabaseUnavailable:
                 self._failing = True
                 return False
-            except BaseException:
-                self._failing = True
-                raise
+            except Exception:
+                # Refused, not the database being away: retrying would hold up every
+                # batch behind this one.
+                log.exception("usage totals of %d records refused", _requests(groups))
             self._totals.popleft()
         return True
 
@@ -346,6 +347,10 @@ class UsageRecorder:
                 self._dropped_unreported,
             )
             self._dropped_unreported = 0
+
+
+def _requests(groups: dict[TotalsKey, Sums]) -> int:
+    return sum(sums.requests for sums in groups.values())
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

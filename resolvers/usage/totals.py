@@ -240,6 +240,7 @@ async def add_live_totals(
         # case matches nothing and the second adds the batch.
         again = [items[e["index"]] for e in errors if e.get("code") == _DUPLICATE_KEY]
         if again:
+            # A refusal here raises: the recorder logs it and goes on.
             await collection.bulk_write(
                 [update(k, s, upsert=False) for k, s in again], ordered=False
             )

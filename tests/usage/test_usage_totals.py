@@ -20,6 +20,7 @@ import pytest_asyncio
 from bson import ObjectId
 from starlette.requests import Request
 
+from aipasta.app import create_app
 from documents.database import Database
 from documents.errors import DatabaseUnavailable
 from documents.registry import document_models
@@ -31,7 +32,9 @@ from resolvers.usage.recorder import UsageEntry, UsageRecorder, _document
 from resolvers.usage.report import report, usage_groups
 from resolvers.usage.totals import Sums, TotalsBackfill, utc_day
 from schema.types.enums import MessageStatus, UsageGroupBy
-from tests.support.server import StartApp
+from tests.conftest import make_settings
+from tests.support.fake_upstream import FakeUpstream
+from tests.support.server import StartApp, serve
 from tests.usage.test_usage_report import SCHEMA, services
 
 WAIT = 10.0  # bound on every wait for background work; never reached when it works
@@ -527,3 +530,70 @@ async def test_the_gateway_backfills_at_start_up(
         assert body["data"]["usage"]["totalRequests"] == 60
     finally:
         await seed.close()
+
+
+async def test_the_gateway_stops_at_once_during_the_backfill(
+    tmp_path: Path,
+    mongo_uri: str,
+    clean_db: str,
+    upstream: FakeUpstream,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seed = Database(mongo_uri, db_name=clean_db, document_models=document_models())
+    await seed.start()
+    stalled = asyncio.Event()
+
+    async def stall(self: TotalsBackfill) -> None:
+        # As a backfill over millions of records would still be reading them.
+        stalled.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(TotalsBackfill, "_page_done", stall)
+    try:
+        await fill_old(seed, 2500)
+        settings = make_settings(
+            tmp_path,
+            MONGODB_URI=mongo_uri,
+            AIPASTA_DB_NAME=clean_db,
+            OPENROUTER_BASE_URL=upstream.url("openrouter"),
+            HUGGINGFACE_BASE_URL=upstream.url("hf"),
+            AIPASTA_AUTH="off",
+        )
+        async with serve(create_app(settings)) as app:
+            await asyncio.wait_for(stalled.wait(), WAIT)
+            body = await app.graphql("{ usage { totalRequests } }")
+            assert body["data"]["usage"]["totalRequests"] == 0  # "local" has none; no wait
+            # Leaving the block is the lifespan's shutdown.
+        state = await seed.db["usage_totals_state"].find_one({"name": "backfill"})
+        assert state is not None and state["state"] == "running"  # the next start goes on
+    finally:
+        await seed.close()
+
+
+async def test_a_total_the_database_refuses_does_not_hold_up_later_batches(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    rng = random.Random(14)
+    first = replace(random_entry(rng, 0), user_id="alice")
+    # A total that no $inc can add to (as a corrupted document would be).
+    await database.db["usage_totals"].insert_one(
+        {
+            "userId": "alice",
+            "day": utc_day(first.created_at),
+            "model": first.model,
+            "provider": first.provider,
+            "source": "live",
+            "requests": "many",
+        }
+    )
+    recorder = UsageRecorder(database)
+    recorder.record(first)
+    assert await recorder.flush() == 1
+    assert recorder.totals_pending == 0
+    assert "usage totals refused" in caplog.text
+
+    later = replace(random_entry(rng, 1), user_id="bob")
+    recorder.record(later)
+    assert await recorder.flush() == 1
+    (bob,) = await database.db["usage_totals"].find({"userId": "bob"}).to_list()
+    assert bob["requests"] == 1
