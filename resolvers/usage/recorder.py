@@ -262,9 +262,9 @@ class UsageRecorder:
             log.warning("%d usage records were not written before shutdown", self.pending)
         if self._totals:
             log.warning(
-                "%d written usage batches were not added to the usage totals before shutdown: "
-                "the usage report counts them from the records only if rebuilt",
-                len(self._totals),
+                "%d usage records were written but not added to the usage totals before "
+                "shutdown: the usage report (which reads the totals) will not count them",
+                sum(_requests(groups) for _, groups in self._totals),
             )
 
     async def _run(self) -> None:
