@@ -41,6 +41,7 @@ from resolvers.limits.rate_limiter import RateLimiter
 from resolvers.monitoring.health import health_document
 from resolvers.monitoring.metrics import render_metrics
 from resolvers.usage.recorder import UsageRecorder
+from resolvers.usage.totals import TotalsBackfill
 from schema.errors import error_answer
 from schema.types.enums import ErrorCode
 
@@ -161,6 +162,8 @@ def create_app(
         keys = ApiKeyStore(database)
         usage = UsageRecorder(database)
         await usage.start()
+        usage_backfill = TotalsBackfill(database)
+        await usage_backfill.start()
         history_backlog = HistoryBacklog(database, retry_seconds=settings.db_retry_seconds)
         await history_backlog.start()
         services = Services(
@@ -187,6 +190,7 @@ def create_app(
         finally:
             # Order matters: finish cancelled streams' bookkeeping, write the usage buffer,
             # then let go of the connections those two need.
+            await usage_backfill.close()
             await services.background.drain(within=SHUTDOWN_GRACE_SECONDS)
             await usage.close()
             await history_backlog.close()

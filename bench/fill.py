@@ -1,8 +1,11 @@
 """Fill the gateway's database directly with chat history and usage records.
 
 The documents have the shape of `documents/history.py` and `documents/usage.py`
-(pymongo bulk inserts, no gateway code involved), so the history and usage queries
-can be measured on a large collection without sending a million chats first.
+(pymongo bulk inserts), so the history and usage queries can be measured on a large
+collection without sending a million chats first. Usage records come with their
+per-day totals (`documents/usage_totals.py`, summed by the gateway's own helper) as the
+gateway's recorder would have kept them; `usage_totals=False` writes them as a version
+before the totals did, for the start-up backfill to count.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson.decimal128 import Decimal128
-from pymongo import MongoClient
+from pymongo import MongoClient, UpdateOne
+
+from documents.usage_totals import BACKFILL
+from resolvers.usage.totals import Sums, TotalsKey, group_records
 
 BATCH = 5000
 MODELS = ("openrouter:sim/chat", "openrouter:sim/chat-free", "sim20:sim/chat")
@@ -89,11 +95,19 @@ def _batches(docs: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
 
 
 def fill(
-    uri: str, db_name: str, *, user: str, messages: int, big_session: int, usage_records: int
+    uri: str,
+    db_name: str,
+    *,
+    user: str,
+    messages: int,
+    big_session: int,
+    usage_records: int,
+    usage_totals: bool = True,
 ) -> Filled:
     """Insert `messages` chat messages (a `big_session` of them in one session of
     `user`) with their sessions, and `usage_records` usage records of `user` spread
-    over 90 days. Blocking: run it in a thread."""
+    over 90 days (with their totals unless `usage_totals` is false). Blocking: run it
+    in a thread."""
     started = datetime.now(UTC)
     epoch = started - timedelta(days=90)
     client: MongoClient[dict[str, Any]] = MongoClient(uri)
@@ -141,8 +155,27 @@ def fill(
                     "createdAt": at,
                 }
 
+        totals: dict[TotalsKey, Sums] = {}
         for batch in _batches(all_usage()):
+            if usage_totals:
+                for record in batch:
+                    record["totalled"] = True
+                for key, sums in group_records(batch).items():
+                    totals.setdefault(key, Sums()).add(sums)
             db["usage_records"].insert_many(batch, ordered=False)
+        if totals:
+            # Set, like the backfill's totals: filling twice would not count twice.
+            db["usage_totals"].bulk_write(
+                [
+                    UpdateOne(
+                        {"userId": u, "day": d, "model": m, "provider": p, "source": BACKFILL},
+                        {"$set": sums.as_fields()},
+                        upsert=True,
+                    )
+                    for (u, d, m, p), sums in totals.items()
+                ],
+                ordered=False,
+            )
     finally:
         client.close()
     seconds = (datetime.now(UTC) - started).total_seconds()

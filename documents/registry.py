@@ -8,7 +8,16 @@ from documents.api_key import ApiKey
 from documents.catalog import CachedModelList
 from documents.history import ChatMessage, ChatSession
 from documents.usage import UsageRecord
+from documents.usage_totals import UsageTotal, UsageTotalsState
 
 
 def document_models() -> list[type[Document]]:
-    return [CachedModelList, ApiKey, ChatMessage, ChatSession, UsageRecord]
+    return [
+        CachedModelList,
+        ApiKey,
+        ChatMessage,
+        ChatSession,
+        UsageRecord,
+        UsageTotal,
+        UsageTotalsState,
+    ]

@@ -26,6 +26,9 @@ def stored_usage(usage: TokenUsage) -> dict[str, int | bool]:
         "completionTokens": usage.completion_tokens,
         "totalTokens": usage.total_tokens,
         "estimated": usage.estimated,
+        "reasoningTokens": usage.reasoning_tokens,
+        "cachedPromptTokens": usage.cached_prompt_tokens,
+        "cacheWriteTokens": usage.cache_write_tokens,
     }
 
 
@@ -38,6 +41,9 @@ def _read_usage(value: object) -> object:
         completion_tokens=value.get("completionTokens") or 0,
         total_tokens=value.get("totalTokens") or 0,
         estimated=bool(value.get("estimated", False)),
+        reasoning_tokens=value.get("reasoningTokens") or 0,
+        cached_prompt_tokens=value.get("cachedPromptTokens") or 0,
+        cache_write_tokens=value.get("cacheWriteTokens") or 0,
     )
 
 
@@ -61,6 +67,11 @@ class UsageRecord(Document):
     promptTokens: int
     completionTokens: int
     totalTokens: int
+    # Parts of the counts above (reasoning of the completion, cache reads and writes of
+    # the prompt); records from before they were kept read as 0.
+    reasoningTokens: int = 0
+    cachedPromptTokens: int = 0
+    cacheWriteTokens: int = 0
     # The provider reported no counts; these are the gateway's estimate.
     estimated: bool = False
     # USD; 0 when the price is unknown (costKnown false).
@@ -72,6 +83,9 @@ class UsageRecord(Document):
     status: str
     errorCode: str | None = None
     createdAt: datetime
+    # Counted in `documents.usage_totals.UsageTotal` when it was written; records from
+    # before the totals existed lack it, and the start-up backfill counts those once.
+    totalled: bool = False
 
     class Settings:
         name = "usage_records"

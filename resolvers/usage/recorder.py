@@ -15,6 +15,15 @@ Each record gets its ObjectId when it is recorded and keeps it across attempts, 
 batch retried after a write whose answer was lost (the connection dropped after the
 server stored it) is not stored twice: the records already there come back as
 duplicate-key errors, and count as written.
+
+Each written batch is then added to the usage totals (documents.usage_totals) that the
+usage report reads: one bulk `$inc` upsert, in the same background flush. A record is
+counted in the totals exactly once:
+- a batch goes back to the buffer only when its insert was not confirmed, so a record
+  that comes back as a duplicate key was stored by a lost attempt and never counted;
+- once the insert is confirmed, the batch's totals wait in their own queue, under an id
+  of their own, until the totals update is confirmed: a retry after a lost answer finds
+  its id in the totals and adds nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +45,13 @@ from documents.errors import DatabaseUnavailable
 from documents.money import decimal128
 from documents.usage import UsageRecord, stored_usage
 from providers.chat import TokenUsage
+from resolvers.usage.totals import (
+    Sums,
+    TotalsKey,
+    add_live_totals,
+    group_records,
+    stored_cost,
+)
 from schema.types.enums import MessageStatus
 
 log = logging.getLogger(__name__)
@@ -92,6 +108,7 @@ def _document(id: ObjectId, entry: UsageEntry) -> dict[str, Any]:
         "status": "cancelled" if entry.cancelled else entry.status.value.lower(),
         "errorCode": entry.error_code,
         "createdAt": entry.created_at,
+        "totalled": True,
     }
 
 
@@ -113,6 +130,8 @@ class UsageRecorder:
         self._batch_size = batch_size
         self._max_buffer = max_buffer
         self._buffer: deque[_Buffered] = deque()
+        # Written batches whose totals are not confirmed yet, oldest first.
+        self._totals: deque[tuple[ObjectId, dict[TotalsKey, Sums]]] = deque()
         self._in_flight = 0
         self._dropped = 0
         self._dropped_unreported = 0
@@ -175,6 +194,8 @@ class UsageRecorder:
             return 0
         stored = 0
         async with self._lock:
+            if not await self._add_totals(database):
+                return stored
             while self._buffer:
                 batch = self._take()
                 try:
@@ -190,9 +211,34 @@ class UsageRecorder:
                     self._failing = True
                     raise
                 self._in_flight = 0
+                if not await self._add_totals(database):
+                    return stored
             self._failing = False
             self._report_drops()
         return stored
+
+    @property
+    def totals_pending(self) -> int:
+        """Written batches not yet added to the usage totals (the database went away
+        between the two writes); retried with the next flush."""
+        return len(self._totals)
+
+    async def _add_totals(self, database: Database) -> bool:
+        """Add the written batches to the totals, oldest first; False when the database
+        is away (they stay queued, and are added once by a later flush)."""
+        while self._totals:
+            batch, groups = self._totals[0]
+            try:
+                await add_live_totals(database, batch, groups)
+            except DatabaseUnavailable:
+                self._failing = True
+                return False
+            except Exception:
+                # Refused, not the database being away: retrying would hold up every
+                # batch behind this one.
+                log.exception("usage totals of %d records refused", _requests(groups))
+            self._totals.popleft()
+        return True
 
     async def close(self) -> None:
         """Stop the background writer and write what is left.
@@ -214,6 +260,12 @@ class UsageRecorder:
             log.exception("could not write usage records at shutdown")
         if self.pending:
             log.warning("%d usage records were not written before shutdown", self.pending)
+        if self._totals:
+            log.warning(
+                "%d usage records were written but not added to the usage totals before "
+                "shutdown: the usage report (which reads the totals) will not count them",
+                sum(_requests(groups) for _, groups in self._totals),
+            )
 
     async def _run(self) -> None:
         while not self._closing.is_set():
@@ -241,7 +293,12 @@ class UsageRecorder:
             refused = [e for e in errors if e.get("code") != _DUPLICATE_KEY]
             if refused:
                 self._reject(len(refused), refused[0].get("errmsg"))
-            return len(documents) - len(refused)
+                out = {e.get("index") for e in refused}
+                documents = [d for i, d in enumerate(documents) if i not in out]
+        # Duplicates included: a lost attempt stored them, and no attempt counted them.
+        entries = dict(batch)
+        costs = [stored_cost(entries[d["_id"]].cost) for d in documents]
+        self._totals.append((ObjectId(), group_records(documents, costs)))
         return len(documents)
 
     def _documents(self, batch: list[_Buffered]) -> list[dict[str, Any]]:
@@ -290,6 +347,10 @@ class UsageRecorder:
                 self._dropped_unreported,
             )
             self._dropped_unreported = 0
+
+
+def _requests(groups: dict[TotalsKey, Sums]) -> int:
+    return sum(sums.requests for sums in groups.values())
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

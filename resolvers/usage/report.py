@@ -1,34 +1,43 @@
-"""The `usage` field: the signed-in user's usage records, totalled by MongoDB.
+"""The `usage` field: the signed-in user's usage, totalled.
 
-The aggregation runs in the database ($match on the (userId, createdAt) index, then
-$group), so a report costs one round trip however many records there are. Costs are
-Decimal128 in MongoDB and summed there exactly; they become floats only here, at the
+Whole UTC days come from the per-day totals (documents.usage_totals): a report over a
+user's 100,000 records reads a few hundred totals. The records themselves are read for
+what the totals cannot answer: a `since` or `until` in the middle of a day (the part of
+that day inside the range), and everything until the start-up backfill has counted the
+records from before the totals existed. Both give the same figures: the totals are sums
+of the same fields, costs Decimal128 summed exactly, averages sum / count.
+
+The record queries run in the database ($match on the (userId, createdAt) index, then
+$group), one round trip however many records. Costs become floats only here, at the
 edge. `since` is inclusive and `until` exclusive; days are UTC dates.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from bson import Decimal128
-
+from documents.database import Database
 from documents.errors import DatabaseUnavailable
 from documents.filters import equal
 from documents.usage import UsageRecord
+from documents.usage_totals import UsageTotal
 from resolvers.context import Info
 from resolvers.errors import BadUserInput
+from resolvers.usage.totals import SUM_FIELDS, Sums, totals_ready, utc_day
 from schema.types.enums import UsageGroupBy
 from schema.types.usage import UsageReport, UsageRow
 
-_GROUP_KEYS: dict[UsageGroupBy, Any] = {
+_RECORD_KEYS: dict[UsageGroupBy, Any] = {
     UsageGroupBy.MODEL: "$model",
     UsageGroupBy.PROVIDER: "$provider",
     UsageGroupBy.DAY: {
         "$dateToString": {"format": "%Y-%m-%d", "date": "$createdAt", "timezone": "UTC"}
     },
 }
+_ONE_DAY = timedelta(days=1)
+_TOTAL_FIELDS = {name: 1 for name in (*SUM_FIELDS, "day", "model", "provider")}
 
 
 async def usage(
@@ -44,15 +53,49 @@ async def usage(
     database = info.context.services.database
     if database is None:
         raise DatabaseUnavailable()
-    pipeline = _pipeline(user_id, since, until, group_by or UsageGroupBy.MODEL)
+    groups = await usage_groups(database, user_id, since, until, group_by or UsageGroupBy.MODEL)
+    return report(groups, group_by or UsageGroupBy.MODEL)
+
+
+async def usage_groups(
+    database: Database,
+    user_id: str,
+    since: datetime | None,
+    until: datetime | None,
+    group_by: UsageGroupBy,
+    *,
+    use_totals: bool = True,
+) -> dict[str, Sums]:
+    """The user's usage in [since, until) summed per report key: from the totals where
+    they answer, else (or with `use_totals` false) from the records."""
     async with database.guard():
-        cursor = await UsageRecord.get_pymongo_collection().aggregate(pipeline)
-        groups: list[dict[str, Any]] = await cursor.to_list()
-    costs = [_decimal(g["totalCost"]) for g in groups]
+        if not (use_totals and await totals_ready(database)):
+            return await _from_records(user_id, since, until, group_by)
+        whole_from = None if since is None else _day_at_or_after(since)
+        whole_until = None if until is None else utc_day(until)
+        if whole_from is not None and whole_until is not None and whole_from >= whole_until:
+            # Not one whole day in the range.
+            return await _from_records(user_id, since, until, group_by)
+        groups = await _from_totals(user_id, whole_from, whole_until, group_by)
+        # The parts of the first and last days that the range cuts.
+        if since is not None and whole_from is not None and since < whole_from:
+            _merge(groups, await _from_records(user_id, since, whole_from, group_by))
+        if until is not None and whole_until is not None and whole_until < until:
+            _merge(groups, await _from_records(user_id, whole_until, until, group_by))
+        return groups
+
+
+def report(groups: dict[str, Sums], group_by: UsageGroupBy) -> UsageReport:
+    items = [(key, sums) for key, sums in groups.items() if sums.requests]
+    # Days read best in date order; models and providers biggest spender first.
+    if group_by is UsageGroupBy.DAY:
+        items.sort(key=lambda item: item[0])
+    else:
+        items.sort(key=lambda item: (-item[1].cost, item[0]))
     return UsageReport(
-        rows=[_row(g, cost) for g, cost in zip(groups, costs, strict=True)],
-        total_requests=sum(g["requests"] for g in groups),
-        total_cost=float(sum(costs, Decimal(0))),
+        rows=[_row(key, sums) for key, sums in items],
+        total_requests=sum(sums.requests for _, sums in items),
+        total_cost=float(sum((sums.cost for _, sums in items), Decimal(0))),
     )
 
 
@@ -65,9 +108,49 @@ def _as_utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC)
 
 
-def _pipeline(
+def _day_at_or_after(moment: datetime) -> datetime:
+    day = utc_day(moment)
+    return day if day == moment else day + _ONE_DAY
+
+
+def _merge(into: dict[str, Sums], groups: dict[str, Sums]) -> None:
+    for key, sums in groups.items():
+        if key in into:
+            into[key].add(sums)
+        else:
+            into[key] = sums
+
+
+async def _from_totals(
     user_id: str, since: datetime | None, until: datetime | None, group_by: UsageGroupBy
-) -> list[dict[str, Any]]:
+) -> dict[str, Sums]:
+    query: dict[str, Any] = equal(userId=user_id)
+    days: dict[str, datetime] = {}
+    if since is not None:
+        days["$gte"] = since
+    if until is not None:
+        days["$lt"] = until
+    if days:
+        query["day"] = days
+    cursor = UsageTotal.get_pymongo_collection().find(query, _TOTAL_FIELDS)
+    groups: dict[str, Sums] = {}
+    async for total in cursor:
+        if group_by is UsageGroupBy.DAY:
+            key = utc_day(total["day"]).strftime("%Y-%m-%d")
+        else:
+            key = total["model" if group_by is UsageGroupBy.MODEL else "provider"]
+        _merge(groups, {key: Sums.from_document(total)})
+    return groups
+
+
+def _counted(field: str) -> dict[str, Any]:
+    """1 for a record whose `field` is a number (what $avg would count), else 0."""
+    return {"$cond": [{"$isNumber": f"${field}"}, 1, 0]}
+
+
+async def _from_records(
+    user_id: str, since: datetime | None, until: datetime | None, group_by: UsageGroupBy
+) -> dict[str, Sums]:
     match: dict[str, Any] = equal(userId=user_id)
     created: dict[str, datetime] = {}
     if since is not None:
@@ -76,45 +159,51 @@ def _pipeline(
         created["$lt"] = until
     if created:
         match["createdAt"] = created
-    # Days read best in date order; models and providers biggest spender first.
-    order = {"_id": 1} if group_by is UsageGroupBy.DAY else {"totalCost": -1, "_id": 1}
-    return [
+    tokens = (
+        "promptTokens",
+        "completionTokens",
+        "totalTokens",
+        "reasoningTokens",
+        "cachedPromptTokens",
+        "cacheWriteTokens",
+    )
+    pipeline = [
         {"$match": match},
         {
             "$group": {
-                "_id": _GROUP_KEYS[group_by],
+                "_id": _RECORD_KEYS[group_by],
                 "requests": {"$sum": 1},
-                "promptTokens": {"$sum": "$promptTokens"},
-                "completionTokens": {"$sum": "$completionTokens"},
-                "totalCost": {"$sum": "$cost"},
+                **{name: {"$sum": f"${name}"} for name in tokens},
+                "cost": {"$sum": "$cost"},
                 "failedRequests": {"$sum": {"$cond": [{"$eq": ["$status", "failed"]}, 1, 0]}},
-                "avgLatencyMs": {"$avg": "$latencyMs"},
-                # $avg skips nulls: requests that never produced a token do not count.
-                "avgTimeToFirstTokenMs": {"$avg": "$timeToFirstTokenMs"},
+                # $sum and the counts skip nulls: requests that never produced a token
+                # do not count in the time to first token.
+                "latencyMsSum": {"$sum": "$latencyMs"},
+                "latencyCount": {"$sum": _counted("latencyMs")},
+                "timeToFirstTokenMsSum": {"$sum": "$timeToFirstTokenMs"},
+                "timeToFirstTokenCount": {"$sum": _counted("timeToFirstTokenMs")},
             }
         },
-        {"$sort": order},
     ]
+    cursor = await UsageRecord.get_pymongo_collection().aggregate(pipeline)
+    return {str(group["_id"]): Sums.from_document(group) async for group in cursor}
 
 
-def _decimal(value: object) -> Decimal:
-    if isinstance(value, Decimal128):
-        return value.to_decimal()
-    return Decimal(str(value))
-
-
-def _row(group: dict[str, Any], cost: Decimal) -> UsageRow:
+def _row(key: str, sums: Sums) -> UsageRow:
     return UsageRow(
-        key=str(group["_id"]),
-        requests=group["requests"],
-        prompt_tokens=group["promptTokens"],
-        completion_tokens=group["completionTokens"],
-        total_cost=float(cost),
-        failed_requests=group["failedRequests"],
-        avg_latency_ms=_float_or_none(group["avgLatencyMs"]),
-        avg_time_to_first_token_ms=_float_or_none(group["avgTimeToFirstTokenMs"]),
+        key=key,
+        requests=sums.requests,
+        prompt_tokens=sums.promptTokens,
+        completion_tokens=sums.completionTokens,
+        reasoning_tokens=sums.reasoningTokens,
+        cached_prompt_tokens=sums.cachedPromptTokens,
+        cache_write_tokens=sums.cacheWriteTokens,
+        total_cost=float(sums.cost),
+        failed_requests=sums.failedRequests,
+        avg_latency_ms=_average(sums.latencyMsSum, sums.latencyCount),
+        avg_time_to_first_token_ms=_average(sums.timeToFirstTokenMsSum, sums.timeToFirstTokenCount),
     )
 
 
-def _float_or_none(value: float | None) -> float | None:
-    return None if value is None else float(value)
+def _average(total: float, count: int) -> float | None:
+    return total / count if count else None

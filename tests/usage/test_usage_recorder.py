@@ -86,7 +86,15 @@ async def test_a_record_is_written_whole_at_flush_time(database: Database) -> No
     recorder.record(
         entry(
             1,
-            estimated=True,
+            usage=TokenUsage(
+                10,
+                5,
+                15,
+                estimated=True,
+                reasoning_tokens=3,
+                cached_prompt_tokens=6,
+                cache_write_tokens=2,
+            ),
             time_to_first_token_ms=33.25,
             status=MessageStatus.FAILED,
             error_code="PROVIDER_TIMEOUT",
@@ -107,6 +115,9 @@ async def test_a_record_is_written_whole_at_flush_time(database: Database) -> No
         "completionTokens": 5,
         "totalTokens": 15,
         "estimated": True,
+        "reasoningTokens": 3,
+        "cachedPromptTokens": 6,
+        "cacheWriteTokens": 2,
         "cost": Decimal128("0.00000082"),
         "costKnown": True,
         "latencyMs": 120.5,
@@ -114,6 +125,7 @@ async def test_a_record_is_written_whole_at_flush_time(database: Database) -> No
         "status": "failed",
         "errorCode": "PROVIDER_TIMEOUT",
         "createdAt": T0 + timedelta(seconds=1),
+        "totalled": True,
     }
 
 
