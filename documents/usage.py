@@ -26,6 +26,9 @@ def stored_usage(usage: TokenUsage) -> dict[str, int | bool]:
         "completionTokens": usage.completion_tokens,
         "totalTokens": usage.total_tokens,
         "estimated": usage.estimated,
+        "reasoningTokens": usage.reasoning_tokens,
+        "cachedPromptTokens": usage.cached_prompt_tokens,
+        "cacheWriteTokens": usage.cache_write_tokens,
     }
 
 
@@ -38,6 +41,9 @@ def _read_usage(value: object) -> object:
         completion_tokens=value.get("completionTokens") or 0,
         total_tokens=value.get("totalTokens") or 0,
         estimated=bool(value.get("estimated", False)),
+        reasoning_tokens=value.get("reasoningTokens") or 0,
+        cached_prompt_tokens=value.get("cachedPromptTokens") or 0,
+        cache_write_tokens=value.get("cacheWriteTokens") or 0,
     )
 
 
@@ -63,6 +69,11 @@ class UsageRecord(Document):
     totalTokens: int
     # The provider reported no counts; these are the gateway's estimate.
     estimated: bool = False
+    # Of the completion tokens, those spent thinking; of the prompt tokens, those read
+    # from and written to the provider's prompt cache (0 in records of older versions).
+    reasoningTokens: int = 0
+    cachedPromptTokens: int = 0
+    cacheWriteTokens: int = 0
     # USD; 0 when the price is unknown (costKnown false).
     cost: DecimalAnnotation
     costKnown: bool
