@@ -13,6 +13,15 @@ class UsageRow:
     requests: int
     prompt_tokens: int
     completion_tokens: int
+    reasoning_tokens: int = strawberry.field(
+        default=0, description="Completion tokens spent thinking (part of completionTokens)."
+    )
+    cached_prompt_tokens: int = strawberry.field(
+        default=0, description="Prompt tokens read from a prompt cache (part of promptTokens)."
+    )
+    cache_write_tokens: int = strawberry.field(
+        default=0, description="Prompt tokens written to a prompt cache (part of promptTokens)."
+    )
     total_cost: float
     failed_requests: int
     avg_latency_ms: float | None
