@@ -70,6 +70,9 @@ MAX_REASONING_DETAILS_BYTES = 512 * 1024
 MAX_ROUTING_ORDER = 20
 ROUTING_PROVIDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._/-]{0,63}")
 MAX_PRICE_PER_MILLION = Decimal(1_000_000)
+# The supported parameter (OpenRouter's listing) that promises `response_format:
+# json_object`; `supports_structured_output` is about JSON schemas.
+JSON_MODE_PARAMETER = "response_format"
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,11 @@ def _check_supported(options: CheckedOptions, model: ModelInfo) -> None:
         options.response_format is not None
         and options.response_format.kind != "text"
         and model.supports_structured_output is False
+        # A model that lists `response_format` has JSON mode even without JSON schemas.
+        and not (
+            options.response_format.kind == "json_object"
+            and JSON_MODE_PARAMETER in model.supported_parameters
+        )
     ):
         raise BadUserInput(
             f"{model.id} does not support structured output ({options.response_format.kind})",
