@@ -274,6 +274,14 @@ async def test_a_two_turn_tool_loop_round_trips_through_upstream_history_and_usa
         [],
     )
 
+    sessions = data_of(
+        await app.graphql("{ chatSessions { nodes { id title messageCount lastMessage } } }")
+    )
+    assert sessions["chatSessions"]["nodes"] == [
+        # Neither the call-only answer nor the tools' results are the last message shown.
+        {"id": SESSION, "title": QUESTION, "messageCount": 5, "lastMessage": "Rome: 21°C, 14:05."}
+    ]
+
     await usage_records(store, count=2)
     report = data_of(await app.graphql(USAGE))["usage"]
     assert report["totalRequests"] == 2
