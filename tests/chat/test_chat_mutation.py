@@ -377,6 +377,9 @@ async def test_a_saved_answer_keeps_its_token_counts_under_their_stored_names(
         "completionTokens": 2,
         "totalTokens": 12,
         "estimated": False,
+        "reasoningTokens": 0,
+        "cachedPromptTokens": 0,
+        "cacheWriteTokens": 0,
     }
     history = (await harness.run(HISTORY, {"id": "geo"})).data["chatHistory"]["nodes"]  # type: ignore[index]
     assert [m["content"] for m in history] == ["Hi there", "Paris."]

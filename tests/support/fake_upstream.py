@@ -132,10 +132,11 @@ Step = Text | Raw | Finish | StreamError | Wait | Reached | Sleep | Stall | Rese
 @dataclass(frozen=True)
 class Stream:
     """An SSE answer: status 200, the `steps`, then (if `done`) `[DONE]` and the end of
-    the body."""
+    the body. `headers` are sent besides the SSE ones (OpenRouter's `X-Generation-Id`)."""
 
     steps: tuple[Step, ...] = ()
     done: bool = True
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 Answer = Reply | Stream
@@ -363,7 +364,7 @@ async def _reply(reply: Reply) -> web.Response:
 async def _stream(
     stream: Stream, request: web.BaseRequest, call: ChatCall | None
 ) -> web.StreamResponse:
-    response = web.StreamResponse(headers=SSE_HEADERS)
+    response = web.StreamResponse(headers={**SSE_HEADERS, **stream.headers})
     response.enable_chunked_encoding()
     await response.prepare(request)
     source = f"gen-{id(call)}", "" if call is None else call.model
