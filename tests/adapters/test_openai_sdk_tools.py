@@ -11,7 +11,7 @@ import pytest
 
 from tests.adapters.conftest import Clients, call
 from tests.adapters.test_openai_sdk import hello
-from tests.streaming.conftest import GPT_MINI, GPT_MINI_UPSTREAM, MISTRAL, StreamApp, history
+from tests.streaming.conftest import GPT_MINI, GPT_MINI_UPSTREAM, MISTRAL, StreamApp
 from tests.support.fake_upstream import FakeUpstream, Raw, Reply, Stream, fixture_json, steps
 
 # A thinking model that takes tools and JSON schemas (as OpenRouter's listing says).
@@ -150,6 +150,15 @@ def tool_call_answer() -> bytes:
     )
 
 
+TOOL_HISTORY = """
+query ($sessionId: ID!) {
+  chatHistory(sessionId: $sessionId) {
+    nodes { role content reasoning toolCallId toolCalls { id name arguments } }
+  }
+}
+"""
+
+
 # --- the tool loop --------------------------------------------------------------------
 
 
@@ -219,8 +228,18 @@ async def test_a_two_turn_tool_loop_passes_calls_results_and_reasoning_details(
         },
         {"role": "tool", "content": '{"celsius": 18}', "tool_call_id": "call_w"},
     ]
-    saved = await history(app, "v1-tools")
-    assert [m["content"] for m in saved][-1] == "It is 18 °C in Zürich."
+    body = await app.graphql(TOOL_HISTORY, {"sessionId": "v1-tools"})
+    # The session holds the whole loop: question, call (with its reasoning), result, answer.
+    saved = body["data"]["chatHistory"]["nodes"]
+    weather = {"id": "call_w", "name": "get_weather", "arguments": WEATHER_ARGS}
+    assert [
+        (m["role"], m["content"], m["reasoning"], m["toolCallId"], m["toolCalls"]) for m in saved
+    ] == [
+        ("USER", "Weather in Zürich?", None, None, []),
+        ("ASSISTANT", "", "The user wants the weather.", None, [weather]),
+        ("TOOL", '{"celsius": 18}', None, "call_w", []),
+        ("ASSISTANT", "It is 18 °C in Zürich.", None, None, []),
+    ]
 
 
 async def test_streamed_parallel_tool_calls_accumulate_by_index_to_the_exact_arguments(
@@ -251,6 +270,7 @@ async def test_streamed_parallel_tool_calls_accumulate_by_index_to_the_exact_arg
         model=THINKER,
         messages=[{"role": "user", "content": "Weather and time in Zürich?"}],
         tools=[WEATHER_TOOL, TIME_TOOL],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
         stream=True,
     )
     # What a client does with `delta.tool_calls`: one call per index, arguments appended.
@@ -278,6 +298,10 @@ async def test_streamed_parallel_tool_calls_accumulate_by_index_to_the_exact_arg
         (1, "call_t", "function", "get_time"),
     ]
     assert finish[-1] == "tool_calls" and set(finish[:-1]) == {None}
+    assert sse.chats[0].body["tool_choice"] == {
+        "type": "function",
+        "function": {"name": "get_weather"},
+    }
 
 
 async def test_the_sdks_stream_helper_assembles_the_tool_calls(
