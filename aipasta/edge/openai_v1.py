@@ -28,6 +28,8 @@ records and history):
   `completion_tokens_details.reasoning_tokens`, `prompt_tokens_details.cached_tokens`
   (and OpenRouter's `cache_write_tokens`), and `usage.cost`, the answer's cost in USD as
   OpenRouter reports it.
+  Not passed on (the chat input has no field for them, and no SDK relies on them
+  upstream): a function's `strict` and a JSON schema's `description`.
   Refused with a 400 naming the field rather than ignored (the chat input has nothing
   for them): `n` > 1, `logprobs`, `functions` / `function_call`, `audio`,
   `prediction`, `web_search_options`, and `provider` fields beyond routing.
@@ -448,8 +450,8 @@ _ROLES = {
 def _message(message: Message) -> ChatMessageInput:
     role = _ROLES[message.role]
     tool_calls = (
-        None
-        if message.tool_calls is None
+        None  # `tool_calls: []` is what some clients send on any turn: no calls
+        if not message.tool_calls
         else [
             ToolCallInput(id=call.id, name=call.function.name, arguments=call.function.arguments)
             for call in message.tool_calls
