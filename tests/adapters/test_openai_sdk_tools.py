@@ -8,6 +8,7 @@ from typing import Any
 
 import openai
 import pytest
+from pydantic import BaseModel
 
 from tests.adapters.conftest import Clients, call
 from tests.adapters.test_openai_sdk import hello
@@ -309,7 +310,7 @@ async def test_the_sdks_stream_helper_assembles_the_tool_calls(
 ) -> None:
     sse.script(THINKER_UPSTREAM, split_everywhere(tool_call_answer(), size=13))
     app = await stream_app()
-    async with sdk(app).beta.chat.completions.stream(
+    async with sdk(app).chat.completions.stream(
         model=THINKER, messages=hello("Weather in Zürich?"), tools=[WEATHER_TOOL]
     ) as stream:
         done = [
@@ -447,6 +448,63 @@ async def test_a_json_schema_reaches_the_upstream(
     assert sent["provider"] == {"require_parameters": True}
 
 
+class CityWeather(BaseModel):
+    city: str
+    celsius: float
+
+
+class GetWeather(BaseModel):
+    city: str
+
+
+async def test_the_sdks_parse_helper_gets_its_schema_and_tool_through(
+    sse: FakeUpstream, thinker: None, stream_app: StreamApp, sdk: Clients
+) -> None:
+    sse.script(THINKER_UPSTREAM, played(chunk({"content": '{"city":"Zürich","celsius":18.5}'})))
+    sse.script(
+        THINKER_UPSTREAM,
+        played(
+            chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "call_p",
+                            "type": "function",
+                            "function": {"name": "GetWeather", "arguments": '{"city": "Bern"}'},
+                        }
+                    ]
+                }
+            ),
+            chunk({}, finish="tool_calls"),
+        ),
+    )
+    app = await stream_app()
+    client = sdk(app)
+    answer = await client.chat.completions.parse(
+        model=THINKER, messages=hello("Weather in Zürich as JSON"), response_format=CityWeather
+    )
+    assert answer.choices[0].message.parsed == CityWeather(city="Zürich", celsius=18.5)
+    sent = sse.chats[0].body["response_format"]
+    assert (sent["type"], sent["json_schema"]["name"], sent["json_schema"]["strict"]) == (
+        "json_schema",
+        "CityWeather",
+        True,
+    )
+    assert sent["json_schema"]["schema"] == CityWeather.model_json_schema() | {
+        "additionalProperties": False
+    }
+
+    called = await client.chat.completions.parse(
+        model=THINKER,
+        messages=hello("Weather in Bern?"),
+        tools=[openai.pydantic_function_tool(GetWeather)],
+    )
+    (tool_call,) = called.choices[0].message.tool_calls or []
+    assert tool_call.function.parsed_arguments == GetWeather(city="Bern")
+    assert sse.chats[1].body["tools"][0]["function"]["name"] == "GetWeather"
+
+
 async def test_a_json_schema_is_refused_for_a_model_without_support(
     sse: FakeUpstream, stream_app: StreamApp, sdk: Clients
 ) -> None:
@@ -488,7 +546,8 @@ async def test_openrouters_provider_object_is_the_routing(
     app = await stream_app()
     await sdk(app).chat.completions.create(
         model=THINKER,
-        messages=hello(),
+        # Some clients send an empty `tool_calls` on every turn: no calls, not a refusal.
+        messages=[{"role": "user", "content": "Say hello", "tool_calls": []}],
         extra_body={
             "provider": {
                 "order": ["deepinfra/turbo", "Together"],
@@ -504,6 +563,7 @@ async def test_openrouters_provider_object_is_the_routing(
         "sort": "price",
         "max_price": {"prompt": 1, "completion": 2.5},
     }
+    assert sse.chats[0].body["messages"] == [{"role": "user", "content": "Say hello"}]
 
 
 # --- refusals name the body's field ---------------------------------------------------
