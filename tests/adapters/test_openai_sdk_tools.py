@@ -12,7 +12,14 @@ from pydantic import BaseModel
 
 from tests.adapters.conftest import Clients, call
 from tests.adapters.test_openai_sdk import hello
-from tests.streaming.conftest import GPT_MINI, GPT_MINI_UPSTREAM, MISTRAL, StreamApp
+from tests.streaming.conftest import (
+    GPT_MINI,
+    GPT_MINI_UPSTREAM,
+    LLAMA_HF,
+    LLAMA_HF_UPSTREAM,
+    MISTRAL,
+    StreamApp,
+)
 from tests.support.fake_upstream import FakeUpstream, Raw, Reply, Stream, fixture_json, steps
 
 # A thinking model that takes tools and JSON schemas (as OpenRouter's listing says).
@@ -421,6 +428,30 @@ async def test_excluded_reasoning_is_asked_for_and_not_returned(
     )
     assert sse.chats[0].body["reasoning"] == {"effort": "high", "exclude": True}
     assert completion.choices[0].message.content == "Sunny."
+
+
+async def test_reasoning_effort_reaches_hugging_face_as_reasoning_effort(
+    sse: FakeUpstream, stream_app: StreamApp, sdk: Clients
+) -> None:
+    # vLLM and DeepSeek servers name the thinking `reasoning_content`; the answer says
+    # `reasoning`. The Hugging Face catalog does not say whether a model reasons: tried.
+    r1 = LLAMA_HF_UPSTREAM
+    sse.script(
+        r1,
+        played(
+            chunk({"role": "assistant", "reasoning_content": "Hmm."}, model=r1),
+            chunk({"content": "42"}, model=r1),
+            chunk({}, finish="stop", model=r1),
+        ),
+    )
+    app = await stream_app()
+    completion = await sdk(app).chat.completions.create(
+        model=LLAMA_HF, messages=hello("The answer?"), reasoning_effort="medium"
+    )
+    assert completion.choices[0].message.content == "42"
+    assert (completion.choices[0].message.model_extra or {})["reasoning"] == "Hmm."
+    sent = sse.chats[0].body
+    assert sent["reasoning_effort"] == "medium" and "reasoning" not in sent
 
 
 # --- structured output ----------------------------------------------------------------
