@@ -29,7 +29,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
@@ -44,6 +44,7 @@ from aipasta.edge.json_depth import check_json_depth
 from aipasta.edge.middleware import content_length
 from aipasta.edge.request_ids import request_id as request_id_of
 from aipasta.edge.sse import EventStream
+from resolvers.chat import stream as stream_fields
 from resolvers.context import Context, Info, Services
 from resolvers.errors import (
     BadUserInput,
@@ -58,8 +59,9 @@ from resolvers.limits.admission import admit
 from resolvers.monitoring.operation_facts import begin_operation
 from schema.guards import unsafe_variable
 from schema.operation_log import operation_done
-from schema.types.chat import ChatFailed
+from schema.types.chat import ChatFailed, ChatStreamEvent
 from schema.types.enums import ErrorCode
+from schema.types.inputs import ChatInput
 
 log = logging.getLogger("aipasta.adapters")
 
@@ -238,6 +240,22 @@ class Call:
             if gone.expired():
                 raise ClientGone from None
             raise
+
+    async def chat_events(
+        self, input: ChatInput
+    ) -> tuple[ChatStreamEvent, AsyncGenerator[ChatStreamEvent, None]]:
+        """A `chatStream` started as the GraphQL subscription starts it, with its first
+        event: a run that fails before its first event is raised, as a status."""
+        events = stream_fields.chat_stream(self.info, input)
+        try:
+            first = await self.first_event(events)
+        except BaseException:
+            await events.aclose()
+            raise
+        if isinstance(first, ChatFailed):
+            await events.aclose()
+            raise event_error(first)
+        return first, events
 
     def event_stream(self, chunks: AsyncIterator[str]) -> Response:
         """Server-Sent Events with the GraphQL SSE transport's guarantees: a client that

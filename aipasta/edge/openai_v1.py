@@ -63,7 +63,6 @@ from aipasta.edge.adapters import (
 )
 from resolvers.catalog import fields as catalog_fields
 from resolvers.chat import fields as chat_fields
-from resolvers.chat import stream as stream_fields
 from resolvers.errors import BadUserInput, GatewayError, ModelNotFound
 from schema.types.catalog import Model
 from schema.types.chat import (
@@ -616,15 +615,7 @@ async def _complete(call: Call, body: Completion) -> Response:
 
 
 async def _stream(call: Call, input: ChatInput, *, include_usage: bool) -> Response:
-    events = stream_fields.chat_stream(call.info, input)
-    try:
-        first = await call.first_event(events)
-    except BaseException:
-        await events.aclose()
-        raise
-    if isinstance(first, ChatFailed):
-        await events.aclose()
-        raise event_error(first)
+    first, events = await call.chat_events(input)
     return call.event_stream(_chunks(call, first, events, include_usage=include_usage))
 
 

@@ -43,7 +43,6 @@ from aipasta.edge.adapters import (
 from aipasta.settings import AuthMode
 from resolvers.catalog import fields as catalog_fields
 from resolvers.chat import fields as chat_fields
-from resolvers.chat import stream as stream_fields
 from resolvers.errors import BadUserInput, Forbidden, NotFound
 from resolvers.history import fields as history_fields
 from schema.types.catalog import Model
@@ -311,15 +310,7 @@ async def chat(call: Call) -> Response:
 
 
 async def _chat_stream(call: Call, input: ChatInput) -> Response:
-    events = stream_fields.chat_stream(call.info, input)
-    try:
-        first = await call.first_event(events)
-    except BaseException:
-        await events.aclose()
-        raise
-    if isinstance(first, ChatFailed):
-        await events.aclose()
-        raise event_error(first)
+    first, events = await call.chat_events(input)
     return call.event_stream(_seed_chunks(call, first, events))
 
 
