@@ -20,13 +20,17 @@ REDACTED = "[redacted]"
 MIN_SECRET_CHARS = 4
 
 PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\bbearer\s+[^\s\"',;]+", re.IGNORECASE), "Bearer [redacted]"),
+    # Not a placeholder such as `Bearer <token>` in the gateway's own sign-in hint.
+    (
+        re.compile(r"\bbearer\s+(?!<[A-Za-z_]+>(?:[\s\"'`,;]|$))[^\s\"',;]+", re.IGNORECASE),
+        "Bearer [redacted]",
+    ),
     (re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{6,}"), REDACTED),
     (re.compile(r"\bhf_[A-Za-z0-9]{6,}"), REDACTED),
     (
         re.compile(
             r"\b(api[_-]?key|access[_-]?token|authorization|x-api-key)(\"?\s*[:=]\s*\"?)"
-            r"(?!Bearer \[redacted\])[^\s\"',;]+",
+            r"(?!Bearer (?:\[redacted\]|<[A-Za-z_]+>(?:[\s\"'`,;]|$)))[^\s\"',;]+",
             re.IGNORECASE,
         ),
         r"\1\2[redacted]",

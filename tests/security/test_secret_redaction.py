@@ -205,3 +205,21 @@ def test_the_database_password_is_known_as_written_and_decoded(tmp_path: Any) ->
     redactor = build_redactor(settings)
     text = "auth failed for gateway:p%40ss-W0rd-91 (password p@ss-W0rd-91)"
     assert redactor.redact(text) == "auth failed for gateway:[redacted] (password [redacted])"
+
+
+def test_the_sign_in_hint_keeps_its_placeholder_while_real_tokens_are_redacted() -> None:
+    """The gateway's own "send `Authorization: Bearer <token>`" hint used to reach the
+    client as "Bearer [redacted]", which tells a new user nothing."""
+    from providers.redaction import Redactor
+
+    redactor = Redactor()
+    hint = "sign in: send `Authorization: Bearer <token>`"
+    assert redactor.redact(hint) == hint
+    assert redactor.redact("send `Authorization: Bearer <AIPASTA_METRICS_TOKEN>`").endswith(
+        "Bearer <AIPASTA_METRICS_TOKEN>`"
+    )
+    assert redactor.redact("Authorization: Bearer aip_live_0123456789") == (
+        "Authorization: Bearer [redacted]"
+    )
+    assert redactor.redact("authorization=abc123def") == "authorization=[redacted]"
+    assert "s3cr3t" not in redactor.redact("Bearer <b>s3cr3t")
