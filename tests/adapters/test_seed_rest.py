@@ -291,7 +291,7 @@ async def test_sign_in_is_required_for_chat_and_history(
         "Authentication required",
         "UNAUTHENTICATED",
     )
-    assert body["details"].startswith("sign in: send `Authorization: Bearer")
+    assert body["details"] == "sign in: send `Authorization: Bearer <token>`"
     status, _, body = await call(
         app,
         "GET",
