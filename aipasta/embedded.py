@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 CACHE_SIZE = "256M"
 STOP_TIMEOUT = 15.0
+# After SIGKILL: how long to wait for the process to be gone.
+KILL_WAIT = 5.0
 RESIGNAL_AFTER = 1.0
 FILES_RELEASE_WAIT = 5.0
 
@@ -275,6 +277,9 @@ def _terminate(pid: int, port: int) -> None:
             next_signal = time.monotonic() + RESIGNAL_AFTER
         _reap(pid)
         if not _alive(pid):
+            # It may have exited between the reap and the look: collect it now, or our
+            # own child lingers as a zombie that still answers os.kill(pid, 0).
+            _reap(pid)
             return
         if not _port_open(port):
             next_signal = float("inf")
@@ -283,6 +288,11 @@ def _terminate(pid: int, port: int) -> None:
         os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, 0)  # SIGKILL is not instant: a WNOHANG reap here can leave a zombie
+    # Not our child (started by another process, or waitpid refused): SIGKILL still takes
+    # a moment, and a caller told "stopped" must not find it running.
+    killed_by = time.monotonic() + KILL_WAIT
+    while _alive(pid) and time.monotonic() < killed_by:
+        time.sleep(0.05)
 
 
 def _reap(pid: int) -> None:
