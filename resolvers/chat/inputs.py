@@ -263,15 +263,38 @@ def _check_tool_calls(
 
 
 def _check_tool_turns(messages: Sequence[CheckedMessage]) -> None:
-    """Each TOOL turn answers a call made by an earlier ASSISTANT turn."""
+    """Tool turns fit the calls, as every upstream requires: an ASSISTANT turn's tool
+    calls are each answered by one TOOL turn right after it (before any other turn),
+    and a TOOL turn answers a call of that ASSISTANT turn."""
+    pending: dict[str, int] = {}  # unanswered call id -> the turn that made it
     called: set[str] = set()
     for i, message in enumerate(messages):
-        called.update(call.id for call in message.tool_calls)
-        if message.tool_call_id is not None and message.tool_call_id not in called:
-            raise BadUserInput(
-                "toolCallId names no tool call of an earlier ASSISTANT turn",
-                field=f"input.messages[{i}].toolCallId",
-            )
+        if message.tool_call_id is not None:
+            if message.tool_call_id not in pending:
+                answered = message.tool_call_id in called
+                raise BadUserInput(
+                    "toolCallId answers a tool call that already has its TOOL turn"
+                    if answered
+                    else "toolCallId names no tool call of the ASSISTANT turn before it",
+                    field=f"input.messages[{i}].toolCallId",
+                )
+            del pending[message.tool_call_id]
+            continue
+        if pending:
+            raise _unanswered(pending, f"before input.messages[{i}]")
+        pending = {call.id: i for call in message.tool_calls}
+        called.update(pending)
+    if pending:
+        raise _unanswered(pending, "at the end of the conversation")
+
+
+def _unanswered(pending: Mapping[str, int], where: str) -> BadUserInput:
+    turn = next(iter(pending.values()))
+    return BadUserInput(
+        f"each tool call needs its TOOL turn (toolCallId) {where}: "
+        f"{', '.join(sorted(pending))} unanswered",
+        field=f"input.messages[{turn}].toolCalls",
+    )
 
 
 def _check_reasoning_details(value: object, field: str) -> tuple[Mapping[str, Any], ...]:

@@ -304,7 +304,7 @@ async def test_unsupported_and_hostile_fields_are_a_400_naming_the_field(
         (
             {"messages": [{"role": "tool", "content": "42", "tool_call_id": "c1"}]},
             "messages[0].tool_call_id",
-            "toolCallId names no tool call of an earlier ASSISTANT turn",
+            "toolCallId names no tool call of the ASSISTANT turn before it",
         ),
         ({"messages": "hello"}, "messages", "`messages`: Input should be a valid list"),
         ({"max_completion_tokens": 0}, "max_completion_tokens", "maxTokens must be at least 1"),

@@ -728,6 +728,38 @@ BAD_MESSAGES = [
         "input.messages[0].toolCallId",
         id="answers-before-the-call",
     ),
+    pytest.param(
+        [USER, {"role": "ASSISTANT", "content": "", "toolCalls": [CALL]}, USER],
+        "input.messages[1].toolCalls",
+        id="call-left-unanswered",
+    ),
+    pytest.param(
+        [USER, {"role": "ASSISTANT", "content": "", "toolCalls": [CALL]}],
+        "input.messages[1].toolCalls",
+        id="ends-with-an-unanswered-call",
+    ),
+    pytest.param(
+        [
+            USER,
+            {"role": "ASSISTANT", "content": "", "toolCalls": [CALL]},
+            {"role": "TOOL", "toolCallId": CALL["id"], "content": "21"},
+            {"role": "TOOL", "toolCallId": CALL["id"], "content": "21 again"},
+        ],
+        "input.messages[3].toolCallId",
+        id="answered-twice",
+    ),
+    pytest.param(
+        [
+            USER,
+            {"role": "ASSISTANT", "content": "", "toolCalls": [CALL]},
+            {"role": "TOOL", "toolCallId": CALL["id"], "content": "21"},
+            {"role": "ASSISTANT", "content": "It is 21."},
+            USER,
+            {"role": "TOOL", "toolCallId": CALL["id"], "content": "late"},
+        ],
+        "input.messages[5].toolCallId",
+        id="answers-a-call-of-an-older-turn",
+    ),
 ]
 
 
