@@ -36,8 +36,9 @@ STRUCTURED_OUTPUT = frozenset({"structured_outputs"})
 def openrouter_headers(
     api_key: SecretStr | None, *, app_url: str, app_title: str
 ) -> dict[str, str]:
-    # OpenRouter attributes traffic to the app through these two headers.
-    headers = {"HTTP-Referer": app_url, "X-Title": app_title, "Accept": "application/json"}
+    # OpenRouter attributes traffic to the app through these two headers. No Accept
+    # here: the listing asks for JSON, a chat for an event stream.
+    headers = {"HTTP-Referer": app_url, "X-Title": app_title}
     if api_key is not None and api_key.get_secret_value():
         headers["Authorization"] = f"Bearer {api_key.get_secret_value()}"
     return headers

@@ -41,6 +41,13 @@ async def test_every_upstream_is_sent_its_own_dialect(
         for name in ("openrouter", "huggingface", "ollama", "simulator"):
             assert "".join([d.content async for d in clients[name].stream_chat(REQUEST)]) == "ok"
 
+    # Every chat asks for a stream, OpenRouter's with its attribution headers besides.
+    headers = {call.provider: call.headers for call in upstream.chats}
+    assert {name: h["Accept"] for name, h in headers.items()} == dict.fromkeys(
+        ("openrouter", "hf", "ollama", "sim"), "text/event-stream"
+    )
+    assert headers["openrouter"]["X-Title"] == settings.app_title
+    assert "HTTP-Referer" in headers["openrouter"]
     bodies = {call.provider: call.body for call in upstream.chats}
     assert bodies["openrouter"]["reasoning"] == {"effort": "low"}
     assert bodies["sim"]["reasoning"] == {"effort": "low"}
