@@ -32,6 +32,8 @@ MAX_ID_CHARS = 256
 MAX_NAME_CHARS = 256
 # Counts beyond this are not token counts.
 MAX_TOKENS = 10**12
+# The fields of a streamed delta besides its text (and role).
+_RICH = frozenset(("reasoning", "reasoning_content", "reasoning_details", "tool_calls"))
 
 
 def stream_delta(
@@ -44,6 +46,18 @@ def stream_delta(
     message, finish_reason = _first_choice(chunk, "delta", provider)
     if finish_reason == "error":
         raise error_from_payload(provider, chunk)
+    if finish_reason is None and chunk.get("usage") is None and message.keys().isdisjoint(_RICH):
+        # Most chunks carry a piece of text and nothing else: what _delta would make of
+        # them, without the readers of the fields they do not have.
+        content = content_text(message.get("content"))
+        if not content:
+            return None
+        return ChatDelta(
+            content=content,
+            upstream_model=_text(chunk.get("model"), MAX_NAME_CHARS),
+            response_id=_text(chunk.get("id"), MAX_ID_CHARS),
+            generation_id=generation_id,
+        )
     delta = _delta(chunk, message, finish_reason, provider, generation_id)
     if not (
         delta.content
@@ -156,7 +170,7 @@ def _arguments(value: object) -> str:
 
 def token_usage(value: object) -> TokenUsage | None:
     """OpenAI's `usage`, with OpenRouter's `cost` and cache-write count; None when absent."""
-    if not isinstance(value, Mapping):
+    if value is None or not isinstance(value, Mapping):
         return None
     prompt = _count(value.get("prompt_tokens"))
     completion = _count(value.get("completion_tokens"))

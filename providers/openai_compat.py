@@ -41,6 +41,8 @@ MAX_ERROR_BODY_BYTES = 64 * 1024
 _DRAIN_SECONDS = 0.25
 _DRAIN_MAX_BYTES = 64 * 1024
 
+_DECODER = json.JSONDecoder()
+
 _T = TypeVar("_T")
 _Phase = Literal["first_token", "idle", "total"]
 
@@ -298,7 +300,11 @@ class OpenAICompatibleClient:
 
     def _json(self, text: str) -> dict[str, Any]:
         try:
-            value = json.loads(text)
+            # An object with nothing around it (every chunk of a stream) is decoded
+            # without json.loads' checks for whitespace before and after it.
+            value, end = _DECODER.raw_decode(text) if text[:1] == "{" else (None, -1)
+            if end != len(text):
+                value = json.loads(text)
         except ValueError as exc:
             raise ProviderProtocolError(
                 "the upstream sent invalid JSON in its answer", provider=self.name

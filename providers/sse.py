@@ -68,6 +68,10 @@ class SSEDecoder:
             self._skip_lf = False
             if chunk[:1] == b"\n":
                 start = 1
+        if b"\r" not in chunk:
+            # The common case (LF line ends only): split at once, no regex, no copies.
+            self._feed_lf(chunk[start:] if start else chunk, events)
+            return events
         for match in _LINE_END.finditer(chunk, start):
             self._line += chunk[start : match.start()]
             self._check_size()
@@ -80,6 +84,34 @@ class SSEDecoder:
         self._line += chunk[start:]
         self._check_size()
         return events
+
+    def _feed_lf(self, chunk: bytes, events: list[SSEEvent]) -> None:
+        """`feed()` of a chunk without CR: the same lines, sizes and events."""
+        lines = chunk.split(b"\n")
+        tail = lines.pop()
+        if lines and self._line:
+            self._line += lines[0]
+            self._check_size()
+            lines[0] = bytes(self._line)
+            self._line.clear()
+        limit = self._max_event_bytes
+        for line in lines:
+            if self._event_bytes + len(line) > limit:
+                self._line += line
+                self._check_size()
+            if self._at_stream_start:
+                self._handle_line(line, events)
+            elif line[:6] == b"data: ":
+                # What _handle_line does with a `data: ` line (the prefix is ASCII, so
+                # decoding the rest alone gives the same text).
+                self._data.append(line[6:].decode("utf-8", errors="replace"))
+                self._event_bytes += len(line)
+            elif not line:
+                self._dispatch(events)
+            else:
+                self._handle_line(line, events)
+        self._line += tail
+        self._check_size()
 
     def close(self) -> list[SSEEvent]:
         """Flush a last line and event that the server did not terminate."""
@@ -135,7 +167,7 @@ class SSEDecoder:
         if self._data:
             events.append(
                 SSEEvent(
-                    data="\n".join(self._data),
+                    data=self._data[0] if len(self._data) == 1 else "\n".join(self._data),
                     event=self._event_name or "message",
                     id=self._last_id,
                     retry=self._retry,

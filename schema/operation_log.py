@@ -9,6 +9,7 @@ variables. A subscription's line is written when its stream ends.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -30,6 +31,7 @@ from schema.strawberry_seams import CannotGetOperationTypeError
 log = logging.getLogger("aipasta.operations")
 
 
+@functools.lru_cache(maxsize=1024)
 def user_hash(user_id: str) -> str:
     """The user in logs: enough to follow one user's requests, not their id."""
     return hashlib.sha256(user_id.encode()).hexdigest()[:12]

@@ -25,6 +25,7 @@ and logged at most once a minute, and the request goes through
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import time
@@ -113,7 +114,8 @@ class RateLimiter:
         self.store_failures = 0
         self._fail_closed = settings.rate_limit_fail is FailMode.CLOSED
         # None until the store first answered or failed; always True in memory.
-        self._store_up: bool | None = True if in_process(self._storage) else None
+        self._in_memory = in_process(self._storage)
+        self._store_up: bool | None = True if self._in_memory else None
         client = redis_client(self._storage)
         self._shared_streams = (
             None
@@ -140,8 +142,12 @@ class RateLimiter:
 
     async def _guarded(self, items: list[RateLimitItem], scope: Scope, key: str) -> RateDecision:
         try:
-            async with asyncio.timeout(self._store_timeout):
+            if self._in_memory:
+                # Process memory answers without waiting: no timer to arm per request.
                 decision = await self._hit(items, scope, key)
+            else:
+                async with asyncio.timeout(self._store_timeout):
+                    decision = await self._hit(items, scope, key)
         except Exception as exc:  # noqa: BLE001 - any store fault is the fail mode's
             self._store_failed(exc)
             tightest = min(item.amount for item in items)
@@ -273,6 +279,7 @@ class RateLimiter:
             await asyncio.gather(timer, return_exceptions=True)
 
 
+@functools.lru_cache(maxsize=4096)
 def ip_key(client_ip: str) -> str:
     """The rate limit key for an address: IPv6 clients are counted per /64."""
     try:

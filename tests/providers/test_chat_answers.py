@@ -491,3 +491,17 @@ async def test_a_malformed_tool_call_index_fails_the_stream_clearly(upstream: Fa
     wire = sse(chunk({"tool_calls": [{"index": "first", "function": {"arguments": "{"}}]})) + DONE
     with pytest.raises(ProviderProtocolError, match="tool call"):
         await run(upstream, wire)
+
+
+def test_a_text_chunk_with_null_or_unknown_fields_keeps_its_text_model_and_id() -> None:
+    delta = delta_of({"content": "Hi", "refusal": None, "reasoning": None}, model="m/x", id="g-1")
+
+    assert delta == ChatDelta(content="Hi", upstream_model="m/x", response_id="g-1")
+
+
+def test_a_text_chunk_with_text_parts_or_a_wrong_type() -> None:
+    assert delta_of({"content": [{"type": "text", "text": "a"}, {"text": "b"}]}) == ChatDelta(
+        content="ab", upstream_model=chunk({})["model"], response_id=chunk({})["id"]
+    )
+    assert delta_of({"role": "assistant", "content": 5}) is None
+    assert delta_of({"role": "assistant", "content": ""}, usage="x") is None

@@ -533,6 +533,28 @@ async def test_invalid_json_in_a_data_event_is_a_protocol_error(
         await collect(make_client(session, upstream.url("v1")).stream_chat(REQUEST))
 
 
+async def test_a_data_event_with_spaces_around_its_json_is_read(
+    session: aiohttp.ClientSession, upstream: FakeUpstream
+) -> None:
+    spaced = b'data:  {"choices": [{"delta": {"content": "Hi"}}]} \t\n\n'
+    wire = spaced + chunk(finish="stop") + DONE
+    upstream.script(MODEL, Reply(raw=wire, headers=SSE))
+
+    deltas = await collect(make_client(session, upstream.url("v1")).stream_chat(REQUEST))
+
+    assert [d.content for d in deltas] == ["Hi", ""]
+
+
+async def test_a_data_event_with_text_after_its_json_is_a_protocol_error(
+    session: aiohttp.ClientSession, upstream: FakeUpstream
+) -> None:
+    wire = b'data: {"choices": []} {"choices": []}\n\n' + DONE
+    upstream.script(MODEL, Reply(raw=wire, headers=SSE))
+
+    with pytest.raises(ProviderProtocolError, match="invalid JSON"):
+        await collect(make_client(session, upstream.url("v1")).stream_chat(REQUEST))
+
+
 async def test_html_page_with_status_200_is_a_protocol_error(
     session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:

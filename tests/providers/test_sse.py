@@ -101,6 +101,52 @@ def test_random_multi_way_splits_give_the_same_events() -> None:
         assert decode(*chunks) == EXPECTED, f"cuts at {cuts}"
 
 
+# The same stream with LF line endings only, as most servers send it (the decoder
+# splits such chunks without its CR-aware line search).
+LF_STREAM = OPENROUTER_STREAM.replace(b"\r\n", b"\n")
+
+
+def test_lf_only_stream_gives_the_same_events_however_it_is_cut() -> None:
+    for position in range(len(LF_STREAM) + 1):
+        assert decode(LF_STREAM[:position], LF_STREAM[position:]) == EXPECTED, position
+    assert decode(*[LF_STREAM[i : i + 1] for i in range(len(LF_STREAM))]) == EXPECTED
+    rng = random.Random(99)
+    for _ in range(200):
+        cuts = sorted(rng.sample(range(1, len(LF_STREAM)), 7))
+        bounds = [0, *cuts, len(LF_STREAM)]
+        chunks = [LF_STREAM[a:b] for a, b in itertools.pairwise(bounds)]
+        assert decode(*chunks) == EXPECTED, f"cuts at {cuts}"
+
+
+def test_chunks_with_and_without_cr_mix_in_one_stream() -> None:
+    assert decode(b"data: a\r", b"\ndata: b\n", b"\nevent: x\rdata: c\n\n", b"data: d\n\n") == [
+        SSEEvent(data="a\nb"),
+        SSEEvent(data="c", event="x"),
+        SSEEvent(data="d"),
+    ]
+
+
+def test_every_field_is_read_from_lf_only_chunks() -> None:
+    stream = (
+        b"\xef\xbb\xbfdata: bom\n\n:c\nevent: e\nid: 3\nretry: 9\nfoo: 1\ndata:x\ndata: \xff\n\n"
+    )
+    decoder = SSEDecoder(provider="openrouter")
+
+    assert decoder.feed(stream) == [
+        SSEEvent(data="bom"),
+        SSEEvent(data="x\n\ufffd", event="e", id="3", retry=9),
+    ]
+    assert decoder.unknown_lines == 1
+
+
+def test_oversized_line_completed_by_an_lf_only_chunk_is_refused() -> None:
+    decoder = SSEDecoder(provider="openrouter", max_event_bytes=1024)
+    decoder.feed(b"data: " + b"x" * 900)
+
+    with pytest.raises(ProviderProtocolError, match="larger than 1024 bytes"):
+        decoder.feed(b"x" * 200 + b"\n\n")
+
+
 def test_crlf_split_across_chunks_is_one_line_break() -> None:
     # Were the LF read as a second (empty) line, "a" and "b" would be two events.
     assert decode(b"data: a\r", b"\ndata: b\r\n\r\n") == [SSEEvent(data="a\nb")]
