@@ -13,8 +13,12 @@ lets it through, `closed` refuses it with `SERVICE_UNAVAILABLE` (HTTP 503).
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import importlib.metadata
+import time
 import urllib.parse
+from collections.abc import Callable
 
 from limits.aio.storage import MemoryStorage, Storage
 from limits.errors import ConfigurationError
@@ -64,7 +68,59 @@ def open_storage(uri: str) -> Storage:
         ) from exc
     if not isinstance(storage, Storage):
         raise StoreConfigError(f"{given} is not an async rate limit store")
+    if type(storage) is MemoryStorage:
+        return MemoryStore()
     return storage
+
+
+class MemoryStore(MemoryStorage):
+    """limits' in-memory store with a cheap expiry pass.
+
+    limits 5.8's MemoryStorage starts a new pass over every key on the first hit after
+    the last pass ended (so about once per request under load), and each pass hops to a
+    thread once per key for a bisect: with a thousand clients, a thousand thread hops per
+    request. Here a pass starts at most every `EXPIRY_EVERY` seconds and does the bisect
+    in place (no await between reading and trimming a key's list, so no lock is needed:
+    the store's own critical sections do not await either), yielding to the loop every
+    `KEYS_PER_TURN` keys. Expired entries only cost memory: the moving window ignores
+    them when it counts.
+    """
+
+    EXPIRY_EVERY = 1.0
+    KEYS_PER_TURN = 500
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._clock = clock
+        self._next_pass = 0.0
+        self.passes = 0
+
+    # The name limits' own methods call (private to MemoryStorage, hence the mangling).
+    async def _MemoryStorage__schedule_expiry(self) -> None:
+        now = self._clock()
+        if now < self._next_pass or (self.timer is not None and not self.timer.done()):
+            return
+        self._next_pass = now + self.EXPIRY_EVERY
+        self.timer = asyncio.create_task(self._expire(), name="rate-limit-expiry")
+
+    async def _expire(self) -> None:
+        self.passes += 1
+        now = time.time()
+        for done, key in enumerate(list(self.events)):
+            if done and done % self.KEYS_PER_TURN == 0:
+                await asyncio.sleep(0)
+            events = self.events.get(key)
+            if events:
+                # Newest first: the entries still alive are a prefix.
+                del events[bisect.bisect_left(events, -now, key=lambda e: -e.expiry) :]
+            if not events:
+                self.events.pop(key, None)
+                self.locks.pop(key, None)
+        for key, expires in list(self.expirations.items()):
+            if expires <= now:
+                self.storage.pop(key, None)
+                self.expirations.pop(key, None)
+                self.locks.pop(key, None)
 
 
 def _check_client(uri: str, given: str) -> None:
@@ -99,4 +155,5 @@ def _client_problem(extra: str) -> str | None:
 
 def in_process(storage: Storage) -> bool:
     """Whether the counts live in this process's memory (nothing to reach, nothing shared)."""
-    return type(storage) is MemoryStorage
+    # Exactly these two: another subclass (a plug-in store) may well reach elsewhere.
+    return type(storage) in (MemoryStorage, MemoryStore)
