@@ -12,17 +12,21 @@ in the same order, the same values), and every other event is executed as before
 A type gets a plan only when nothing in its selection could change the answer: the
 subscription's one root field and everything under it carry no directive; fragments have
 no variables or arguments; every field selected on the type is `__typename` or a field
-without a resolver, field extension or arguments, of type String, ID, Int or Boolean,
-read with Strawberry's default resolver; and no schema extension wraps resolvers. An
-event is answered by its plan only when every value is exactly what that type serializes
-unchanged (`str`; `int` within GraphQL's 32-bit range; `bool`), and null only where the
-field is nullable: anything else (an error, a coercion) goes through execution.
+without a resolver, field extension or arguments, read with Strawberry's default resolver,
+of type String, ID, Int, Float or Boolean, or an object type whose own selection meets the
+same rules (`usage { completionTokens }`); and no schema extension wraps resolvers. An
+event is answered by its plan only when every value is exactly what its type serializes
+unchanged (`str`; `int` within GraphQL's 32-bit range; a finite `float`; `bool`; an
+object of exactly the type's class), and null only where the field is nullable: anything
+else (an error, a coercion such as an `int` for a Float) goes through execution. Lists,
+enums and custom scalars always do (a ChatFailed's `code`, a ChatCompleted's `toolCalls`).
 tests/streaming/test_stream_events.py compares both for every event type and for
 selections with aliases, fragments and `__typename`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -32,7 +36,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLBoolean,
-    GraphQLField,
+    GraphQLFloat,
     GraphQLID,
     GraphQLInt,
     GraphQLNonNull,
@@ -71,17 +75,48 @@ def _is_bool(value: object) -> bool:
     return type(value) is bool
 
 
+def _is_float(value: object) -> bool:
+    return type(value) is float and math.isfinite(value)
+
+
 # graphql-core's serializers return these values unchanged.
 _UNCHANGED: dict[object, Callable[[object], bool]] = {
     GraphQLString: _is_str,
     GraphQLID: _is_str,
     GraphQLInt: _is_int,
     GraphQLBoolean: _is_bool,
+    GraphQLFloat: _is_float,
 }
 
-# One response key: the key, then the attribute to read, its check and whether it may be
-# null; for `__typename`, the attribute is None and the check is the type's name.
-_Entry = tuple[str, str | None, Callable[[object], bool] | str, bool]
+# One response key, as one of:
+#   (key, None, type name, False, None): `__typename`;
+#   (key, attribute, check, nullable, None): a leaf, whose value passes `check`;
+#   (key, attribute, class, nullable, entries): an object of exactly `class`, and its keys.
+_Entry = tuple[str, "str | None", Any, bool, "list[_Entry] | None"]
+
+_NO = object()  # only execution can tell
+
+
+def _fill(entries: list[_Entry], source: object) -> dict[str, Any] | object:
+    out: dict[str, Any] = {}
+    for key, attribute, check, nullable, nested in entries:
+        if attribute is None:
+            out[key] = check
+            continue
+        value = getattr(source, attribute)
+        if value is None:
+            if not nullable:
+                return _NO
+        elif nested is not None:
+            if type(value) is not check:
+                return _NO
+            value = _fill(nested, value)
+            if value is _NO:
+                return _NO
+        elif not check(value):
+            return _NO
+        out[key] = value
+    return out
 
 
 class _Unsure(Exception):
@@ -101,18 +136,9 @@ class EventPlan:
         entries = self.types.get(type(event))
         if entries is None:
             return None
-        out: dict[str, Any] = {}
-        for key, attribute, check, nullable in entries:
-            if attribute is None:
-                out[key] = check
-                continue
-            value = getattr(event, attribute)
-            if value is None:
-                if not nullable:
-                    return None
-            elif not check(value):  # type: ignore[operator]
-                return None
-            out[key] = value
+        out = _fill(entries, event)
+        if out is _NO:
+            return None
         return {self.root_key: out}
 
 
@@ -159,37 +185,40 @@ def _entries(
     selections: Sequence[SelectionNode],
     fragments: dict[str, FragmentDefinitionNode],
 ) -> list[_Entry]:
-    first: dict[str, FieldNode] = {}
+    grouped: dict[str, list[FieldNode]] = {}
     for node in _collect(schema, member, selections, fragments, set()):
         key = node.alias.value if node.alias else node.name.value
-        first.setdefault(key, node)
+        grouped.setdefault(key, []).append(node)
     entries: list[_Entry] = []
-    for key, node in first.items():
-        name = node.name.value
-        if node.selection_set is not None or node.arguments:
+    for key, nodes in grouped.items():
+        name = nodes[0].name.value
+        if any(node.arguments for node in nodes):
             raise _Unsure
         if name == "__typename":
-            entries.append((key, None, member.name, False))
+            entries.append((key, None, member.name, False, None))
             continue
         definition = member.fields.get(name)
-        if definition is None:
+        if definition is None or definition.args or not is_default_resolver(definition.resolve):
             raise _Unsure
-        entries.append((key, *_leaf(definition)))
+        attribute = plain_attribute(definition)
+        if attribute is None:
+            raise _Unsure
+        nullable = not isinstance(definition.type, GraphQLNonNull)
+        of_type = definition.type if nullable else definition.type.of_type
+        if isinstance(of_type, GraphQLObjectType):
+            origin = strawberry_class(of_type)
+            below = [n.selection_set.selections for n in nodes if n.selection_set is not None]
+            if origin is None or len(below) != len(nodes):
+                raise _Unsure
+            inner = [selection for part in below for selection in part]
+            nested = _entries(schema, of_type, inner, fragments)
+            entries.append((key, attribute, origin, nullable, nested))
+            continue
+        check = _UNCHANGED.get(of_type)
+        if check is None or any(node.selection_set is not None for node in nodes):
+            raise _Unsure
+        entries.append((key, attribute, check, nullable, None))
     return entries
-
-
-def _leaf(definition: GraphQLField) -> tuple[str, Callable[[object], bool], bool]:
-    """The attribute a plain leaf field reads, its check and whether it may be null."""
-    nullable = not isinstance(definition.type, GraphQLNonNull)
-    named = definition.type.of_type if isinstance(definition.type, GraphQLNonNull) else None
-    leaf = named if named is not None else definition.type
-    check = _UNCHANGED.get(leaf)
-    attribute = plain_attribute(definition)
-    if check is None or attribute is None or definition.args:
-        raise _Unsure
-    if not is_default_resolver(definition.resolve):
-        raise _Unsure
-    return attribute, check, nullable
 
 
 def _collect(

@@ -11,6 +11,7 @@ import json
 from typing import Any, cast
 
 import pytest
+import strawberry
 from graphql import ExecutionResult, parse
 
 from aipasta.settings import Settings
@@ -33,7 +34,25 @@ MESSAGES = [{"role": "USER", "content": "hi"}]
 VARIABLES = {"input": {"model": "m", "messages": MESSAGES}}
 COMPARE_VARIABLES = {"input": {"models": ["m", "n"], "messages": MESSAGES}}
 
+# As the gateway builds one (resolvers.chat.results): floats where the schema says Float.
+COMPLETED = ChatCompleted(
+    model="openrouter:a/b",
+    provider="openrouter",
+    finish_reason="stop",
+    content="Hello there",
+    usage=Usage(prompt_tokens=5, completion_tokens=50, total_tokens=55, estimated=False),
+    cost=Cost(input_cost=0.0, output_cost=1.25e-05, total_cost=1.25e-05, known=True),
+    latency_ms=812.3456,
+    time_to_first_token_ms=20.01,
+    message_id=strawberry.ID("65f0c0ffee"),
+    reasoning=None,
+    reasoning_details=None,
+    tool_calls=[],
+    generation_id="gen-2",
+)
+
 EVENTS: list[object] = [
+    COMPLETED,
     ChatDelta(model="openrouter:a/b", content="Hel", index=0),
     ChatDelta(model="m", content='ünï "quoted" \\ \n\u2028', index=7),
     ChatDelta(model="m", content="", index=2**31 - 1),
@@ -58,6 +77,38 @@ EVENTS: list[object] = [
         cost=Cost(input_cost=0.1, output_cost=0.2, total_cost=0.30000000000000004, known=True),
         latency_ms=12,
         time_to_first_token_ms=3,
+        message_id=None,
+        reasoning=None,
+        reasoning_details=None,
+        tool_calls=[],
+        generation_id=None,
+    ),
+    ChatCompleted(
+        model="m",
+        provider="openrouter",
+        finish_reason=None,
+        content="",
+        usage=Usage(prompt_tokens=0, completion_tokens=0, total_tokens=0, estimated=True),
+        # An int for a Float: execution serializes it as 1.0.
+        cost=Cost(input_cost=1, output_cost=0.0, total_cost=1.5, known=False),
+        latency_ms=12.5,
+        time_to_first_token_ms=None,
+        message_id=strawberry.ID("abc"),
+        reasoning="thought",
+        reasoning_details=None,
+        tool_calls=[],
+        generation_id="gen-1",
+    ),
+    ChatCompleted(
+        model="m",
+        provider="openrouter",
+        finish_reason="length",
+        content="x",
+        # Null where the schema says non-null: execution answers with an error.
+        usage=None,  # type: ignore[arg-type]
+        cost=Cost(input_cost=float("nan"), output_cost=0.0, total_cost=0.0, known=True),
+        latency_ms=1.0,
+        time_to_first_token_ms=0.5,
         message_id=None,
         reasoning=None,
         reasoning_details=None,
@@ -143,6 +194,26 @@ DOCUMENTS = {
         ... on ChatToolCallDelta @skip(if: $no) { name }
       }
     }""",
+    "objects": """subscription ($input: ChatInput!) {
+      chatStream(input: $input) {
+        __typename
+        ... on ChatCompleted {
+          usage { completionTokens __typename }
+          u: usage { total: totalTokens estimated }
+          usage { promptTokens completionTokens }
+          ...Spent
+          latencyMs timeToFirstTokenMs messageId finishReason reasoning generationId
+        }
+      }
+    }
+    fragment Spent on ChatCompleted { cost { ... on Cost { totalCost } known inputCost } }
+    """,
+    "an enum and a list": """subscription ($input: ChatInput!) {
+      chatStream(input: $input) {
+        ... on ChatCompleted { toolCalls { id } content }
+        ... on ChatFailed { code partialContent }
+      }
+    }""",
     "a nested field on a delta type's sibling": """subscription ($input: ChatInput!) {
       chatStream(input: $input) {
         ... on ChatDelta { content }
@@ -190,11 +261,16 @@ def test_the_common_selections_skip_execution_for_deltas() -> None:
         variables = COMPARE_VARIABLES if name == "compare" else VARIABLES
         executor = EventExecutor.build(SCHEMA, parsed, raw_variable_values=variables)
         assert isinstance(executor, EventExecutor)
-        assert executor.build_per_event_executor(EVENTS[0])._planned is not None, name
-        if name in {"the bench's", "every field", "compare"}:  # fields of terminal events
+        assert executor.build_per_event_executor(EVENTS[1])._planned is not None, name
+        if name in {"the bench's", "every field", "compare"}:  # ChatFailed's enum `code`
             assert executor.build_per_event_executor(EVENTS[-1])._planned is None, name
-        assert executor.build_per_event_executor(EVENTS[4])._planned is None, name
+        assert executor.build_per_event_executor(EVENTS[5])._planned is None, name
+    for name in ("the bench's", "objects"):
+        parsed = parse(DOCUMENTS[name])
+        executor = EventExecutor.build(SCHEMA, parsed, raw_variable_values=VARIABLES)
+        assert isinstance(executor, EventExecutor)
+        assert executor.build_per_event_executor(COMPLETED)._planned is not None, name
     parsed = parse(DOCUMENTS["directives"])
     executor = EventExecutor.build(SCHEMA, parsed, raw_variable_values=VARIABLES)
     assert isinstance(executor, EventExecutor)
-    assert executor.build_per_event_executor(EVENTS[0])._planned is None
+    assert executor.build_per_event_executor(EVENTS[1])._planned is None
