@@ -6,12 +6,24 @@ window: time to first delta, total time, events the client received, and chunks 
 second through the gateway. Prints numbers only.
 
     .venv/bin/python bench/stream.py [--chunks 2000] [--runs 3]
+
+`--processes` measures instead what `make bench` measures for streams, and only that:
+the simulators and the gateway as processes (bench/run.py's set-up: gateway on CPU 1,
+an empty database), then `chatStream` of 50 tokens with no delay at c=50, with 20 ms
+between tokens at c=50 (`--paced`) and `--wide N` streams at 50 ms per token at once;
+gateway CPU per stream and per token from /proc, latencies against the simulator
+measured straight in the same run. `--profile FILE` keeps a py-spy profile (raw
+collapsed stacks) of the gateway during the first scenario run. About 30 s; compare
+two commits by running it on each, back to back.
+
+    .venv/bin/python bench/stream.py --processes [--paced] [--wide 1000] [--seconds 6]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import sys
 import tempfile
@@ -19,6 +31,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiohttp
+import run as bench  # bench/run.py: its processes, clients and CPU meter
+from load import Streams, percentile
+from procstat import CpuMeter, rss_mb
 
 from aipasta.app import create_app
 from aipasta.settings import Settings
@@ -105,10 +122,97 @@ async def main(chunks: int, runs: int, gap_ms: float) -> None:
     await upstream.close()
 
 
+async def processes(args: argparse.Namespace) -> None:
+    """The stream scenarios of `make bench`, gateway and simulators as processes."""
+
+    def ms(streams: Streams, q: float) -> float:
+        return (percentile(streams.first_tokens(), q) or 0.0) * 1000
+
+    with tempfile.TemporaryDirectory() as workdir:
+        b = bench.Bench(argparse.Namespace(quick=True), Path(workdir))
+        bench._pin_self(0)
+        connector = aiohttp.TCPConnector(limit=0)
+        timeout = aiohttp.ClientTimeout(total=120)
+        async with (
+            aiohttp.ClientSession(connector=connector, timeout=timeout) as b.http,
+            bench._listing() as listing,
+        ):
+            try:
+                for name, delay in (("sim0", 0.0), ("sim20", 20.0), ("sim50", 50.0)):
+                    await b.start_upstream(name, delay)
+                (Path(workdir) / "data").mkdir()
+                await b.start_gateway(listing)
+                await b._wait_catalog()
+                assert b.gateway is not None
+                await b.gateway_streams("openrouter:sim/chat", 5, 20, 5)  # warm up
+                profiler = None
+                if args.profile:
+                    profiler = await asyncio.create_subprocess_exec(
+                        *(shutil.which("py-spy") or str(bench.BIN / "py-spy"), "record"),
+                        *("--pid", str(b.gateway.pid), "--rate", "250", "--nonblocking"),
+                        *("--duration", str(int(args.seconds)), "--format", "raw"),
+                        *("--full-filenames", "-o", str(args.profile)),
+                        stdout=asyncio.subprocess.DEVNULL,
+                        stderr=asyncio.subprocess.DEVNULL,
+                    )
+                meter = CpuMeter({"gateway": b.gateway.pid})
+                meter.start()
+                g = await b.gateway_streams("openrouter:sim/chat", 50, 10**9, args.seconds)
+                cpu = meter.stop()["gateway"]
+                print(
+                    f"no delay, c=50: {g.rate:.0f} streams/s, "
+                    f"{cpu / max(g.tokens, 1) * 1e6:.1f} µs CPU per token, "
+                    f"{cpu / max(len(g.streams), 1) * 1e3:.2f} ms CPU per stream, "
+                    f"failures {dict(g.failures)}"
+                )
+                if profiler is not None:
+                    await profiler.wait()
+                if args.paced:
+                    d = await b.direct_streams(
+                        b.upstreams["sim20"], concurrency=50, count=10**9, seconds=args.seconds
+                    )
+                    meter.start()
+                    g = await b.gateway_streams("sim20:sim/chat", 50, 10**9, args.seconds)
+                    cpu = meter.stop()["gateway"]
+                    print(
+                        f"20 ms/token, c=50: added first token p50 {ms(g, 0.5) - ms(d, 0.5):.1f} "
+                        f"p99 {ms(g, 0.99) - ms(d, 0.99):.1f} ms, "
+                        f"{cpu / max(g.tokens, 1) * 1e6:.1f} µs CPU per token, "
+                        f"gap p99 {(percentile(g.gaps(), 0.99) or 0) * 1000:.1f} ms, "
+                        f"failures {dict(g.failures)}"
+                    )
+                if args.wide:
+                    n = args.wide
+                    d = await b.direct_streams(
+                        b.upstreams["sim50"], concurrency=n, count=n, seconds=60
+                    )
+                    meter.start()
+                    g = await b.gateway_streams("sim50:sim/chat", n, n, 60, per_socket=20)
+                    cpu = meter.stop()["gateway"]
+                    print(
+                        f"{n} streams at once, 50 ms/token: {len(g.completed)} complete, "
+                        f"added first token p50 {ms(g, 0.5) - ms(d, 0.5):.0f} "
+                        f"p99 {ms(g, 0.99) - ms(d, 0.99):.0f} ms, "
+                        f"gap p99 {(percentile(g.gaps(), 0.99) or 0) * 1000:.0f} ms, "
+                        f"gateway CPU {cpu:.2f} s ({cpu / n * 1e3:.1f} ms per stream), "
+                        f"RSS after {rss_mb(b.gateway.pid):.0f} MB"
+                    )
+            finally:
+                b.stop_all()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--chunks", type=int, default=500)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--gap-ms", type=float, default=2.0, help="upstream time between chunks")
+    parser.add_argument("--processes", action="store_true", help="make bench's stream scenarios")
+    parser.add_argument("--paced", action="store_true", help="with --processes: 20 ms/token")
+    parser.add_argument("--wide", type=int, default=0, help="with --processes: N streams at once")
+    parser.add_argument("--seconds", type=float, default=6.0, help="with --processes: per phase")
+    parser.add_argument("--profile", type=Path, help="with --processes: py-spy raw output")
     args = parser.parse_args()
-    asyncio.run(main(args.chunks, args.runs, args.gap_ms))
+    if args.processes:
+        asyncio.run(processes(args))
+    else:
+        asyncio.run(main(args.chunks, args.runs, args.gap_ms))

@@ -19,6 +19,7 @@ from schema.mutation import Mutation
 from schema.operation_log import OperationLog
 from schema.query import Query
 from schema.query_cache import CachedParse, CachedValidation
+from schema.stream_events import EventExecutor
 from schema.subscription import Subscription
 
 
@@ -58,6 +59,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         mutation=merge_types("Mutation", (Mutation, AdminMutation)),
         subscription=Subscription,
         extensions=extensions,
+        # A subscription's delta events without a GraphQL execution each (same answers).
+        execution_context_class=EventExecutor,
     )
 
 

@@ -34,6 +34,13 @@ The seams:
   `SubscriptionExecutionResult`) and `create_streaming_response` (the response for that
   stream's text, heartbeats merged in); `SSETransport` (strawberry.http.streaming) writes
   graphql-sse's `next` and `complete` events.
+- Subscription events (schema.stream_events): `CoreExecutionContext`, the graphql-core
+  executor class Strawberry executes with by default (its `execution_context_class`),
+  subclassed there; `strawberry_class`, the Python class a graphql-core object type was
+  made from; `plain_attribute`, the attribute a field without resolver or extensions reads
+  (with Strawberry's default resolver, `getattr`); `is_default_resolver`, whether a
+  graphql-core field's `resolve` is Strawberry's plain attribute read (a basic field, no
+  exception handlers), which Strawberry marks `_is_default`.
 - `normalize_allowed_origins` (strawberry.http.websocket_origin): how the view reads
   `allowed_origins`, used by aipasta.settings to refuse a bad value at start.
 
@@ -47,13 +54,21 @@ from collections.abc import Mapping, Sequence
 
 import strawberry
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLObjectType,
+    GraphQLSchema,
+)
 from strawberry.asgi import GraphQL
 from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLRequestData
 from strawberry.http.streaming import SSETransport
 from strawberry.schema.exceptions import CannotGetOperationTypeError
-from strawberry.schema.schema import validate_document
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext, validate_document
+from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
@@ -63,6 +78,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     SubscribeMessage,
 )
 from strawberry.types import ExecutionContext
+from strawberry.types.base import StrawberryObjectDefinition
+from strawberry.types.field import StrawberryField
 
 __all__ = [
     "OVERRIDES",
@@ -71,14 +88,21 @@ __all__ = [
     "BaseGraphQLTransportWSHandler",
     "CannotGetOperationTypeError",
     "ConnectionInitMessage",
+    "CoreExecutionContext",
     "HTTPException",
     "Message",
     "SSETransport",
     "SubscribeMessage",
     "closes_websocket",
     "core_schema",
+    "is_default_resolver",
+    "plain_attribute",
+    "strawberry_class",
     "validate",
 ]
+
+CoreExecutionContext = StrawberryGraphQLCoreExecutionContext
+_BACKREF = GraphQLCoreConverter.DEFINITION_BACKREF
 
 
 def core_schema(schema: strawberry.Schema) -> GraphQLSchema:
@@ -97,6 +121,30 @@ def closes_websocket(error: GraphQLError) -> bool:
     """Whether Strawberry's graphql-transport-ws handler, given `error` as an operation's
     first error, closes the socket (4400) instead of answering with an `error` message."""
     return BaseGraphQLTransportWSHandler._get_pre_execution_close_reason(error) is not None
+
+
+def strawberry_class(object_type: GraphQLObjectType) -> type | None:
+    """The class Strawberry made `object_type` from (None for any other type)."""
+    definition = (object_type.extensions or {}).get(_BACKREF)
+    if not isinstance(definition, StrawberryObjectDefinition) or definition.is_graphql_generic:
+        return None
+    return definition.origin
+
+
+def plain_attribute(field: GraphQLField) -> str | None:
+    """The attribute `field` reads when it has no resolver and no field extensions and
+    reads with Strawberry's default resolver; None otherwise."""
+    definition = (field.extensions or {}).get(_BACKREF)
+    if not isinstance(definition, StrawberryField) or not definition.is_basic_field:
+        return None
+    if definition.default_resolver is not getattr:
+        return None
+    return definition.python_name
+
+
+def is_default_resolver(resolve: object) -> bool:
+    """Whether a graphql-core field's `resolve` is Strawberry's plain attribute read."""
+    return getattr(resolve, "_is_default", False) is True
 
 
 OVERRIDES: Mapping[type, frozenset[str]] = {
@@ -128,6 +176,10 @@ OVERRIDES: Mapping[type, frozenset[str]] = {
             "shutdown",
         }
     ),
+    # schema.stream_events.EventExecutor (graphql-core's Executor methods)
+    StrawberryGraphQLCoreExecutionContext: frozenset(
+        {"build_per_event_executor", "execute_operation"}
+    ),
     # schema.build.GatewaySchema (documented)
     strawberry.Schema: frozenset({"process_errors"}),
     # The schema's extensions (documented hooks; on_stream_result for streamed results)
@@ -137,6 +189,11 @@ OVERRIDES: Mapping[type, frozenset[str]] = {
 USES: Mapping[type, frozenset[str]] = {
     GraphQL: frozenset({"run", "process_result", "encode_json"}),
     GraphQLRequestData: frozenset({"protocol"}),
+    StrawberryGraphQLCoreExecutionContext: frozenset(
+        {"fragment_definitions", "hooks", "middleware_manager", "operation", "schema"}
+    ),
+    StrawberryField: frozenset({"default_resolver", "is_basic_field", "python_name"}),
+    StrawberryObjectDefinition: frozenset({"is_graphql_generic", "origin"}),
     SSETransport: frozenset({"protocol", "encode_next", "encode_complete"}),
     BaseGraphQLTransportWSHandler: frozenset(
         {

@@ -85,6 +85,16 @@ def _subscribe_payload_problem(payload: object) -> str | None:
 
 class GatewayTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
     credential_watch: CredentialWatch | None = None
+    _client_address: str | None = None
+
+    def _client_ip(self) -> str:
+        """The client's address, worked out once: a connection's peer and headers (and
+        the trusted proxies) stay what they were for all its operations."""
+        if self._client_address is None:
+            self._client_address = client_ip(
+                self.context.request.scope, self.context.services.settings.trusted_proxy_networks
+            )
+        return self._client_address
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         await super().handle_connection_init(message)
@@ -210,13 +220,7 @@ class GatewayTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
             holds = await self._credential_holds(operation_id, request)
             return SignIn(self.context.identity, self.context.auth_error)
 
-        admission = await admit(
-            services,
-            client_ip=client_ip(
-                self.context.request.scope, services.settings.trusted_proxy_networks
-            ),
-            sign_in=signed_in,
-        )
+        admission = await admit(services, client_ip=self._client_ip(), sign_in=signed_in)
         if not holds:
             return False, None
         decision = admission.decision

@@ -13,7 +13,7 @@ import pkgutil
 import sys
 import tomllib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import fields, is_dataclass
 from datetime import timedelta
 from importlib.metadata import version
@@ -22,7 +22,14 @@ from typing import Any
 
 import pytest
 import strawberry
-from graphql import GraphQLError, GraphQLSchema, GraphQLSyntaxError, parse, specified_rules
+from graphql import (
+    GraphQLError,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLSyntaxError,
+    parse,
+    specified_rules,
+)
 from packaging.requirements import Requirement
 from strawberry.asgi import GraphQL
 from strawberry.extensions import SchemaExtension
@@ -34,10 +41,14 @@ from schema.strawberry_seams import (
     USES,
     BaseGraphQLTransportWSHandler,
     CannotGetOperationTypeError,
+    CoreExecutionContext,
     HTTPException,
     SSETransport,
     closes_websocket,
     core_schema,
+    is_default_resolver,
+    plain_attribute,
+    strawberry_class,
     validate,
 )
 
@@ -183,6 +194,10 @@ def _instance_members(base: type) -> set[str]:
             max_subscriptions_per_connection=1,
         )
         return set(vars(handler))
+    if base is CoreExecutionContext:
+        executor = CoreExecutionContext.build(core_schema(build_schema()), parse("{ __typename }"))
+        assert isinstance(executor, CoreExecutionContext), executor
+        return set(vars(executor))
     if is_dataclass(base):
         return {f.name for f in fields(base)}
     return set()
@@ -260,6 +275,56 @@ async def test_errors_set_in_on_validate_skip_validation_and_are_the_answer(
     valid = await _schema_with(AlreadyValid).execute("{ answer }")
     assert valid.errors is None and valid.data == {"answer": "ran"}
     assert work["validate"] == 0
+
+
+@strawberry.type(name="SeamEvent")
+class _Event:
+    text: str
+    renamed_field: int = strawberry.field(name="n")
+
+    @strawberry.field
+    def computed(self) -> str:
+        return self.text.upper()
+
+
+@strawberry.type
+class _Subscription:
+    @strawberry.subscription
+    async def events(self) -> AsyncIterator[_Event]:
+        yield _Event(text="a", renamed_field=1)
+        yield _Event(text="b", renamed_field=2)
+
+
+async def test_the_execution_context_class_executes_each_subscription_event() -> None:
+    events: list[object] = []
+
+    class Recording(CoreExecutionContext):
+        def build_per_event_executor(self, payload: Any) -> Any:
+            events.append(payload)
+            return super().build_per_event_executor(payload)
+
+    schema = strawberry.Schema(
+        query=_Query, subscription=_Subscription, execution_context_class=Recording
+    )
+    stream = await schema.subscribe("subscription { events { text n } }")
+    assert isinstance(stream, AsyncIterator)
+    answers = [result.data async for result in stream]
+    assert answers == [{"events": {"text": "a", "n": 1}}, {"events": {"text": "b", "n": 2}}]
+    assert [getattr(e, "text", None) for e in events] == ["a", "b"]
+
+
+def test_strawberry_class_plain_attribute_and_default_resolver_name_what_a_field_reads() -> None:
+    schema = strawberry.Schema(query=_Query, subscription=_Subscription)
+    event_type = core_schema(schema).get_type("SeamEvent")
+    assert isinstance(event_type, GraphQLObjectType)
+    assert strawberry_class(event_type) is _Event
+    plain, computed = event_type.fields["n"], event_type.fields["computed"]
+    assert plain_attribute(plain) == "renamed_field"
+    assert is_default_resolver(plain.resolve)
+    assert plain_attribute(computed) is None
+    assert not is_default_resolver(computed.resolve)
+    query_type = core_schema(schema).query_type
+    assert query_type is not None and strawberry_class(query_type) is _Query
 
 
 def test_closes_websocket_for_a_syntax_error_and_a_missing_operation_only() -> None:
