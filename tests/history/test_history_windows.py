@@ -197,7 +197,7 @@ async def _sessions_back(store: HistoryStore, first: int, *, cold: bool) -> list
 
 
 async def _fill_sessions(database: Database, times: list[datetime]) -> list[ObjectId]:
-    docs = [
+    docs: list[dict[str, Any]] = [
         {
             "userId": user,
             "sessionId": f"s{i}",
