@@ -26,7 +26,7 @@ from documents.registry import document_models
 from resolvers.history.store import HistoryStore
 from resolvers.identity.key_store import ApiKeyStore
 from resolvers.usage.recorder import UsageRecorder
-from tests.history.conftest import DELETE, HISTORY, HistoryClient, make_services
+from tests.history.conftest import DELETE, HISTORY, RENAME, HistoryClient, make_services
 from tests.support.commands import CommandLog
 from tests.usage.test_usage_report import RECORDS, UsageClient, services
 
@@ -230,7 +230,7 @@ def _addressed(filter: dict[str, Any]) -> bool:
     )
 
 
-async def test_saving_and_deleting_address_one_session_by_index_or_id(
+async def test_saving_deleting_and_renaming_address_one_session_by_index_or_id(
     watched: tuple[Database, CommandLog], history_settings: Settings
 ) -> None:
     # Any other filter on these collections is served, on SecantusDB, by its first
@@ -254,6 +254,14 @@ async def test_saving_and_deleting_address_one_session_by_index_or_id(
     for collection in ("chat_sessions", "chat_messages"):
         assert all(_addressed(f) for f in _filters(commands, collection)), collection
     assert [f["filter"] for f in commands.finds("chat_messages")] == [own["filter"]]
+    # SecantusDB's findAndModify re-checks its match by a scan of the collection.
+    assert "findAndModify" not in commands.names()
+
+    commands.clear()
+    renamed = await client.data(RENAME, {"sessionId": "other-1", "title": "Renamed"})
+    assert renamed["renameChatSession"]["title"] == "Renamed"
+    assert all(_addressed(f) for f in _filters(commands, "chat_sessions"))
+    assert "findAndModify" not in commands.names()
     assert await client.history("other-0", last=5)  # the others are still there
     assert (await client.error(HISTORY, {"sessionId": "long"}))["code"] == "NOT_FOUND"
 
