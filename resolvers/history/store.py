@@ -46,8 +46,9 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 from weakref import WeakKeyDictionary
 
-from beanie import Document, SortDirection
+from beanie import Document
 from bson import ObjectId
+from pymongo import DESCENDING
 from pymongo.errors import DuplicateKeyError
 
 from documents.database import Database
@@ -100,10 +101,6 @@ class Page(Generic[T]):
 
 def _owned(user_id: str, session_id: str) -> dict[str, Any]:
     return equal(userId=user_id, sessionId=session_id)
-
-
-def _newest_first(time_field: str) -> list[tuple[str, SortDirection]]:
-    return [(time_field, SortDirection.DESCENDING), ("_id", SortDirection.DESCENDING)]
 
 
 @dataclass
@@ -233,10 +230,12 @@ def _counted_span(session: ChatSession, want: int) -> timedelta:
 
 
 async def _newest(document: type[D], query: dict[str, Any], time_field: str, limit: int) -> list[D]:
-    found: list[D] = (
-        await document.find(query).sort(_newest_first(time_field)).limit(limit).to_list()
+    """Read with pymongo and validate, not Beanie's find: Beanie asks for a projection
+    of every field, which costs SecantusDB a third more per document read."""
+    cursor = document.get_pymongo_collection().find(
+        query, sort=[(time_field, DESCENDING), ("_id", DESCENDING)], limit=limit
     )
-    return found
+    return [document.model_validate(raw) async for raw in cursor]
 
 
 class HistoryStore:
@@ -349,7 +348,8 @@ class HistoryStore:
 
     async def session(self, user_id: str, session_id: str) -> ChatSession | None:
         async with self._database.guard():
-            return await ChatSession.find_one(_owned(user_id, session_id))
+            raw = await ChatSession.get_pymongo_collection().find_one(_owned(user_id, session_id))
+        return None if raw is None else ChatSession.model_validate(raw)
 
     async def messages_before(
         self, session: ChatSession, *, last: int, before: Position | None
