@@ -8,8 +8,9 @@ newest message's times, and its messages carry its epoch (a summary whose times 
 with its messages makes the history store size its reads wrongly, as it did here once).
 
 Usage records come with their per-day totals (`documents/usage_totals.py`, summed by
-the gateway's own helper) as the gateway's recorder would have kept them; `usage_totals=False` writes them as a version
-before the totals did, for the start-up backfill to count.
+the gateway's own helper) as the gateway's recorder would have kept them;
+`usage_totals=False` writes them as a version before the totals did, for the start-up
+backfill to count.
 """
 
 from __future__ import annotations

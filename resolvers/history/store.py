@@ -404,7 +404,7 @@ class HistoryStore:
                 owned | {"timestamp": {"$gt": after.at}},
                 owned | equal(timestamp=after.at) | {"_id": {"$gt": after.id}},
             ):
-                if await ChatMessage.find_one(query) is not None:
+                if await ChatMessage.get_pymongo_collection().find_one(query, {"_id": 1}):
                     return True
         return False
 

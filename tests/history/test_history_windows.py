@@ -59,6 +59,9 @@ def _summaries(times: list[datetime]) -> dict[str, Callable[[dict[str, Any]], No
     def ends_earlier(doc: dict[str, Any]) -> None:
         doc["updatedAt"] = oldest + (newest - oldest) / 3
 
+    def starts_later(doc: dict[str, Any]) -> None:
+        doc["createdAt"] = oldest + (newest - oldest) / 2
+
     def undercounted(doc: dict[str, Any]) -> None:
         doc["messageCount"] = 1
 
@@ -66,6 +69,7 @@ def _summaries(times: list[datetime]) -> dict[str, Callable[[dict[str, Any]], No
         "exact": exact,
         "ends later": ends_later,
         "ends earlier": ends_earlier,
+        "starts later": starts_later,
         "undercounted": undercounted,
     }
 
@@ -127,7 +131,9 @@ async def _read_back(store: HistoryStore, last: int, *, cold: bool) -> list[Obje
         before = Position(at=oldest.timestamp, id=oldest.id)
 
 
-@pytest.mark.parametrize("summary", ["exact", "ends later", "ends earlier", "undercounted"])
+@pytest.mark.parametrize(
+    "summary", ["exact", "ends later", "ends earlier", "starts later", "undercounted"]
+)
 @pytest.mark.parametrize("shape", ["even", "burst after quiet", "ties", "random", "old and skewed"])
 async def test_history_pages_hold_every_message_once_in_order(
     database: Database, shape: str, summary: str
