@@ -53,7 +53,14 @@ except ImportError:  # a version without read hints
 
 
 from tests.conftest import make_settings
-from tests.history.conftest import DELETE, HISTORY, SESSIONS, HistoryClient, make_services
+from tests.history.conftest import (
+    DELETE,
+    HISTORY,
+    SAVE,
+    SESSIONS,
+    HistoryClient,
+    make_services,
+)
 
 USER = "bench-user"
 DB_NAME = "bench"
@@ -231,6 +238,11 @@ async def main() -> None:
                 "chatSessions(first: 20, after: 1st page)",
                 SESSIONS,
                 {"first": 20, "after": first["chatSessions"]["pageInfo"]["endCursor"]},
+            )
+            await bench.measure(
+                "saveMessage into the 20,000-message session",
+                SAVE,
+                {"input": {"sessionId": BIG_SESSION, "content": "one more", "isUser": True}},
             )
             small = await database.db["chat_sessions"].find_one(
                 {"userId": USER, "sessionId": {"$ne": BIG_SESSION}}
