@@ -18,7 +18,8 @@ what this process last read there (`_ReadHints`: a time below which nothing of t
 newest page lies) or else from the session's counters, each next one from how many the
 windows so far held. The windows only decide what is read; the last one is unbounded,
 so the answer is the same whatever they guess (MongoDB, which stops at the limit,
-reads a few more small queries). Writes about one session name its `_id` first.
+reads a few more small queries). Writes about one session name its `_id` first, and
+none is a findAndModify, which SecantusDB re-checks by a scan of the collection.
 
 Saving a message counts it into its session with one atomic upsert ($inc the counters,
 exact Decimal128 for money, $max/$min the times, $set the preview, $setOnInsert the
