@@ -2,10 +2,15 @@
 
 The documents have the shape of `documents/history.py` and `documents/usage.py`
 (pymongo bulk inserts), so the history and usage queries can be measured on a large
-collection without sending a million chats first. Usage records come with their
-per-day totals (`documents/usage_totals.py`, summed by the gateway's own helper) as the
-gateway's recorder would have kept them; `usage_totals=False` writes them as a version
-before the totals did, for the start-up backfill to count.
+collection without sending a million chats first. A session's summary says what the
+gateway's saves would have made it say: its createdAt and updatedAt are its oldest and
+newest message's times, and its messages carry its epoch (a summary whose times disagree
+with its messages makes the history store size its reads wrongly, as it did here once).
+
+Usage records come with their per-day totals (`documents/usage_totals.py`, summed by
+the gateway's own helper) as the gateway's recorder would have kept them;
+`usage_totals=False` writes them as a version before the totals did, for the start-up
+backfill to count.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bson import ObjectId
 from bson.decimal128 import Decimal128
 from pymongo import MongoClient, UpdateOne
 
@@ -26,6 +32,7 @@ BATCH = 5000
 MODELS = ("openrouter:sim/chat", "openrouter:sim/chat-free", "sim20:sim/chat")
 BIG_SESSION = "bench-big-session"
 SMALL_SESSION_MESSAGES = 100
+MESSAGE_GAP_MS = 10
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,7 @@ class Filled:
     seconds: float
 
 
-def _message(user: str, session: str, i: int, at: datetime) -> dict[str, Any]:
+def _message(user: str, session: str, i: int, at: datetime, epoch: ObjectId) -> dict[str, Any]:
     is_user = i % 2 == 0
     return {
         "userId": user,
@@ -53,11 +60,19 @@ def _message(user: str, session: str, i: int, at: datetime) -> dict[str, Any]:
         "usage": None
         if is_user
         else {"promptTokens": 12, "completionTokens": 50, "totalTokens": 62, "estimated": False},
+        "sessionEpoch": epoch,
         "createdAt": at,
     }
 
 
+def _message_time(base: datetime, i: int) -> datetime:
+    """The time of message `i` of a session started at `base`: 10 ms apart."""
+    return base + timedelta(milliseconds=i * MESSAGE_GAP_MS)
+
+
 def _session(user: str, session: str, count: int, at: datetime) -> dict[str, Any]:
+    """The session's summary as the gateway keeps it: createdAt and updatedAt are its
+    oldest and newest message's times (the $min/$max of every save)."""
     return {
         "userId": user,
         "sessionId": session,
@@ -65,8 +80,10 @@ def _session(user: str, session: str, count: int, at: datetime) -> dict[str, Any
         "messageCount": count,
         "lastMessage": "the last words",
         "totalCost": 0.000012 * count / 2,
+        "epoch": ObjectId(),
+        "deleting": False,
         "createdAt": at,
-        "updatedAt": at + timedelta(seconds=count),
+        "updatedAt": _message_time(at, count - 1),
     }
 
 
@@ -114,19 +131,20 @@ def fill(
     try:
         db = client[db_name]
         sessions = list(_sessions(user, messages, min(big_session, messages)))
-
-        def all_messages() -> Iterator[dict[str, Any]]:
-            for n, (owner, session, count) in enumerate(sessions):
-                base = epoch + timedelta(minutes=n)
-                for i in range(count):
-                    yield _message(owner, session, i, base + timedelta(milliseconds=i * 10))
-
-        for batch in _batches(all_messages()):
-            db["chat_messages"].insert_many(batch, ordered=False)
         session_docs = [
             _session(owner, session, count, epoch + timedelta(minutes=n))
             for n, (owner, session, count) in enumerate(sessions)
         ]
+
+        def all_messages() -> Iterator[dict[str, Any]]:
+            for doc in session_docs:
+                owner, session, base = doc["userId"], doc["sessionId"], doc["createdAt"]
+                for i in range(doc["messageCount"]):
+                    at = _message_time(base, i)
+                    yield _message(owner, session, i, at, doc["epoch"])
+
+        for batch in _batches(all_messages()):
+            db["chat_messages"].insert_many(batch, ordered=False)
         for batch in _batches(iter(session_docs)):
             db["chat_sessions"].insert_many(batch, ordered=False)
 

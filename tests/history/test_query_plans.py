@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from bson import ObjectId
 
 from aipasta.settings import Settings
 from documents.database import Database
@@ -25,7 +26,7 @@ from documents.registry import document_models
 from resolvers.history.store import HistoryStore
 from resolvers.identity.key_store import ApiKeyStore
 from resolvers.usage.recorder import UsageRecorder
-from tests.history.conftest import HistoryClient, make_services
+from tests.history.conftest import DELETE, HISTORY, RENAME, HistoryClient, make_services
 from tests.support.commands import CommandLog
 from tests.usage.test_usage_report import RECORDS, UsageClient, services
 
@@ -145,6 +146,124 @@ async def test_a_sessions_page_is_served_by_the_index(
     # (the same documents either way), MongoDB the one that also serves the sort.
     await docs_read(database, finds[:1], "user_updated", "user_session_unique")
     await docs_read(database, finds[1:], "user_updated")
+
+
+async def test_a_history_page_reads_about_a_page_even_when_the_summary_ends_later(
+    watched: tuple[Database, CommandLog], history_settings: Settings
+) -> None:
+    # The session's summary says its newest message is ten days after the real one, as
+    # data written by an older fill (or imported by hand) can: the first read has to
+    # look for the messages; the next ones start where it found them.
+    database, commands = watched
+    await fill(database)
+    await database.db["chat_sessions"].update_one(
+        {"userId": "alice", "sessionId": "long"},
+        {"$set": {"updatedAt": T0 + timedelta(days=10)}},
+    )
+    client = HistoryClient(make_services(history_settings, database))
+    newest = await client.history("long", last=PAGE)
+
+    commands.clear()
+    again = await client.history("long", last=PAGE)
+    assert again == newest
+    read = await docs_read(database, commands.finds("chat_messages"), "user_session_timestamp")
+    assert read <= 2 * (PAGE + 1)
+
+    commands.clear()
+    older = await client.history("long", last=PAGE, before=newest["pageInfo"]["startCursor"])
+    read = await docs_read(database, commands.finds("chat_messages"), "user_session_timestamp")
+    assert read <= 2 * (PAGE + 1)
+    expected = [SESSION_MESSAGES - 2 * PAGE + i for i in range(PAGE)]
+    assert [n["timestamp"] for n in older["nodes"]] == [
+        (T0 + timedelta(seconds=s)).isoformat() for s in expected
+    ]
+
+
+async def test_a_sessions_page_reads_about_a_page_of_many_sessions(
+    watched: tuple[Database, CommandLog], history_settings: Settings
+) -> None:
+    database, commands = watched
+    store = HistoryStore(database)
+    for i in range(60):
+        at = T0 + timedelta(minutes=i)
+        await store.save(_message("alice", f"s{i}", at), preview="m", title="x")
+        await store.save(_message(f"u{i % 3}", f"s{i}", at), preview="m", title="x")
+    client = HistoryClient(make_services(history_settings, database))
+    newest = await client.sessions(first=PAGE)  # finds where they are
+
+    commands.clear()
+    assert await client.sessions(first=PAGE) == newest
+    second = await client.sessions(first=PAGE, after=newest["pageInfo"]["endCursor"])
+    assert [n["id"] for n in second["nodes"]] == [f"s{59 - PAGE - i}" for i in range(PAGE)]
+    finds = commands.finds("chat_sessions")
+    read = await docs_read(database, finds[:1], "user_updated")
+    assert read <= 2 * (PAGE + 1)
+    read = await docs_read(database, finds[1:], "user_updated")
+    assert read <= 2 * (PAGE + 1)
+
+
+def _filters(commands: CommandLog, collection: str) -> list[dict[str, Any]]:
+    """Every filter sent to `collection`: finds, updates, deletes, findAndModify."""
+    found: list[dict[str, Any]] = []
+    for command in commands.commands:
+        name = next(iter(command))
+        if command[name] != collection:
+            continue
+        if name == "find":
+            found.append(command["filter"])
+        elif name == "findAndModify":
+            found.append(command["query"])
+        elif name in ("update", "delete"):
+            found += [op["q"] for op in command[name + "s"]]
+    return found
+
+
+def _addressed(filter: dict[str, Any]) -> bool:
+    """Served by an index on SecantusDB: plain equality on (userId, sessionId) alone, or
+    an `_id` first, which it looks up before it checks the rest."""
+    if filter.keys() == {"userId", "sessionId"}:
+        return all(isinstance(v, str) for v in filter.values())
+    first, value = next(iter(filter.items()))
+    return first == "_id" and (
+        isinstance(value, ObjectId)
+        or (value.keys() == {"$in"} and all(isinstance(v, ObjectId) for v in value["$in"]))
+    )
+
+
+async def test_saving_deleting_and_renaming_address_one_session_by_index_or_id(
+    watched: tuple[Database, CommandLog], history_settings: Settings
+) -> None:
+    # Any other filter on these collections is served, on SecantusDB, by its first
+    # indexed clause alone: `userId`, all of the user's sessions or messages.
+    database, commands = watched
+    await fill(database)
+    client = HistoryClient(make_services(history_settings, database))
+
+    commands.clear()
+    await client.save("long", "one more")
+    await client.save("new", "a first message")
+    assert commands.commands
+    for collection in ("chat_sessions", "chat_messages"):
+        assert all(_addressed(f) for f in _filters(commands, collection)), collection
+
+    # The session's own messages are read to delete them, no one else's.
+    own = {"find": "chat_messages", "filter": {"userId": "alice", "sessionId": "long"}}
+    assert await docs_read(database, [own], "user_session_timestamp") == SESSION_MESSAGES + 1
+    commands.clear()
+    await client.data(DELETE, {"sessionId": "long"})
+    for collection in ("chat_sessions", "chat_messages"):
+        assert all(_addressed(f) for f in _filters(commands, collection)), collection
+    assert [f["filter"] for f in commands.finds("chat_messages")] == [own["filter"]]
+    # SecantusDB's findAndModify re-checks its match by a scan of the collection.
+    assert "findAndModify" not in commands.names()
+
+    commands.clear()
+    renamed = await client.data(RENAME, {"sessionId": "other-1", "title": "Renamed"})
+    assert renamed["renameChatSession"]["title"] == "Renamed"
+    assert all(_addressed(f) for f in _filters(commands, "chat_sessions"))
+    assert "findAndModify" not in commands.names()
+    assert await client.history("other-0", last=5)  # the others are still there
+    assert (await client.error(HISTORY, {"sessionId": "long"}))["code"] == "NOT_FOUND"
 
 
 async def test_an_api_key_is_looked_up_by_plain_equality_on_its_index(
