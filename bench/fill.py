@@ -25,7 +25,7 @@ from bson import ObjectId
 from bson.decimal128 import Decimal128
 from pymongo import MongoClient, UpdateOne
 
-from documents.usage_totals import BACKFILL
+from documents.usage_totals import BACKFILL, BACKFILL_STATE_ID
 from resolvers.usage.totals import Sums, TotalsKey, group_records
 
 BATCH = 5000
@@ -193,6 +193,21 @@ def fill(
                     for (u, d, m, p), sums in totals.items()
                 ],
                 ordered=False,
+            )
+            # Every record is in the totals already: the start-up backfill has nothing
+            # to do. (Left "running" by the first gateway start, stopped before it was
+            # done, it would scan every record again at each bench start, beside the
+            # first scenarios.)
+            db["usage_totals_state"].replace_one(
+                {"name": BACKFILL_STATE_ID},
+                {
+                    "name": BACKFILL_STATE_ID,
+                    "state": "done",
+                    "owner": "bench-fill",
+                    "leaseUntil": started,
+                    "finishedAt": started,
+                },
+                upsert=True,
             )
     finally:
         client.close()

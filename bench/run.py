@@ -717,7 +717,7 @@ class Bench:
         """The filled database folder: from the cache, else filled through a first gateway
         (which creates the indexes the way it always does) and kept in the cache."""
         size = self.size
-        key = f"fill-v3-{_version('secantusdb')}-{size.history_messages}-{size.big_session}-"
+        key = f"fill-v4-{_version('secantusdb')}-{size.history_messages}-{size.big_session}-"
         cached = self.args.cache_dir / f"{key}{size.usage_records}"
         target = self.workdir / "data" / "db"
         if cached.is_dir() and not self.args.no_cache:
