@@ -319,3 +319,63 @@ def test_settings_that_cannot_work_are_refused() -> None:
 
 async def _count_is(database: Database, expected: int) -> bool:
     return await database.db["usage_records"].count_documents({}) == expected
+
+
+class RecordsWhileWriting(FlakyDatabase):
+    """Each write of usage records lets `arriving` more records come in while it is in
+    flight, as requests keep finishing during a flush at a modest rate."""
+
+    recorder: UsageRecorder | None = None
+    arriving = 0
+    # How many more writes bring records (then none do).
+    bursts = 1_000_000
+    writes = 0
+    next_n = 100
+
+    @contextlib.asynccontextmanager
+    async def guard(self) -> AsyncIterator[None]:
+        async with super().guard():
+            yield
+        self.writes += 1
+        if self.recorder is not None and self.bursts > 0:
+            self.bursts -= 1
+            for _ in range(self.arriving):
+                self.recorder.record(entry(self.next_n))
+                self.next_n += 1
+
+
+async def test_the_background_flush_leaves_records_that_arrive_meanwhile_for_the_next_one(
+    mongo_uri: str, clean_db: str
+) -> None:
+    """It wrote them at once instead, a few at a time, each with a totals update: at
+    160 chats a second, 35 flushes a second kept the embedded database at 45 % of a core."""
+    database = RecordsWhileWriting(mongo_uri, db_name=clean_db, document_models=document_models())
+    await database.start()
+    try:
+        recorder = UsageRecorder(database, flush_interval=3600, batch_size=200)
+        database.recorder, database.arriving = recorder, 3
+        for n in range(5):
+            recorder.record(entry(n))
+
+        await recorder.flush(drain=False)
+
+        # One write of the records and one of their totals; the 6 that arrived wait.
+        assert database.writes == 2
+        assert recorder.pending == 6
+        assert await stored_request_ids(database) == [f"r{n}" for n in range(5)]
+
+        # A whole batch waiting is written at once, drain or not.
+        database.arriving = 0
+        for n in range(200, 400):
+            recorder.record(entry(n))
+        await recorder.flush(drain=False)
+        assert recorder.pending == 0
+
+        # close() still writes everything, records arriving meanwhile included.
+        database.arriving, database.bursts = 2, 1
+        recorder.record(entry(500))
+        await recorder.close()
+        assert recorder.pending == 0
+        assert len(await stored_request_ids(database)) == 5 + 6 + 200 + 1 + 2
+    finally:
+        await database.close()
