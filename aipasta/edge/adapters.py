@@ -29,7 +29,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
@@ -188,6 +188,14 @@ class _FieldCall:
     context: Context
 
 
+DONE = "data: [DONE]\n\n"
+
+
+def sse_data(payload: dict[str, Any]) -> str:
+    """One Server-Sent Event carrying `payload` as compact JSON."""
+    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
+
+
 @dataclass
 class Call:
     """One adapter request, admitted and signed in."""
@@ -256,6 +264,29 @@ class Call:
             await events.aclose()
             raise event_error(first)
         return first, events
+
+    async def event_chunks(
+        self,
+        style: ErrorStyle,
+        first: ChatStreamEvent,
+        events: AsyncGenerator[ChatStreamEvent, None],
+        render: Callable[[ChatStreamEvent], Iterator[str]],
+    ) -> AsyncIterator[str]:
+        """An adapter's stream: each event as `render` writes it; a failed run, or a
+        failure in the gateway itself (masked), as one event in `style`; then `[DONE]`."""
+        async with contextlib.aclosing(events):
+            event: ChatStreamEvent | None = first
+            try:
+                while event is not None:
+                    if isinstance(event, ChatFailed):
+                        yield sse_data(style.body(failure_of(event_error(event), self.services)))
+                    else:
+                        for chunk in render(event):
+                            yield chunk
+                    event = await anext(events, None)
+            except Exception as exc:  # noqa: BLE001 - told to the client in the stream's shape
+                yield sse_data(style.body(masked(exc, self.services, self.context.request_id)))
+        yield DONE
 
     def event_stream(self, chunks: AsyncIterator[str]) -> Response:
         """Server-Sent Events with the GraphQL SSE transport's guarantees: a client that

@@ -39,12 +39,10 @@ records and history):
 
 from __future__ import annotations
 
-import contextlib
-import json
 import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Annotated, Any, Literal
 
 import strawberry
@@ -56,10 +54,8 @@ from aipasta.edge.adapters import (
     Call,
     Failure,
     adapter_endpoint,
-    event_error,
-    failure_of,
-    masked,
     snake_case,
+    sse_data,
 )
 from resolvers.catalog import fields as catalog_fields
 from resolvers.chat import fields as chat_fields
@@ -68,7 +64,6 @@ from schema.types.catalog import Model
 from schema.types.chat import (
     ChatCompleted,
     ChatDelta,
-    ChatFailed,
     ChatReasoningDelta,
     ChatResult,
     ChatStreamEvent,
@@ -90,8 +85,6 @@ from schema.types.inputs import (
     ToolCallInput,
     ToolInput,
 )
-
-DONE = "data: [DONE]\n\n"
 
 
 def _error_type(status: int) -> str:
@@ -542,10 +535,6 @@ def _tool_call_delta(event: ChatToolCallDelta) -> dict[str, Any]:
     return fragment
 
 
-def _data(payload: dict[str, Any]) -> str:
-    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
-
-
 # --- endpoints ------------------------------------------------------------------------
 
 
@@ -619,7 +608,7 @@ async def _stream(call: Call, input: ChatInput, *, include_usage: bool) -> Respo
     return call.event_stream(_chunks(call, first, events, include_usage=include_usage))
 
 
-async def _chunks(
+def _chunks(
     call: Call,
     first: ChatStreamEvent,
     events: AsyncGenerator[ChatStreamEvent, None],
@@ -630,7 +619,7 @@ async def _chunks(
     created = int(time.time())
 
     def chunk(model: str, choices: list[dict[str, Any]], **extra: Any) -> str:
-        return _data(
+        return sse_data(
             {
                 "id": completion_id,
                 "object": "chat.completion.chunk",
@@ -644,39 +633,34 @@ async def _chunks(
     def choice(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
         return {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
 
-    async with contextlib.aclosing(events):
-        event: ChatStreamEvent | None = first
-        started = False
-        try:
-            while event is not None:
-                delta: dict[str, Any] | None = None
-                if isinstance(event, ChatDelta):
-                    delta = {"content": event.content}
-                elif isinstance(event, ChatReasoningDelta):
-                    delta = {"reasoning": event.content}
-                elif isinstance(event, ChatToolCallDelta):
-                    delta = {"tool_calls": [_tool_call_delta(event)]}
-                if delta is not None:
-                    if not started:
-                        delta = {"role": "assistant", **delta}
-                        started = True
-                    yield chunk(event.model, [choice(delta)])
-                elif isinstance(event, ChatCompleted):
-                    if event.reasoning_details is not None:
-                        # OpenRouter streams these as `delta.reasoning_details`: here
-                        # they come whole, once, before the finish reason.
-                        details = {"reasoning_details": event.reasoning_details}
-                        yield chunk(event.model, [choice(details)])
-                    reason = event.finish_reason or "stop"
-                    yield chunk(event.model, [choice({}, reason)])
-                    if include_usage:
-                        yield chunk(event.model, [], usage=openai_usage(event.usage, event.cost))
-                elif isinstance(event, ChatFailed):
-                    yield _data(STYLE.body(failure_of(event_error(event), call.services)))
-                event = await anext(events, None)
-        except Exception as exc:  # noqa: BLE001 - told to the client in the stream's shape
-            yield _data(STYLE.body(masked(exc, call.services, call.context.request_id)))
-    yield DONE
+    started = False
+
+    def render(event: ChatStreamEvent) -> Iterator[str]:
+        nonlocal started
+        delta: dict[str, Any] | None = None
+        if isinstance(event, ChatDelta):
+            delta = {"content": event.content}
+        elif isinstance(event, ChatReasoningDelta):
+            delta = {"reasoning": event.content}
+        elif isinstance(event, ChatToolCallDelta):
+            delta = {"tool_calls": [_tool_call_delta(event)]}
+        if delta is not None:
+            if not started:
+                delta = {"role": "assistant", **delta}
+                started = True
+            yield chunk(event.model, [choice(delta)])
+        elif isinstance(event, ChatCompleted):
+            if event.reasoning_details is not None:
+                # OpenRouter streams these as `delta.reasoning_details`: here they come
+                # whole, once, before the finish reason.
+                details = {"reasoning_details": event.reasoning_details}
+                yield chunk(event.model, [choice(details)])
+            reason = event.finish_reason or "stop"
+            yield chunk(event.model, [choice({}, reason)])
+            if include_usage:
+                yield chunk(event.model, [], usage=openai_usage(event.usage, event.cost))
+
+    return call.event_chunks(STYLE, first, events, render)
 
 
 def openai_routes() -> list[Route]:

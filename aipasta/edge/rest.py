@@ -19,9 +19,7 @@ Each endpoint is the GraphQL field of the same job, called through aipasta.edge.
 
 from __future__ import annotations
 
-import contextlib
-import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -36,9 +34,7 @@ from aipasta.edge.adapters import (
     Call,
     Failure,
     adapter_endpoint,
-    event_error,
-    failure_of,
-    masked,
+    sse_data,
 )
 from aipasta.settings import AuthMode
 from resolvers.catalog import fields as catalog_fields
@@ -46,7 +42,7 @@ from resolvers.chat import fields as chat_fields
 from resolvers.errors import BadUserInput, Forbidden, NotFound
 from resolvers.history import fields as history_fields
 from schema.types.catalog import Model
-from schema.types.chat import ChatCompleted, ChatDelta, ChatFailed, ChatStreamEvent, Cost, Usage
+from schema.types.chat import ChatCompleted, ChatDelta, ChatStreamEvent, Cost, Usage
 from schema.types.enums import ChatRole, ErrorCode
 from schema.types.history import ChatMessage, ChatSession
 from schema.types.inputs import (
@@ -77,7 +73,6 @@ _TITLES: dict[ErrorCode, str] = {
     ErrorCode.INTERNAL: "Internal server error",
 }
 TOO_LARGE = "Request body too large"
-DONE = "data: [DONE]\n\n"
 
 
 class SeedErrors:
@@ -260,10 +255,6 @@ def seed_session(session: ChatSession) -> dict[str, Any]:
     }
 
 
-def _data(payload: dict[str, Any]) -> str:
-    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
-
-
 # --- endpoints ------------------------------------------------------------------------
 
 
@@ -314,32 +305,22 @@ async def _chat_stream(call: Call, input: ChatInput) -> Response:
     return call.event_stream(_seed_chunks(call, first, events))
 
 
-async def _seed_chunks(
+def _seed_chunks(
     call: Call, first: ChatStreamEvent, events: AsyncGenerator[ChatStreamEvent, None]
 ) -> AsyncIterator[str]:
-    async with contextlib.aclosing(events):
-        event: ChatStreamEvent | None = first
-        try:
-            while event is not None:
-                if isinstance(event, ChatDelta):
-                    yield _data({"choices": [{"delta": {"content": event.content}}]})
-                elif isinstance(event, ChatCompleted):
-                    yield _data(
-                        {
-                            "choices": [
-                                {"delta": {}, "finish_reason": event.finish_reason or "stop"}
-                            ],
-                            "usage": _usage(event.usage),
-                            "cost": _cost(event.cost),
-                        }
-                    )
-                elif isinstance(event, ChatFailed):
-                    failure = failure_of(event_error(event), call.services)
-                    yield _data(STYLE.body(failure))
-                event = await anext(events, None)
-        except Exception as exc:  # noqa: BLE001 - told to the client in the stream's shape
-            yield _data(STYLE.body(masked(exc, call.services, call.context.request_id)))
-    yield DONE
+    def render(event: ChatStreamEvent) -> Iterator[str]:
+        if isinstance(event, ChatDelta):
+            yield sse_data({"choices": [{"delta": {"content": event.content}}]})
+        elif isinstance(event, ChatCompleted):
+            yield sse_data(
+                {
+                    "choices": [{"delta": {}, "finish_reason": event.finish_reason or "stop"}],
+                    "usage": _usage(event.usage),
+                    "cost": _cost(event.cost),
+                }
+            )
+
+    return call.event_chunks(STYLE, first, events, render)
 
 
 def _query_int(params: QueryParams, name: str) -> int | None:
