@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLFormattedError, Node
 from graphql.error import GraphQLError
-from strawberry.extensions import SchemaExtension
-from strawberry.types import ExecutionResult, StreamExecutionResult
+from strawberry.types import ExecutionContext, ExecutionResult, StreamExecutionResult
 
 from providers.redaction import Redactor
 from resolvers.errors import OperationTimedOut, log_level, to_gateway_error
@@ -165,8 +164,13 @@ def _rebuilt(error: GraphQLError, message: str, extensions: dict[str, Any]) -> G
     )
 
 
-class PublicErrors(SchemaExtension):
-    def __init__(self, *, hide_suggestions: bool = False) -> None:
+class PublicErrors:
+    """Gives one operation's errors their public form (`public_error`), for
+    schema.operation.GatewayOperation: each streamed result's as it is sent, and at the
+    operation's end its result's and the errors raised before execution."""
+
+    def __init__(self, execution_context: ExecutionContext, *, hide_suggestions: bool) -> None:
+        self.execution_context = execution_context
         self.hide_suggestions = hide_suggestions
 
     def _public(self, error: GraphQLError) -> GraphQLError:
@@ -184,16 +188,14 @@ class PublicErrors(SchemaExtension):
         if errors:
             result.errors = [self._public(e) for e in errors]  # type: ignore[attr-defined]
 
-    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+    def stream_result(self, result: StreamExecutionResult) -> None:
         errors: list[GraphQLError] | None = getattr(result, "errors", None)
         # Strawberry's websocket handler closes the socket (4400) on these, as
         # graphql-transport-ws asks, and recognises them by their type: leave them be.
         if errors and not any(closes_websocket(e) for e in errors):
             self._process(result)
-        yield
 
-    def on_operation(self) -> Iterator[None]:
-        yield
+    def operation_done(self) -> None:
         result = self.execution_context.result
         if isinstance(result, GraphQLExecutionResult | ExecutionResult):
             self._process(result)

@@ -19,13 +19,13 @@ and the operation is not executed.
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from graphql import (
     ArgumentNode,
+    ASTValidationRule,
     GraphQLError,
     ListValueNode,
     Node,
@@ -36,38 +36,28 @@ from graphql import (
     VariableDefinitionNode,
 )
 from starlette.websockets import WebSocket
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaxTokensLimiter,
-    SchemaExtension,
-)
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
 from aipasta.settings import Settings
 from schema.errors import bad_input
 from schema.limits import shape_rule
 
-ExtensionFactory = Callable[[], SchemaExtension]
-
 _UNSAFE = re.compile("[\x00\ud800-\udfff]")
 # Where the offending string sits when it is not under a name (a bad variable name).
 VARIABLES = "variables"
 
 
-def guard_extensions(settings: Settings) -> list[ExtensionFactory]:
-    """Factories, not instances: Strawberry builds each extension afresh per operation."""
-    guards: list[ExtensionFactory] = [
-        functools.partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
-        functools.partial(
-            AddValidationRules, [shape_rule(settings.max_depth, settings.max_aliases)]
-        ),
-        SafeStrings,
-        SubscriptionsOverWebsockets,
+def guard_rules(settings: Settings) -> tuple[type[ASTValidationRule], ...]:
+    """The validation rules the guards add to graphql-core's and Strawberry's, in order."""
+    rules: list[type[ASTValidationRule]] = [
+        shape_rule(settings.max_depth, settings.max_aliases),
+        SafeStringLiterals,
     ]
     if not settings.introspection_enabled:
-        guards.append(DisableIntrospection)
-    return guards
+        rules.append(NoSchemaIntrospectionCustomRule)
+    return tuple(rules)
 
 
 def is_unsafe(text: str) -> bool:
@@ -140,36 +130,25 @@ class SafeStringLiterals(ValidationRule):
             self.report_error(unsafe_string_error(where, [node]))
 
 
-class SafeStrings(SchemaExtension):
-    def on_operation(self) -> Iterator[None]:
-        context = self.execution_context
-        context.validation_rules = (*context.validation_rules, SafeStringLiterals)
-        yield
+def refusal_before_validation(context: ExecutionContext) -> list[GraphQLError] | None:
+    """The answer to an operation the guards refuse before validating it, or None.
 
-    def on_validate(self) -> Iterator[None]:
-        # Errors set before validation stop the operation: Strawberry then skips its own
-        # validation and returns them without executing anything.
-        where = unsafe_variable(self.execution_context.variables)
-        if where is not None:
-            self.execution_context.pre_execution_errors = [unsafe_string_error(where)]
-        yield
-
-
-class SubscriptionsOverWebsockets(SchemaExtension):
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        request = getattr(context.context, "request", None)
-        if (
-            context.pre_execution_errors is None
-            and context.operation_type is OperationType.SUBSCRIPTION
-            and not isinstance(request, WebSocket)
-            and not getattr(context.context, "over_sse", False)
-        ):
-            context.pre_execution_errors = [
-                bad_input(
-                    "Subscriptions run over websockets or Server-Sent Events: connect to "
-                    "/graphql with the graphql-transport-ws protocol, or send the request "
-                    "with `Accept: text/event-stream`"
-                )
-            ]
-        yield
+    Unsafe strings in the variables; a subscription neither over a websocket nor over
+    GraphQL over SSE."""
+    where = unsafe_variable(context.variables)
+    if where is not None:
+        return [unsafe_string_error(where)]
+    request = getattr(context.context, "request", None)
+    if (
+        context.operation_type is OperationType.SUBSCRIPTION
+        and not isinstance(request, WebSocket)
+        and not getattr(context.context, "over_sse", False)
+    ):
+        return [
+            bad_input(
+                "Subscriptions run over websockets or Server-Sent Events: connect to "
+                "/graphql with the graphql-transport-ws protocol, or send the request "
+                "with `Accept: text/event-stream`"
+            )
+        ]
+    return None

@@ -17,7 +17,8 @@ where it closes.
   `default_list_weight` times; a connection's page size (a field taking `first`/`last`
   that is not itself a list) weights the lists directly under it (`nodes`, `edges`).
   Cost depends on the variables, so it is checked per request after validation, which
-  the query cache keeps; depth and aliases are a validation rule, cached with the rest.
+  the query cache keeps (a cost that read no variable is kept too, by document and
+  operation); depth and aliases are a validation rule, cached with the rest.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLError,
     GraphQLField,
     GraphQLInterfaceType,
     GraphQLNamedType,
@@ -50,9 +52,11 @@ from graphql import (
     value_from_ast_untyped,
 )
 from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
-from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from schema.errors import bad_input
+from schema.query_cache import QUERY_CACHE_SIZE, DocumentCache
+from schema.strawberry_seams import core_schema
 
 T = TypeVar("T")
 
@@ -202,6 +206,8 @@ class CostEstimator:
         self.schema = schema
         self.variables = variables or {}
         self.default_list_weight = default_list_weight
+        # Whether the cost read a variable: when not, it is the same for any variables.
+        self.read_variables = False
 
     def operation_cost(self, document: DocumentNode, operation: OperationDefinitionNode) -> int:
         defaults = {
@@ -274,6 +280,7 @@ class CostEstimator:
             if isinstance(argument, IntValueNode):
                 candidates.append(int(argument.value))
             elif isinstance(argument, VariableNode):
+                self.read_variables = True
                 candidates.append(self.variables.get(argument.name.value))
         candidates.extend(definition.args[name].default_value for name in names)
         for value in candidates:
@@ -296,31 +303,36 @@ def _field(
     return None
 
 
-class QueryCost(SchemaExtension):
-    """Refuses an operation whose estimated cost is over `max_cost`. Runs after the
-    validation (the cached one): only a valid document is costed, with this request's
-    variables."""
+# Costs that no variable changes, by document and operation: most documents name no
+# page size in a variable, and costing them again on every request is wasted work.
+_fixed_costs: DocumentCache[int] = DocumentCache(QUERY_CACHE_SIZE)
 
-    def __init__(self, *, max_cost: int, default_list_weight: int) -> None:
-        self.max_cost = max_cost
-        self.default_list_weight = default_list_weight
 
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        document = context.graphql_document
-        if context.pre_execution_errors == [] and document is not None:
-            operation = get_operation_ast(document, context.operation_name)
-            if operation is not None:
-                estimator = CostEstimator(
-                    context.schema._schema, context.variables, self.default_list_weight
-                )
-                cost = estimator.operation_cost(document, operation)
-                if cost > self.max_cost:
-                    context.pre_execution_errors = [
-                        bad_input(
-                            f"Query cost {cost} exceeds the limit of {self.max_cost} "
-                            "(AIPASTA_MAX_QUERY_COST): ask for fewer fields or smaller pages",
-                            details={"limit": self.max_cost, "cost": cost},
-                        )
-                    ]
-        yield
+def cost_refusal(
+    context: ExecutionContext, *, max_cost: int, default_list_weight: int
+) -> list[GraphQLError] | None:
+    """The answer to an operation whose estimated cost is over `max_cost`, or None. Only
+    for a valid document (validation found no errors), with this request's variables."""
+    document = context.graphql_document
+    if context.pre_execution_errors != [] or document is None:
+        return None
+    schema = core_schema(context.schema)
+    key = (schema, context.operation_name, default_list_weight)
+    cost = _fixed_costs.get(document, key)
+    if cost is None:
+        operation = get_operation_ast(document, context.operation_name)
+        if operation is None:
+            return None
+        estimator = CostEstimator(schema, context.variables, default_list_weight)
+        cost = estimator.operation_cost(document, operation)
+        if not estimator.read_variables:
+            _fixed_costs.put(document, key, cost)
+    if cost <= max_cost:
+        return None
+    return [
+        bad_input(
+            f"Query cost {cost} exceeds the limit of {max_cost} "
+            "(AIPASTA_MAX_QUERY_COST): ask for fewer fields or smaller pages",
+            details={"limit": max_cost, "cost": cost},
+        )
+    ]

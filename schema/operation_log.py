@@ -14,13 +14,11 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 from graphql.error import GraphQLError
 from starlette.websockets import WebSocket
-from strawberry.extensions import SchemaExtension
-from strawberry.types import ExecutionResult, StreamExecutionResult
+from strawberry.types import ExecutionContext, ExecutionResult, StreamExecutionResult
 
 from resolvers.context import Context
 from resolvers.monitoring.metrics import safe_name
@@ -37,25 +35,34 @@ def user_hash(user_id: str) -> str:
     return hashlib.sha256(user_id.encode()).hexdigest()[:12]
 
 
-class OperationLog(SchemaExtension):
-    def __init__(self) -> None:
-        self._errors: list[GraphQLError] = []
+class OperationLog:
+    """One operation's line, for schema.operation.GatewayOperation: `start` when the
+    operation begins (nothing is logged without the gateway's Context), `stream_result`
+    for each streamed result, `done` at its end."""
 
-    def on_operation(self) -> Iterator[None]:
+    def __init__(self, execution_context: ExecutionContext) -> None:
+        self.execution_context = execution_context
+        self._errors: list[GraphQLError] = []
+        self._context: Context | None = None
+        self._facts: OperationFacts | None = None
+        self._started = 0.0
+
+    def start(self) -> None:
         context = self.execution_context.context
         if not isinstance(context, Context):
-            yield
             return
-        started = time.monotonic()
+        self._context = context
+        self._started = time.monotonic()
         # A websocket's context is the connection's: each operation gets its own id.
         own_id = isinstance(context.request, WebSocket)
-        facts = begin_operation(uuid.uuid4().hex if own_id else context.request_id)
-        yield
-        self._done(context, facts, time.monotonic() - started)
+        self._facts = begin_operation(uuid.uuid4().hex if own_id else context.request_id)
 
-    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+    def stream_result(self, result: StreamExecutionResult) -> None:
         self._errors += getattr(result, "errors", None) or []
-        yield
+
+    def done(self) -> None:
+        if self._context is not None and self._facts is not None:
+            self._done(self._context, self._facts, time.monotonic() - self._started)
 
     def _all_errors(self) -> list[GraphQLError]:
         ctx = self.execution_context

@@ -13,10 +13,11 @@ The seams:
 - `validate` and `core_schema`: Strawberry's own validation (graphql-core's rules plus
   Strawberry's) and the graphql-core schema a Strawberry schema wraps (`Schema._schema`),
   which schema.query_cache caches results by.
-- Extensions may do Strawberry's work for it: Strawberry does not parse when an `on_parse`
-  hook set `execution_context.graphql_document`, and does not validate when an
-  `on_validate` hook set `pre_execution_errors` (`[]` included); refusals set there are
-  the operation's answer. schema.query_cache and schema.guards rely on both.
+- Extensions may do Strawberry's work for it: Strawberry does not parse when an
+  `on_operation` hook set `execution_context.graphql_document` before its `yield`, and
+  does not validate when an `on_validate` hook set `pre_execution_errors` (`[]`
+  included); refusals set there are the operation's answer. schema.operation (with
+  schema.query_cache and schema.guards) relies on both.
 - `closes_websocket`: the errors Strawberry's graphql-transport-ws handler answers by
   closing the socket (4400); it tells them by their type, so schema.errors leaves them
   unchanged. `CannotGetOperationTypeError` is also what `ExecutionContext.operation_type`
@@ -182,8 +183,9 @@ OVERRIDES: Mapping[type, frozenset[str]] = {
     ),
     # schema.build.GatewaySchema (documented)
     strawberry.Schema: frozenset({"process_errors"}),
-    # The schema's extensions (documented hooks; on_stream_result for streamed results)
-    SchemaExtension: frozenset({"on_operation", "on_parse", "on_validate", "on_stream_result"}),
+    # schema.operation.GatewayOperation (documented hooks; on_stream_result for streamed
+    # results)
+    SchemaExtension: frozenset({"on_operation", "on_validate", "on_stream_result"}),
 }
 
 USES: Mapping[type, frozenset[str]] = {

@@ -246,9 +246,9 @@ def _schema_with(extension: type[SchemaExtension]) -> strawberry.Schema:
     return strawberry.Schema(query=_Query, extensions=[extension])
 
 
-async def test_a_document_set_in_on_parse_is_used_unparsed() -> None:
+async def test_a_document_set_in_on_operation_is_used_unparsed() -> None:
     class Preparsed(SchemaExtension):
-        def on_parse(self) -> Iterator[None]:
+        def on_operation(self) -> Iterator[None]:
             self.execution_context.graphql_document = parse("{ other }")
             yield
 
