@@ -27,7 +27,6 @@ import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -211,7 +210,6 @@ async def profile(bench: Bench, iterations: int, top: int, sort: str = "tottime"
         stats = pstats.Stats(profiler)
         stats.sort_stats(sort).print_stats(top)
         profiler = cProfile.Profile()
-
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from schema.errors import log_error
 from schema.mutation import Mutation
 from schema.operation import GatewayOperation, OperationRules
 from schema.query import Query
+from schema.strawberry_seams import convert_inputs_fast
 from schema.stream_events import EventExecutor
 from schema.subscription import Subscription
 
@@ -37,7 +38,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     if settings is None:
         settings = Settings.model_construct()
     rules = OperationRules.from_settings(settings)
-    return GatewaySchema(
+    schema = GatewaySchema(
         query=merge_types("Query", (Query, AdminQuery)),
         mutation=merge_types("Mutation", (Mutation, AdminMutation)),
         subscription=Subscription,
@@ -47,6 +48,9 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         # A subscription's delta events without a GraphQL execution each (same answers).
         execution_context_class=EventExecutor,
     )
+    # Arguments of input types converted from a plan, not field by field per request.
+    convert_inputs_fast(schema)
+    return schema
 
 
 def export_sdl() -> str:

@@ -35,8 +35,8 @@ from graphql import (
     ValueNode,
     VariableDefinitionNode,
 )
-from starlette.websockets import WebSocket
 from graphql.validation import NoSchemaIntrospectionCustomRule
+from starlette.websockets import WebSocket
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 

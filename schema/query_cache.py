@@ -14,7 +14,7 @@ from collections.abc import Hashable, Sequence
 from functools import lru_cache
 from typing import Generic, TypeVar
 
-from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, parse
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, Node, parse
 from strawberry.types import ExecutionContext
 
 from schema.strawberry_seams import core_schema, validate
@@ -34,7 +34,8 @@ def cached_document(query: str, max_tokens: int) -> DocumentNode:
 
 class DocumentCache(Generic[T]):
     """A bounded LRU of values worked out from a document (its validation errors, its
-    cost), by the document object and a key of what else they depend on.
+    cost) or a node of one (an operation's event plan), by the document object and a key
+    of what else they depend on.
 
     By the object, not its value: hashing a document hashes its whole tree, a cost paid
     on every request. A document from the parse cache is the same object each time its
@@ -43,19 +44,19 @@ class DocumentCache(Generic[T]):
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._entries: OrderedDict[tuple[int, Hashable], tuple[DocumentNode, T]] = OrderedDict()
+        self._entries: OrderedDict[tuple[int, Hashable], tuple[Node, T]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, document: DocumentNode, key: Hashable) -> T | None:
+    def get(self, document: Node, key: Hashable) -> T | None:
         entry = self._entries.get((id(document), key))
         if entry is None or entry[0] is not document:
             return None
         self._entries.move_to_end((id(document), key))
         return entry[1]
 
-    def put(self, document: DocumentNode, key: Hashable, value: T) -> None:
+    def put(self, document: Node, key: Hashable, value: T) -> None:
         self._entries[(id(document), key)] = (document, value)
         self._entries.move_to_end((id(document), key))
         if len(self._entries) > self._size:

@@ -42,6 +42,15 @@ The seams:
   (with Strawberry's default resolver, `getattr`); `is_default_resolver`, whether a
   graphql-core field's `resolve` is Strawberry's plain attribute read (a basic field, no
   exception handlers), which Strawberry marks `_is_default`.
+- Input conversion (`convert_inputs_fast`, schema.build): a type definition's `from_input`
+  (documented for integrations that build their own values) builds a value of the type
+  from its GraphQL input value, with `InputContext.convert` for anything else. Strawberry
+  converts each input field through `convert_argument`, resolving its type and naming it
+  again on every request; ours does the same conversion from a plan made once per
+  schema: the same fields, names, copies of lists, `None`/`UNSET` and dataclass built,
+  with Strawberry's own `_is_leaf_type`/`_is_optional_leaf_type` deciding what is left
+  as it is. Types with a `Maybe` field keep Strawberry's conversion (a type that sets
+  `from_input` is not checked for `Maybe` nulls).
 - `normalize_allowed_origins` (strawberry.http.websocket_origin): how the view reads
   `allowed_origins`, used by aipasta.settings to refuse a bad value at start.
 
@@ -51,7 +60,9 @@ fails on an override missing here), USES the members we call or read without ove
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, cast
 
 import strawberry
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
@@ -67,6 +78,7 @@ from strawberry.asgi import GraphQL
 from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLRequestData
 from strawberry.http.streaming import SSETransport
+from strawberry.relay import GlobalID
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext, validate_document
 from strawberry.schema.schema_converter import GraphQLCoreConverter
@@ -79,8 +91,18 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     SubscribeMessage,
 )
 from strawberry.types import ExecutionContext
-from strawberry.types.base import StrawberryObjectDefinition
+from strawberry.types.arguments import InputContext, _is_leaf_type, _is_optional_leaf_type
+from strawberry.types.base import (
+    StrawberryList,
+    StrawberryMaybe,
+    StrawberryObjectDefinition,
+    StrawberryOptional,
+    has_object_definition,
+)
+from strawberry.types.enum import has_enum_definition
 from strawberry.types.field import StrawberryField
+from strawberry.types.lazy_type import LazyType
+from strawberry.types.unset import UNSET
 
 __all__ = [
     "OVERRIDES",
@@ -95,6 +117,7 @@ __all__ = [
     "SSETransport",
     "SubscribeMessage",
     "closes_websocket",
+    "convert_inputs_fast",
     "core_schema",
     "is_default_resolver",
     "plain_attribute",
@@ -148,6 +171,139 @@ def is_default_resolver(resolve: object) -> bool:
     return getattr(resolve, "_is_default", False) is True
 
 
+_Convert = Callable[[object, InputContext, tuple[str | int, ...]], object]
+
+
+def _unless_null(convert: _Convert) -> _Convert:
+    # convert_argument answers null and UNSET as they are, whatever the type.
+    def converted(value: object, context: InputContext, path: tuple[str | int, ...]) -> object:
+        if value is None or value is UNSET:
+            return value
+        return convert(value, context, path)
+
+    return converted
+
+
+def _as_strawberry(type_: object) -> _Convert:
+    def converted(value: object, context: InputContext, path: tuple[str | int, ...]) -> object:
+        return context.convert(value, type_, *path)  # type: ignore[arg-type]
+
+    return converted
+
+
+def _list_of(convert: _Convert | None) -> _Convert:
+    def converted(value: object, context: InputContext, path: tuple[str | int, ...]) -> object:
+        items = cast("Iterable[object]", value)
+        if convert is None:
+            # Copied: graphql-core gives every request that omits the value the same default.
+            return list(items)
+        return [convert(item, context, (*path, index)) for index, item in enumerate(items)]
+
+    return _unless_null(converted)
+
+
+def _converter(type_: object, registry: Mapping[object, Any]) -> _Convert | None:
+    """How `convert_argument` converts a value of `type_`; None: it leaves it as it is."""
+    if isinstance(type_, StrawberryMaybe) or type_ is GlobalID:
+        return _as_strawberry(type_)
+    if isinstance(type_, StrawberryOptional):
+        inner = _converter(type_.of_type, registry)
+        return None if inner is None else _unless_null(inner)
+    if isinstance(type_, StrawberryList):
+        item = type_.of_type
+        if _is_leaf_type(item, registry, skip_classes=(GlobalID,)) or _is_optional_leaf_type(
+            item, registry, skip_classes=(GlobalID,)
+        ):
+            return _list_of(None)
+        return _list_of(_converter(item, registry))
+    if _is_leaf_type(type_, registry):  # type: ignore[arg-type]
+        return None
+    if isinstance(type_, LazyType):
+        return _converter(type_.resolve_type(), registry)
+    if has_enum_definition(type_):
+        return None
+    if has_object_definition(type_):
+        builder = type_.__strawberry_definition__.from_input
+        if isinstance(builder, _InputBuilder):
+            cls: type = type_
+            return _unless_null(
+                lambda value, context, path: builder.build(cls, value, context, path)  # type: ignore[arg-type]
+            )
+    return _as_strawberry(type_)
+
+
+class _InputBuilder:
+    """`from_input` for an input type: what Strawberry's conversion does, planned once."""
+
+    def __init__(self, definition: StrawberryObjectDefinition) -> None:
+        self.definition = definition
+        self._made_for: tuple[object, object] | None = None
+        self._fields: list[tuple[str, str, _Convert | None]] = []
+        self._implicit: dict[str, None] = {}
+
+    def __call__(self, cls: type, value: Mapping[str, Any], context: InputContext) -> object:
+        return self.build(cls, value, context, ())
+
+    def _plan(self, context: InputContext) -> None:
+        definition = self.definition
+        name_of = context.config.name_converter.from_field
+        registry = context.scalar_registry
+        self._fields = [
+            (
+                name_of(field),
+                field.python_name,
+                _converter(field.resolve_type(type_definition=definition), registry),
+            )
+            for field in definition.fields
+        ]
+        # Strawberry's implicit None for fields without a default (required ones are
+        # always in the value).
+        self._implicit = {
+            field.python_name: None
+            for field in definition.fields
+            if field.default_value is dataclasses.MISSING
+            and field.default_factory is dataclasses.MISSING
+        }
+        self._made_for = (context.config, registry)
+
+    def build(
+        self,
+        cls: type,
+        value: Mapping[str, Any],
+        context: InputContext,
+        path: tuple[str | int, ...],
+    ) -> object:
+        made_for = self._made_for
+        if (
+            made_for is None
+            or made_for[0] is not context.config
+            or made_for[1] is not (context.scalar_registry)
+        ):
+            self._plan(context)
+        kwargs: dict[str, object] = dict(self._implicit)
+        for name, python_name, convert in self._fields:
+            if name in value:
+                item = value[name]
+                kwargs[python_name] = (
+                    item if convert is None else convert(item, context, (*path, name))
+                )
+        return cls(**kwargs)
+
+
+def convert_inputs_fast(schema: strawberry.Schema) -> None:
+    """Gives every input type of `schema` without a `Maybe` field or a `from_input` of
+    its own the planned conversion (once per type, whichever schema comes first)."""
+    for concrete in list(schema.schema_converter.type_map.values()):
+        definition = concrete.definition
+        if not isinstance(definition, StrawberryObjectDefinition) or not definition.is_input:
+            continue
+        if definition.from_input is not None or definition.is_graphql_generic:
+            continue
+        if any(isinstance(field.type, StrawberryMaybe) for field in definition.fields):
+            continue
+        definition.from_input = _InputBuilder(definition)
+
+
 OVERRIDES: Mapping[type, frozenset[str]] = {
     # aipasta.edge.answer_cache.CachingGraphQL, aipasta.edge.graphql_view.GatewayGraphQL
     GraphQL: frozenset(
@@ -195,7 +351,11 @@ USES: Mapping[type, frozenset[str]] = {
         {"fragment_definitions", "hooks", "middleware_manager", "operation", "schema"}
     ),
     StrawberryField: frozenset({"default_resolver", "is_basic_field", "python_name"}),
-    StrawberryObjectDefinition: frozenset({"is_graphql_generic", "origin"}),
+    StrawberryObjectDefinition: frozenset(
+        {"is_graphql_generic", "origin", "from_input", "fields", "is_input"}
+    ),
+    InputContext: frozenset({"convert", "config", "scalar_registry"}),
+    strawberry.Schema: frozenset({"schema_converter"}),
     SSETransport: frozenset({"protocol", "encode_next", "encode_complete"}),
     BaseGraphQLTransportWSHandler: frozenset(
         {

@@ -5,9 +5,10 @@ fields, resolving the union's type, resolving and serializing each field. For th
 events of `chatStream` and `compareStream` (nearly every event of a stream) that is most
 of the event's cost, yet the answer is fixed by the document: a `__typename` and a few
 plain attributes. `EventExecutor` (the schema's `execution_context_class`) works out,
-once per subscription, which response keys each event type gets; each event whose type
-has such a plan is answered with the same `data` that execution would give (the same keys
-in the same order, the same values), and every other event is executed as before.
+once per subscription document (kept like the query cache), which response keys each
+event type gets; each event whose type has such a plan is answered with the same `data`
+that execution would give (the same keys in the same order, the same values), and every
+other event is executed as before.
 
 A type gets a plan only when nothing in its selection could change the answer: the
 subscription's one root field and everything under it carry no directive; fragments have
@@ -52,6 +53,7 @@ from graphql import (
     type_from_ast,
 )
 
+from schema.query_cache import QUERY_CACHE_SIZE, DocumentCache
 from schema.strawberry_seams import (
     CoreExecutionContext,
     is_default_resolver,
@@ -266,6 +268,9 @@ def _applies(schema: GraphQLSchema, member: GraphQLObjectType, condition: Any) -
     return is_abstract_type(conditional) and schema.is_sub_type(conditional, member)
 
 
+_plans: DocumentCache[tuple[EventPlan | None]] = DocumentCache(QUERY_CACHE_SIZE)
+
+
 class EventExecutor(CoreExecutionContext):
     """Strawberry's graphql-core executor; a subscription's events are answered by their
     plan where it has one."""
@@ -290,7 +295,13 @@ class EventExecutor(CoreExecutionContext):
             return None
         if getattr(self, "hooks", None) is not None:
             return None
-        return event_plan(self.schema, self.operation, self.fragment_definitions)
+        # Once per operation of a cached document, not per subscription: the plan depends
+        # only on the schema and the document.
+        cached = _plans.get(self.operation, self.schema)
+        if cached is None:
+            cached = (event_plan(self.schema, self.operation, self.fragment_definitions),)
+            _plans.put(self.operation, self.schema, cached)
+        return cached[0]
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         planned = self._planned

@@ -101,6 +101,10 @@ class CheckedOptions:
     routing: Routing | None = None
 
 
+# Every option goes into the upstream request under its own name (named once, not per call).
+_OPTION_NAMES = tuple(f.name for f in fields(CheckedOptions))
+
+
 @dataclass(frozen=True)
 class Conversation:
     """A checked conversation, ready to be sent to any model that can read it."""
@@ -137,7 +141,7 @@ class Conversation:
                 field="options.maxTokens",
             )
         _check_supported(options, model)
-        copied = {f.name: getattr(options, f.name) for f in fields(CheckedOptions)}
+        copied = {name: getattr(options, name) for name in _OPTION_NAMES}
         if (
             options.reasoning is not None
             and options.reasoning.effort == "none"
