@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,15 +28,38 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
+        # The last second's local time text: a busy server writes many lines a second.
+        self._second: tuple[int, str] | None = None
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         extra = " ".join(f"{key}={_text(value)}" for key, value in _fields(record).items())
         return f"{line} {extra}" if extra else line
 
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None or self.default_msec_format is None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if self._second is None or self._second[0] != second:
+            self._second = (second, time.strftime(self.default_time_format, self.converter(second)))
+        return self.default_msec_format % (self._second[1], record.msecs)
+
+
+# JSON's spelling of the scalars a log field mostly holds, without a json.dumps call.
+_JSON_CONSTANTS = {None: "null", True: "true", False: "false"}
+
 
 def _text(value: object) -> str:
-    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    if isinstance(value, str):
+        text = value
+    elif value is None or value is True or value is False:
+        return _JSON_CONSTANTS[value]
+    elif type(value) is int:
+        return str(value)
+    elif type(value) is float and math.isfinite(value):
+        return repr(value)
+    else:
+        text = json.dumps(value, default=str)
     return text if text and " " not in text and '"' not in text else json.dumps(text)
 
 

@@ -20,6 +20,14 @@ asked for, so a list that is due is refreshed exactly as without this cache (an
 operation never kept, which may yet be refused unexecuted, does not touch the catalog).
 The edge (rate limits) runs before the view, and the request id header is set as for
 any answer.
+
+A repeat is answered even before Strawberry reads the request (`early_reply`): when the
+request is a plain GET or JSON POST that Strawberry would run as that one operation and
+an answer is kept for it, the answer goes out without Strawberry's request parsing, its
+context or its sign-in lookup (the edge signed in already, for the rate limits). None of
+that changes a kept answer: everyone gets it, a refused credential too (the fields do not
+read the user). Anything else (a miss, a stream, a batch, a body Strawberry would refuse,
+a client already gone) goes the normal way, with what was read of the body replayed.
 """
 
 from __future__ import annotations
@@ -30,18 +38,24 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from graphql import DocumentNode, FieldNode, GraphQLError, OperationType, get_operation_ast
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Message, Receive, Scope
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.parse_content_type import parse_content_type
 from strawberry.types import ExecutionResult
 
+from aipasta.edge.headers import first_headers
+from aipasta.edge.request_ids import REQUEST_ID_HEADER, request_id
 from resolvers.catalog.service import Catalog
-from resolvers.context import Context
+from resolvers.context import Context, Services
 from schema.query_cache import cached_document
-from schema.strawberry_seams import AsyncHTTPRequestAdapter
+from schema.strawberry_seams import AsyncHTTPRequestAdapter, HTTPException
 
 # Root fields whose answer is the same for everyone while the model lists are.
 PUBLIC_ROOT_FIELDS = frozenset({"models", "model", "modelCatalog", "__typename"})
@@ -181,11 +195,80 @@ class AnswerCache:
         return self._replies.pop(sub_response, None)
 
 
+_ID_NAME = REQUEST_ID_HEADER.lower().encode()
+_EARLY_HEADERS = frozenset({b"accept", b"content-type", b"if-none-match"})
+
+
 class CachingGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI view answering public catalog queries from `answers` (set by
     the subclass's constructor)."""
 
     answers: AnswerCache
+
+    async def early_reply(self, scope: Scope, receive: Receive) -> tuple[Response | None, Receive]:
+        """The kept answer for this HTTP request, read as Strawberry would read it, or
+        None; and the `receive` to go on with (what was read of the body first)."""
+        read: list[Message] = []
+        reply = await self._early_reply(scope, receive, read)
+        if reply is not None or not read:
+            return reply, receive
+
+        async def replayed() -> Message:
+            return read.pop(0) if read else await receive()
+
+        return None, replayed
+
+    async def _early_reply(
+        self, scope: Scope, receive: Receive, read: list[Message]
+    ) -> Response | None:
+        services = scope.get("state", {}).get("services")
+        if self.answers.max_bytes <= 0 or not isinstance(services, Services):
+            return None
+        headers = first_headers(scope, _EARLY_HEADERS)
+        if self._get_stream_transport_from_headers({"accept": headers.get(b"accept", "")}):
+            return None  # a stream (GraphQL over SSE, multipart)
+        method = scope["method"]
+        data: Any
+        try:
+            if method == "GET":
+                params = QueryParams(scope["query_string"])
+                if params.get("query") is None:
+                    return None  # GraphiQL's page, or Strawberry's refusal
+                data = self.parse_query_params(params)
+            elif method == "POST":
+                content_type = headers.get(b"content-type", "")
+                if "application/json" not in parse_content_type(content_type)[0]:
+                    return None
+                body = await _read_body(receive, read)
+                if body is None:
+                    return None
+                data = self.parse_json(body)
+            else:
+                return None
+        except HTTPException:
+            return None  # Strawberry refuses it the same way
+        request_data = _request_data(data)
+        if request_data is None:
+            return None
+        document_key = self.answers.document_key(request_data)
+        if document_key is None:
+            return None
+        catalog: Catalog = services.catalog
+        version = catalog.version
+        answer = self.answers.get((version, document_key))
+        if answer is None:
+            return None
+        # As execute_single does for a kept answer: refresh what is due.
+        await catalog.view()
+        if catalog.version != version:
+            answer = self.answers.get((catalog.version, document_key))
+            if answer is None:
+                return None  # the new lists' answer is made the normal way
+        not_modified = method == "GET" and matches(headers.get(b"if-none-match"), answer.etag)
+        response = Reply(answer, not_modified).response()
+        # Where get_context puts it, on the sub-response create_response copies.
+        response.headers.raw.append((_ID_NAME, request_id(scope).encode("latin-1")))
+        return response
 
     async def execute_single(  # noqa: PLR0917 - Strawberry's signature
         self,
@@ -239,3 +322,34 @@ class CachingGraphQL(GraphQL[Context, None]):
         response = reply.response()
         response.headers.raw.extend(sub_response.headers.raw)
         return response
+
+
+async def _read_body(receive: Receive, read: list[Message]) -> bytes | None:
+    """The whole request body (kept in `read` too), or None when the client went away."""
+    while True:
+        message = await receive()
+        read.append(message)
+        if message["type"] != "http.request":
+            return None
+        if not message.get("more_body", False):
+            return b"".join(m.get("body", b"") for m in read)
+
+
+def _request_data(data: object) -> GraphQLRequestData | None:
+    """One operation's request data, when Strawberry would take `data` as that (not a
+    batch, nothing it refuses)."""
+    if not isinstance(data, dict):
+        return None
+    query, variables = data.get("query"), data.get("variables")
+    extensions, name = data.get("extensions"), data.get("operationName")
+    if not isinstance(query, str) or not isinstance(variables, (dict, type(None))):
+        return None
+    if not isinstance(extensions, (dict, type(None))) or not isinstance(name, (str, type(None))):
+        return None
+    return GraphQLRequestData(
+        query=query,
+        variables=variables,
+        operation_name=name,
+        extensions=extensions,
+        protocol="http",
+    )

@@ -10,7 +10,7 @@ was written by the client and could be anything.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -20,17 +20,56 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 UNKNOWN = "unknown"
 
 
+# Distinct peer addresses whose verdict is remembered (TrustedProxies); past that, a new
+# address is judged on each request.
+PEER_ENTRIES = 4096
+
+
+class TrustedProxies:
+    """The trusted proxy networks, and each peer address judged once: a server sees the
+    same few peers (its proxies, or its clients' addresses) request after request, and
+    parsing one costs more than the rest of the check."""
+
+    def __init__(self, networks: Iterable[Network]) -> None:
+        self.networks: Sequence[Network] = tuple(networks)
+        # Peer text -> (the address as client_ip writes it, whether it is a trusted proxy).
+        self._peers: dict[str, tuple[str, bool]] = {}
+
+    def peer(self, scope: Mapping[str, Any]) -> tuple[str, bool]:
+        """The socket peer's address (UNKNOWN without one; as given when it does not
+        parse) and whether it is a trusted proxy."""
+        client = scope.get("client")
+        if not client:
+            return UNKNOWN, False
+        text = str(client[0])
+        known = self._peers.get(text)
+        if known is None:
+            address = parse_address(text)
+            if address is None:
+                known = (text, False)
+            else:
+                known = (str(address), is_trusted(address, self.networks))
+            if len(self._peers) < PEER_ENTRIES:
+                self._peers[text] = known
+        return known
+
+    def client_ip(self, scope: Mapping[str, Any]) -> str:
+        """`client_ip`, with the peer's verdict remembered."""
+        peer, trusted = self.peer(scope)
+        if not trusted:
+            return peer
+        return _forwarded_client(peer, forwarded_for(scope), self.networks)
+
+
 def client_ip(scope: Mapping[str, Any], trusted: Sequence[Network]) -> str:
-    client = scope.get("client")
-    if not client:
-        return UNKNOWN
-    peer = parse_address(str(client[0]))
-    if peer is None:
-        return str(client[0])
-    if not is_trusted(peer, trusted):
-        return str(peer)
+    """The client's address (for a one-off question: TrustedProxies remembers peers)."""
+    return TrustedProxies(trusted).client_ip(scope)
+
+
+def _forwarded_client(peer: str, forwarded: Sequence[str], trusted: Sequence[Network]) -> str:
+    """The client behind the trusted proxy `peer`, from its X-Forwarded-For entries."""
     nearest = peer
-    for entry in reversed(forwarded_for(scope)):
+    for entry in reversed(forwarded):
         address = parse_address(entry)
         if address is None:
             # A trusted proxy appends a real address; garbage came from further left,
@@ -38,8 +77,8 @@ def client_ip(scope: Mapping[str, Any], trusted: Sequence[Network]) -> str:
             break
         if not is_trusted(address, trusted):
             return str(address)
-        nearest = address
-    return str(nearest)
+        nearest = str(address)
+    return nearest
 
 
 def forwarded_for(scope: Mapping[str, Any]) -> list[str]:

@@ -68,11 +68,20 @@ class GatewayGraphQL(ServerSentEvents, CachingGraphQL):
         self.answers = AnswerCache(
             max_bytes=settings.answer_cache_bytes, max_tokens=settings.max_tokens
         )
+        # A kept answer's catalog read waits at most the cold-start wait; the early reply
+        # has no operation timeout around it, so it is only given when that wait is
+        # shorter (else the normal path bounds it).
+        self.reply_early = settings.models_cold_start_wait < settings.operation_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        if self.reply_early:
+            early, receive = await self.early_reply(scope, receive)
+            if early is not None:
+                await early(scope, receive, send)
+                return
         try:
             response = await self.run(Request(scope, receive=receive))
         except HTTPException as exc:

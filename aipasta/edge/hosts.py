@@ -7,7 +7,8 @@ domain. With `AIPASTA_AUTH=off` such a page would otherwise act as the local adm
 
 Starlette's TrustedHostMiddleware decides (its parsing of IPv6 literals and ports and its
 `*.domain` patterns); its plain-text refusal is replaced by the API's JSON error format,
-HTTP 400, also for a websocket handshake.
+HTTP 400, also for a websocket handshake. Its verdict depends on the `Host` header alone,
+so it is asked once per distinct value (up to `HOST_VERDICTS` of them) and remembered.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from aipasta.edge.headers import first_headers
 from aipasta.edge.request_ids import REQUEST_ID_HEADER, request_id
 from aipasta.settings import ANY_HOST
 from schema.errors import error_answer
@@ -29,6 +31,9 @@ log = logging.getLogger("aipasta.edge.middleware")
 
 # Enough of a refused Host header for the operator to recognise it.
 LOGGED_HOST_CHARS = 100
+# Distinct `Host` values whose verdict is remembered; past that, each is asked anew.
+HOST_VERDICTS = 256
+_HOST = (b"host",)
 WS_DENIAL = "websocket.http.response"
 
 
@@ -37,11 +42,27 @@ class HostGuard:
         self.app = app
         self.allowed_hosts = list(allowed_hosts)
         self.allow_any = ANY_HOST in self.allowed_hosts
+        # The first `Host` header's value (None: no such header) -> allowed.
+        self._verdicts: dict[str | None, bool] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.allow_any or scope["type"] not in {"http", "websocket"}:
             await self.app(scope, receive, send)
             return
+        host = first_headers(scope, _HOST).get(b"host")
+        verdict = self._verdicts.get(host)
+        if verdict is None:
+            verdict = await self._decide(scope, receive, send)
+            if len(self._verdicts) < HOST_VERDICTS:
+                self._verdicts[host] = verdict
+            return
+        if verdict:
+            await self.app(scope, receive, send)
+        else:
+            await self._refuse(scope, receive, send)
+
+    async def _decide(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Starlette's verdict, the request passed on or refused by it; whether it passed."""
         accepted = False
 
         async def accept(scope: Scope, receive: Receive, _: Send) -> None:
@@ -56,6 +77,7 @@ class HostGuard:
         await check(scope, receive, discard)
         if not accepted:
             await self._refuse(scope, receive, send)
+        return accepted
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = request_id(scope)

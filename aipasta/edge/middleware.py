@@ -24,6 +24,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -32,7 +33,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aipasta.edge.client_ip import client_ip
+from aipasta.edge.client_ip import TrustedProxies
+from aipasta.edge.headers import first_headers
 from aipasta.edge.hosts import HostGuard
 from aipasta.edge.observe import Observe
 from aipasta.edge.request_ids import REQUEST_ID_HEADER, request_id
@@ -56,8 +58,9 @@ def edge_middleware(settings: Settings) -> list[Middleware]:
     """The app's middleware, outermost first: the Host check (aipasta.edge.hosts) before
     anything; CORS also answers preflights and marks the edge's own 413/429 answers, so
     a browser can read them."""
+    proxies = TrustedProxies(settings.trusted_proxy_networks)
     return [
-        Middleware(Observe, trusted_proxies=settings.trusted_proxy_networks),
+        Middleware(Observe, trusted_proxies=proxies),
         Middleware(HostGuard, allowed_hosts=settings.trusted_hosts),
         Middleware(
             CORSMiddleware,
@@ -66,7 +69,7 @@ def edge_middleware(settings: Settings) -> list[Middleware]:
             allow_headers=CORS_HEADERS,
             expose_headers=CORS_EXPOSED,
         ),
-        Middleware(EdgeGuard, settings=settings),
+        Middleware(EdgeGuard, settings=settings, proxies=proxies),
     ]
 
 
@@ -84,6 +87,7 @@ class EdgeGuard:
         app: ASGIApp,
         settings: Settings,
         *,
+        proxies: TrustedProxies | None = None,
         drain_factor: int = DRAIN_FACTOR,
         drain_seconds: float = DRAIN_SECONDS,
         drain_idle_seconds: float = DRAIN_IDLE_SECONDS,
@@ -93,50 +97,53 @@ class EdgeGuard:
         self.drain_bytes = drain_factor * settings.max_body_bytes
         self.drain_seconds = drain_seconds
         self.drain_idle_seconds = drain_idle_seconds
-        self.trusted_proxies = settings.trusted_proxy_networks
+        self.proxies = proxies or TrustedProxies(settings.trusted_proxy_networks)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != GRAPHQL_PATH or is_graphiql_page(scope):
+        if scope["type"] != "http" or scope["path"] != GRAPHQL_PATH:
+            await self.app(scope, receive, send)
+            return
+        headers = EdgeHeaders.of(scope)
+        if is_graphiql_page(scope, headers.accept or ""):
             await self.app(scope, receive, send)
             return
         services = _services(scope)
-        declared = content_length(scope)
+        declared = _length(headers.content_length)
         if declared is not None and declared > self.max_body_bytes:
             if declared <= self.drain_bytes:
-                await self._drain(scope, receive)
+                await self._drain(headers, receive)
             await self._too_large(send, request_id(scope))
             return
         body = await read_body(receive, self.max_body_bytes)
         if body is None:
-            await self._drain(scope, receive)
+            await self._drain(headers, receive)
             await self._too_large(send, request_id(scope))
             return
-        admission = await self._admit(services, scope)
+        admission = await self._admit(services, scope, headers)
         if not admission.decision.allowed:
             await rate_limited(send, admission.decision, request_id(scope))
             return
         await self.app(scope, replay(body, receive), send)
 
-    async def _admit(self, services: Services, scope: Scope) -> Admission:
+    async def _admit(self, services: Services, scope: Scope, headers: EdgeHeaders) -> Admission:
         """The rate limits around sign-in (resolvers.limits.admission); the `SignIn` is left in
         `scope["state"]` for the GraphQL view."""
 
         async def sign_in() -> SignIn:
-            result = await check_credentials(services, Headers(scope=scope).get("authorization"))
+            result = await check_credentials(services, headers.authorization)
             scope.setdefault("state", {})[STATE_KEY] = result
             return result
 
-        return await admit(
-            services, client_ip=client_ip(scope, self.trusted_proxies), sign_in=sign_in
-        )
+        address = self.proxies.client_ip(scope)
+        return await admit(services, client_ip=address, sign_in=sign_in)
 
-    async def _drain(self, scope: Scope, receive: Receive) -> None:
+    async def _drain(self, headers: EdgeHeaders, receive: Receive) -> None:
         """Read and drop the rest of the body, within the drain bounds, before the 413:
         the HTTP server closes a connection whose request was not read to its end, and
         the client, still sending, would see a reset instead of the answer. A client that
         sent `Expect: 100-continue` sends nothing more; one that pauses for
         `drain_idle_seconds` is answered then."""
-        if Headers(scope=scope).get("expect", "").lower() == "100-continue":
+        if (headers.expect or "").lower() == "100-continue":
             return
         drained = 0
         with contextlib.suppress(TimeoutError):
@@ -166,18 +173,46 @@ def _services(scope: Scope) -> Services:
     return services
 
 
-def is_graphiql_page(scope: Scope) -> bool:
-    """The request Strawberry answers with GraphiQL's HTML (its own test, mirrored)."""
+@dataclass(slots=True)
+class EdgeHeaders:
+    """The request headers the edge reads, from one pass over `scope["headers"]`."""
+
+    content_length: str | None = None
+    authorization: str | None = None
+    accept: str | None = None
+    expect: str | None = None
+
+    @classmethod
+    def of(cls, scope: Scope) -> EdgeHeaders:
+        found = first_headers(scope, _EDGE_HEADERS)
+        return cls(
+            content_length=found.get(b"content-length"),
+            authorization=found.get(b"authorization"),
+            accept=found.get(b"accept"),
+            expect=found.get(b"expect"),
+        )
+
+
+_EDGE_HEADERS = frozenset({b"content-length", b"authorization", b"accept", b"expect"})
+
+
+def is_graphiql_page(scope: Scope, accept: str | None = None) -> bool:
+    """The request Strawberry answers with GraphiQL's HTML (its own test, mirrored);
+    `accept` is the request's `Accept` header when the caller has read it."""
     if scope["method"] != "GET":
         return False
     if "query" in parse_qs(scope.get("query_string", b"").decode("latin-1"), True):
         return False
-    accept = Headers(scope=scope).get("accept", "")
+    if accept is None:
+        accept = Headers(scope=scope).get("accept", "")
     return "text/html" in accept or "*/*" in accept
 
 
 def content_length(scope: Scope) -> int | None:
-    value = Headers(scope=scope).get("content-length")
+    return _length(Headers(scope=scope).get("content-length"))
+
+
+def _length(value: str | None) -> int | None:
     try:
         return int(value) if value is not None else None
     except ValueError:

@@ -8,18 +8,26 @@ so a client cannot plant text in the logs or pose as another request.
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers, MutableHeaders
+from collections.abc import Sequence
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aipasta.edge.client_ip import Network, is_trusted, parse_address
+from aipasta.edge.client_ip import Network, TrustedProxies
+from aipasta.edge.headers import first_headers
 from aipasta.edge.request_ids import REQUEST_ID_HEADER, adopt_request_id, request_id
 from resolvers.context import Services
 
+_ID_NAME = REQUEST_ID_HEADER.lower().encode()
+
 
 class Observe:
-    def __init__(self, app: ASGIApp, trusted_proxies: list[Network]) -> None:
+    def __init__(self, app: ASGIApp, trusted_proxies: TrustedProxies | Sequence[Network]) -> None:
         self.app = app
-        self.trusted = trusted_proxies
+        self.proxies = (
+            trusted_proxies
+            if isinstance(trusted_proxies, TrustedProxies)
+            else TrustedProxies(trusted_proxies)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -28,23 +36,19 @@ class Observe:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self._from_trusted_proxy(scope):
-            adopt_request_id(scope, Headers(scope=scope).get(REQUEST_ID_HEADER))
+        if self.proxies.peer(scope)[1]:
+            adopt_request_id(scope, first_headers(scope, (_ID_NAME,)).get(_ID_NAME))
         made = request_id(scope)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                if REQUEST_ID_HEADER not in headers:
-                    headers[REQUEST_ID_HEADER] = made
+                headers = message.setdefault("headers", [])
+                if not any(name == _ID_NAME for name, _ in headers):
+                    # The message's own list may be shared (a response's raw headers).
+                    message["headers"] = [*headers, (_ID_NAME, made.encode("latin-1"))]
             await send(message)
 
         await self.app(scope, receive, send_with_id)
-
-    def _from_trusted_proxy(self, scope: Scope) -> bool:
-        client = scope.get("client")
-        peer = parse_address(str(client[0])) if client else None
-        return peer is not None and is_trusted(peer, self.trusted)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         services = scope.get("state", {}).get("services")

@@ -11,6 +11,7 @@ from graphql import parse
 from multidict import CIMultiDict
 
 from aipasta.edge.answer_cache import matches, public_operation
+from aipasta.edge.graphql_view import GatewayGraphQL
 from aipasta.edge.request_ids import REQUEST_ID_HEADER
 from tests.signin.conftest import JWT_SECRET, make_jwt
 from tests.support.fake_upstream import FakeUpstream, Reply, fixture_json
@@ -205,3 +206,92 @@ def test_if_none_match_comparison() -> None:
     assert matches("*", '"abc"')
     assert not matches('"abcd"', '"abc"')
     assert not matches(None, '"abc"')
+
+
+# --- the early reply: a kept answer before Strawberry reads the request ----------------
+
+
+async def test_a_kept_answer_goes_out_without_strawberrys_request_handling(
+    start_app: StartApp, catalog_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = await started(start_app)
+    _, headers, kept = await get(app, CATALOG, VARIABLES)
+    contexts = 0
+    get_context = GatewayGraphQL.get_context
+
+    async def counted(self: GatewayGraphQL, request: Any, response: Any) -> Any:
+        nonlocal contexts
+        contexts += 1
+        return await get_context(self, request, response)
+
+    monkeypatch.setattr(GatewayGraphQL, "get_context", counted)
+    app.count_catalog_reads()
+
+    assert (await post(app, CATALOG, VARIABLES))[2] == kept
+    assert (await get(app, CATALOG, VARIABLES))[2] == kept
+    status, again, body = await get(app, CATALOG, VARIABLES, **{"If-None-Match": headers["ETag"]})
+    assert (status, body, again["ETag"]) == (304, b"", headers["ETag"])
+    assert contexts == 0
+    # Each kept answer still asks the catalog, so a list that is due is refreshed.
+    assert app.catalog_reads == 3
+    # Anything else still runs the normal way.
+    assert "errors" not in await app.graphql("{ modelCatalog { cached } }")
+    assert contexts == 1
+
+
+async def test_a_refused_credential_gets_the_kept_answer_everyone_gets(
+    start_app: StartApp, catalog_upstream: FakeUpstream
+) -> None:
+    app = await started(start_app, AIPASTA_AUTH="required", AIPASTA_JWT_SECRET=JWT_SECRET)
+    anonymous = await post(app, CATALOG, VARIABLES)
+    assert anonymous[0] == 200 and "ETag" in anonymous[1]
+    for credential in ("Bearer not-a-key", "Bearer " + make_jwt("alice"), "Basic Zm9vOmJhcg=="):
+        status, headers, body = await post(app, CATALOG, VARIABLES, Authorization=credential)
+        assert (status, body, headers["ETag"]) == (200, anonymous[2], anonymous[1]["ETag"])
+        assert headers["Cache-Control"] == "no-cache"
+        assert headers[REQUEST_ID_HEADER] != anonymous[1][REQUEST_ID_HEADER]
+    # What depends on the user still refuses that credential.
+    sessions = "{ chatSessions(first: 5) { nodes { id } } }"
+    _, _, body = await post(app, sessions, None, Authorization="Bearer not-a-key")
+    assert json.loads(body)["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_a_trusted_proxys_request_id_is_kept_on_a_kept_answer(
+    start_app: StartApp, catalog_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The test server's uvicorn would otherwise rewrite the loopback peer itself.
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "")
+    app = await started(start_app, AIPASTA_TRUSTED_PROXIES="127.0.0.1/32")
+    await post(app, CATALOG, VARIABLES)
+    _, headers, _ = await post(app, CATALOG, VARIABLES, **{REQUEST_ID_HEADER: "edge-42"})
+    assert "ETag" in headers
+    assert headers.getall(REQUEST_ID_HEADER) == ["edge-42"]
+
+
+async def test_a_kept_query_asked_as_a_stream_or_a_batch_is_not_answered_from_the_cache(
+    start_app: StartApp, catalog_upstream: FakeUpstream
+) -> None:
+    app = await started(start_app)
+    _, _, kept = await post(app, CATALOG, VARIABLES)
+    request = {"query": CATALOG, "variables": VARIABLES}
+    async with app.http.post(
+        f"{app.base_url}/graphql", json=request, headers={"Accept": "text/event-stream"}
+    ) as response:
+        assert response.content_type == "text/event-stream"
+        events = await response.text()
+    assert "event: next" in events and "event: complete" in events
+    async with app.http.post(f"{app.base_url}/graphql", json=[request]) as response:
+        assert response.status == 400
+        assert "ETag" not in response.headers
+    # A body in pieces is read whole, as Strawberry reads it.
+    body = json.dumps(request).encode()
+
+    async def pieces() -> Any:
+        for start in range(0, len(body), 7):
+            yield body[start : start + 7]
+
+    async with app.http.post(
+        f"{app.base_url}/graphql", data=pieces(), headers={"Content-Type": "application/json"}
+    ) as response:
+        assert (response.status, await response.read()) == (200, kept)
+        assert "ETag" in response.headers

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -279,3 +280,38 @@ async def test_every_series_the_dashboard_queries_is_served(
     _, text = await metrics_text(app)
     served = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] != "#"}
     assert queried and queried <= served, sorted(queried - served)
+
+
+def test_text_lines_write_each_field_as_json_would_and_the_local_time() -> None:
+    fields: dict[str, Any] = {
+        "none": None,
+        "yes": True,
+        "no": False,
+        "count": 7,
+        "negative": -3,
+        "ms": 12.5,
+        "big": 1e20,
+        "nan": float("nan"),
+        "word": "ok",
+        "spaced": "two words",
+        "quoted": 'say "hi"',
+        "empty": "",
+        "list": [1, "a b"],
+        "decimal": Decimal("0.25"),
+    }
+    record = logging.LogRecord("aipasta.operations", logging.INFO, __file__, 1, "%s", ("x",), None)
+    record.created = 1_700_000_000.25
+    record.msecs = 250.0
+    record.fields = fields
+    formatter = TextFormatter()
+    line = formatter.format(record)
+    expected_time = logging.Formatter().formatTime(record)
+    assert line.startswith(f"{expected_time} INFO aipasta.operations: x ")
+    assert line.split(": x ", 1)[1] == (
+        "none=null yes=true no=false count=7 negative=-3 ms=12.5 big=1e+20 nan=NaN word=ok "
+        'spaced="two words" quoted="say \\"hi\\"" empty="" list="[1, \\"a b\\"]" '
+        'decimal="\\"0.25\\""'
+    )
+    # The next second's line has the next second's time.
+    record.created += 1
+    assert formatter.format(record).startswith(logging.Formatter().formatTime(record))

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from limits.aio.storage import MemoryStorage
 
-from aipasta.edge.client_ip import client_ip
+from aipasta.edge.client_ip import PEER_ENTRIES, TrustedProxies, client_ip
 from documents.database import Database
 from resolvers.errors import RateLimited
 from resolvers.identity.key_store import ApiKeyStore
@@ -152,6 +152,31 @@ def test_client_ip_believes_forwarded_for_only_as_far_as_trusted_proxies(
 ) -> None:
     headers = [] if forwarded_for is None else [(b"x-forwarded-for", forwarded_for.encode())]
     assert client_ip({"client": (peer, 5000), "headers": headers}, PROXIES) == expected
+
+
+def test_a_remembered_peer_is_still_judged_by_each_requests_own_header() -> None:
+    proxies = TrustedProxies(PROXIES)
+    for _ in range(2):  # the second time from what is remembered about each peer
+        for peer, forwarded, expected in [
+            ("127.0.0.1", "203.0.113.1", "203.0.113.1"),
+            ("127.0.0.1", None, "127.0.0.1"),
+            ("127.0.0.1", "198.51.100.7", "198.51.100.7"),
+            ("198.51.100.9", "203.0.113.1", "198.51.100.9"),
+            ("::ffff:198.51.100.9", None, "198.51.100.9"),
+            ("not-an-address", "203.0.113.1", "not-an-address"),
+        ]:
+            headers = [] if forwarded is None else [(b"x-forwarded-for", forwarded.encode())]
+            scope = {"client": (peer, 5000), "headers": headers}
+            assert proxies.client_ip(scope) == expected
+    assert proxies.client_ip({"headers": []}) == "unknown"
+
+
+def test_peers_past_the_remembered_number_are_judged_all_the_same() -> None:
+    proxies = TrustedProxies(PROXIES)
+    for i in range(PEER_ENTRIES + 10):
+        peer = str(ipaddress.ip_address("192.0.2.0") + i)
+        assert proxies.peer({"client": (peer, 1), "headers": []}) == (peer, False)
+    assert proxies.peer({"client": ("10.9.9.9", 1), "headers": []}) == ("10.9.9.9", True)
 
 
 # --- per user -------------------------------------------------------------------------
