@@ -14,8 +14,8 @@ lets it through, `closed` refuses it with `SERVICE_UNAVAILABLE` (HTTP 503).
 from __future__ import annotations
 
 import asyncio
-import itertools
 import importlib.metadata
+import itertools
 import time
 import urllib.parse
 from collections import deque
