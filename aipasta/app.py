@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import logging
 import os
@@ -132,13 +133,32 @@ async def _bootstrap_admin_key(
     )
 
 
+async def freeze_start_objects(catalog: Catalog) -> None:
+    """Once the catalog has its first lists (or its cold-start wait is over), move every
+    object alive into the garbage collector's permanent generation.
+
+    What start-up made (modules, the schema, the catalog: ~130,000 tracked objects) lives
+    as long as the process, yet every full collection walked all of it: under load full
+    collections came about once a second and took 60-100 ms each. Frozen, a full
+    collection walks only what came after; a frozen object still goes the moment its last
+    reference does, only a reference cycle among frozen objects is never collected.
+    """
+    await catalog.view()
+    gc.collect()
+    gc.freeze()
+    log.debug("froze %d start-up objects for the garbage collector", gc.get_freeze_count())
+
+
 def create_app(
     settings: Settings,
     *,
     clock: Clock = utc_now,
     interactive: Callable[[], bool] | None = None,
+    freeze_after_start: bool = False,
 ) -> Starlette:
-    """`interactive` says whether stderr is a terminal (default: ask it at start-up)."""
+    """`interactive` says whether stderr is a terminal (default: ask it at start-up).
+    `freeze_after_start` (for the process that serves, not for an app among many in one
+    process, such as the tests'): see `freeze_start_objects`."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -185,9 +205,14 @@ def create_app(
             settings, database, keys, interactive=interactive or stderr_is_terminal
         )
         catalog.start()
+        freezing = (
+            asyncio.create_task(freeze_start_objects(catalog)) if freeze_after_start else None
+        )
         try:
             yield {"services": services}
         finally:
+            if freezing is not None:
+                freezing.cancel()
             # Order matters: finish cancelled streams' bookkeeping, write the usage buffer,
             # then let go of the connections those two need.
             await usage_backfill.close()

@@ -115,7 +115,7 @@ def _serve(settings: Settings) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, freeze_after_start=True),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.value.lower(),

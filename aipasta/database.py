@@ -16,7 +16,11 @@ log = logging.getLogger("aipasta")
 
 
 def _embedded(settings: Settings) -> EmbeddedMongo:
-    return EmbeddedMongo(settings.data_dir, start_timeout=settings.embedded_start_timeout)
+    return EmbeddedMongo(
+        settings.data_dir,
+        start_timeout=settings.embedded_start_timeout,
+        cache_mb=settings.embedded_cache_mb,
+    )
 
 
 def _using_embedded(embedded: EmbeddedMongo, lease: Lease) -> None:

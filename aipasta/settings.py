@@ -273,6 +273,13 @@ class Settings(BaseSettings):
     embedded_start_timeout: float = Field(
         default=30.0, gt=0, description="Seconds to wait for the embedded database to start."
     )
+    embedded_cache_mb: int = Field(
+        default=32,
+        ge=1,
+        le=1_048_576,
+        description="The embedded database's cache in MiB (most of its memory); set by the "
+        "process that starts it.",
+    )
     embedded_check_seconds: float = Field(
         default=1.0,
         gt=0,

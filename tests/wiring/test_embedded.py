@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
+from aipasta.database import close_database, open_database
 from aipasta.embedded import EmbeddedMongo, Lease
+from tests.conftest import make_settings
 
 
 def _alive(pid: int) -> bool:
@@ -132,3 +134,35 @@ def test_a_crashed_user_does_not_keep_the_server_alive(data_dir: Path) -> None:
     assert not _alive(lease.pid), "a dead user's file kept the server running"
     assert not (data_dir / "embedded.json").exists()
     assert not crashed.exists()
+
+
+def _cache_size_of(pid: int) -> str:
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    return argv[argv.index(b"--cache-size") + 1].decode()
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc to read argv")
+def test_the_server_runs_with_the_cache_size_of_the_process_that_starts_it(
+    data_dir: Path,
+) -> None:
+    first = EmbeddedMongo(data_dir, cache_mb=48).acquire()
+    # A later user with another size shares the running server as it is.
+    second = EmbeddedMongo(data_dir, cache_mb=512).acquire()
+    try:
+        assert first.started and not second.started
+        assert second.pid == first.pid
+        assert _cache_size_of(first.pid) == "48M"
+    finally:
+        EmbeddedMongo(data_dir).release(second)
+        EmbeddedMongo(data_dir).release(first)
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc to read argv")
+async def test_the_embedded_cache_setting_reaches_the_server(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, embedded_cache_mb=40)
+    database, lease = await open_database(settings)
+    try:
+        assert lease is not None and database is not None
+        assert _cache_size_of(lease.pid) == "40M"
+    finally:
+        await close_database(settings, database, lease)
