@@ -27,7 +27,11 @@ The seams:
 - The ASGI view's own methods that aipasta.edge.answer_cache and aipasta.edge.graphql_view
   override: `execute_single` (one operation of a request, with its context),
   `create_response`, and `parse_json`, which wraps what `decode_json` raises in a 400
-  `HTTPException` with the decoder's error as `__cause__`. `AsyncHTTPRequestAdapter` and
+  `HTTPException` with the decoder's error as `__cause__`. The early reply of a kept
+  answer (aipasta.edge.answer_cache) asks the view what Strawberry itself would: whether
+  an `Accept` header chooses a streaming transport (`_get_stream_transport_from_headers`,
+  not public) and what a GET's query parameters say (`parse_query_params`, variables
+  decoded). `AsyncHTTPRequestAdapter` and
   `HTTPException` come from cross_web, Strawberry's HTTP layer (its dependency, not ours).
 - GraphQL over SSE (aipasta.edge.sse): the view's `execute_operation` (one request's
   operation, whose `GraphQLRequestData.protocol` is `SSETransport.protocol` when its
@@ -345,7 +349,17 @@ OVERRIDES: Mapping[type, frozenset[str]] = {
 }
 
 USES: Mapping[type, frozenset[str]] = {
-    GraphQL: frozenset({"run", "process_result", "encode_json"}),
+    GraphQL: frozenset(
+        {
+            "run",
+            "process_result",
+            "encode_json",
+            # aipasta.edge.answer_cache's early reply, to tell what Strawberry would do
+            # with a request before handing it over.
+            "_get_stream_transport_from_headers",
+            "parse_query_params",
+        }
+    ),
     GraphQLRequestData: frozenset({"protocol"}),
     StrawberryGraphQLCoreExecutionContext: frozenset(
         {"fragment_definitions", "hooks", "middleware_manager", "operation", "schema"}

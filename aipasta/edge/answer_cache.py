@@ -226,7 +226,7 @@ class CachingGraphQL(GraphQL[Context, None]):
             return None
         headers = first_headers(scope, _EARLY_HEADERS)
         if self._get_stream_transport_from_headers({"accept": headers.get(b"accept", "")}):
-            return None  # a stream (GraphQL over SSE, multipart)
+            return None  # a stream: GraphQL over SSE
         method = scope["method"]
         data: Any
         try:

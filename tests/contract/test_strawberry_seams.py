@@ -31,9 +31,11 @@ from graphql import (
     specified_rules,
 )
 from packaging.requirements import Requirement
+from starlette.datastructures import QueryParams
 from strawberry.asgi import GraphQL
 from strawberry.extensions import SchemaExtension
 from strawberry.http.websocket_origin import normalize_allowed_origins
+from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from schema.build import build_schema
 from schema.strawberry_seams import (
@@ -354,6 +356,20 @@ def test_parse_json_wraps_what_decode_json_raises_as_the_400s_cause() -> None:
         view.parse_json(b"[[")
     assert refused.value.status_code == 400
     assert isinstance(refused.value.__cause__, TooDeep)
+
+
+def test_the_view_tells_a_streaming_accept_and_parses_get_parameters() -> None:
+    view = GraphQL[None, None](
+        strawberry.Schema(query=_Query),
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
+    )
+    assert view._get_stream_transport_from_headers({"Accept": "text/event-stream"})
+    assert view._get_stream_transport_from_headers({"accept": "application/json"}) is None
+    assert view._get_stream_transport_from_headers({}) is None
+    parsed = view.parse_query_params(
+        QueryParams("query=%7B+a+%7D&variables=%7B%22n%22%3A+1%7D&operationName=A")
+    )
+    assert parsed == {"query": "{ a }", "variables": {"n": 1}, "operationName": "A"}
 
 
 def test_normalize_allowed_origins_accepts_origins_and_refuses_urls() -> None:
