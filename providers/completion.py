@@ -41,23 +41,14 @@ def stream_delta(
 ) -> ChatDelta | None:
     """The delta of one streamed chunk, or None when it carries nothing (a role-only or
     empty delta without usage): such chunks make no events."""
+    content = plain_text(chunk)
+    if content is not None:
+        return text_delta(chunk, content, generation_id)
     if chunk.get("error"):
         raise error_from_payload(provider, chunk)
     message, finish_reason = _first_choice(chunk, "delta", provider)
     if finish_reason == "error":
         raise error_from_payload(provider, chunk)
-    if finish_reason is None and chunk.get("usage") is None and message.keys().isdisjoint(_RICH):
-        # Most chunks carry a piece of text and nothing else: what _delta would make of
-        # them, without the readers of the fields they do not have.
-        content = content_text(message.get("content"))
-        if not content:
-            return None
-        return ChatDelta(
-            content=content,
-            upstream_model=_text(chunk.get("model"), MAX_NAME_CHARS),
-            response_id=_text(chunk.get("id"), MAX_ID_CHARS),
-            generation_id=generation_id,
-        )
     delta = _delta(chunk, message, finish_reason, provider, generation_id)
     if not (
         delta.content
@@ -69,6 +60,46 @@ def stream_delta(
     ):
         return None
     return delta
+
+
+def text_delta(
+    chunk: Mapping[str, Any], content: str, generation_id: str | None
+) -> ChatDelta | None:
+    """`stream_delta` of a chunk whose `plain_text` is `content`."""
+    if not content:
+        return None
+    return ChatDelta(
+        content=content,
+        upstream_model=_text(chunk.get("model"), MAX_NAME_CHARS),
+        response_id=_text(chunk.get("id"), MAX_ID_CHARS),
+        generation_id=generation_id,
+    )
+
+
+def plain_text(chunk: Mapping[str, Any]) -> str | None:
+    """The text of a chunk that carries a piece of text and nothing else (most of a
+    stream: one choice whose delta has string `content` and maybe a role, no finish
+    reason, no usage, no error), possibly empty; None for any other chunk.
+
+    Such a chunk's delta is its text, its model and its id: no number in it is read,
+    so it may come from a decoder that reads integers past 64 bits inexactly."""
+    choices = chunk.get("choices")
+    if type(choices) is not list or not choices:
+        return None
+    first = choices[0]
+    if type(first) is not dict:
+        return None
+    message = first.get("delta")
+    if (
+        type(message) is not dict
+        or first.get("finish_reason") is not None
+        or chunk.get("usage") is not None
+        or chunk.get("error")
+        or not message.keys().isdisjoint(_RICH)
+    ):
+        return None
+    content = message.get("content")
+    return content if type(content) is str else None
 
 
 def whole_answer(
