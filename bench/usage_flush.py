@@ -3,7 +3,11 @@
 Writes `--batches` batches of `--batch` records through the real UsageRecorder to the
 embedded database (in a temporary folder) and prints, per batch, the wall time and the
 CPU time of this process (the loop's own work: building, validating and encoding the
-documents; the server runs in its own process). `--profile` prints the top of a cProfile.
+documents; the server runs in its own process). A second pass runs each flush beside a
+probe task that only yields (`await asyncio.sleep(0)`) and prints the longest stretch the
+flush held the loop in one piece: the loop thread's CPU time between two turns of the
+probe, which is what a request waiting on the loop meanwhile would wait at least.
+`--profile` prints the top of a cProfile.
 
     .venv/bin/python bench/usage_flush.py [--batches 30] [--batch 200] [--profile]
 """
@@ -61,6 +65,25 @@ async def run(database: Database, args: argparse.Namespace) -> tuple[list[float]
     return walls, cpus
 
 
+async def longest_holds(database: Database, args: argparse.Namespace) -> list[float]:
+    """Per flush, the longest stretch (ms of loop-thread CPU) between two turns of a task
+    that does nothing but yield: the flush's longest hold of the loop."""
+    recorder = UsageRecorder(database, batch_size=args.batch, max_buffer=args.batch * 2)
+    holds = []
+    for b in range(args.batches):
+        for i in range(args.batch):
+            recorder.record(entry(b * args.batch + i))
+        longest = 0.0
+        flushing = asyncio.create_task(recorder.flush())
+        while not flushing.done():  # the flush's first stretch included
+            before = time.thread_time()
+            await asyncio.sleep(0)
+            longest = max(longest, time.thread_time() - before)
+        assert flushing.result() == args.batch
+        holds.append(longest * 1000)
+    return holds
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=30)
@@ -81,9 +104,12 @@ async def main() -> None:
             if profiler:
                 profiler.disable()
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+            holds = await longest_holds(database, args)
             print(
                 f"flush of {args.batch} records: loop CPU p50 {statistics.median(cpus):.2f} ms, "
-                f"wall p50 {statistics.median(walls):.2f} ms (max {max(walls):.2f} ms)"
+                f"wall p50 {statistics.median(walls):.2f} ms (max {max(walls):.2f} ms); "
+                f"longest hold of the loop p50 {statistics.median(holds):.2f} ms "
+                f"(max {max(holds):.2f} ms)"
             )
         finally:
             await database.close()

@@ -16,6 +16,13 @@ batch retried after a write whose answer was lost (the connection dropped after 
 server stored it) is not stored twice: the records already there come back as
 duplicate-key errors, and count as written.
 
+A flush shares the event loop: it builds, encodes and sums its batch `SLICE` records at
+a time and lets the requests waiting run between two slices (the whole batch in one go
+held the loop for 1.5 ms, which every request arriving meanwhile waited out). The batch
+is taken from the buffer first, so what is recorded meanwhile waits for the next one,
+in order; a flush that fails or is cancelled before its insert is confirmed puts its
+batch back in front.
+
 Each written batch is then added to the usage totals (documents.usage_totals) that the
 usage report reads: one bulk `$inc` upsert, in the same background flush. A record is
 counted in the totals exactly once:
@@ -37,7 +44,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import bson
 from bson import ObjectId
+from bson.raw_bson import RawBSONDocument
 from pymongo.errors import BulkWriteError
 
 from documents.database import Database
@@ -46,6 +55,7 @@ from documents.money import decimal128
 from documents.usage import UsageRecord, stored_usage
 from providers.chat import TokenUsage
 from resolvers.usage.totals import (
+    SLICE,
     Sums,
     TotalsKey,
     add_live_totals,
@@ -289,36 +299,58 @@ class UsageRecorder:
                 await _wait(self._closing, self._flush_interval)
 
     async def _write(self, database: Database, batch: list[_Buffered]) -> int:
-        documents = self._documents(batch)
+        collection = UsageRecord.get_pymongo_collection()
+        options = collection.codec_options
+        documents: list[dict[str, Any]] = []
+        encoded: list[RawBSONDocument] = []
+        costs: list[Decimal] = []
+        groups: dict[TotalsKey, Sums] = {}
+        for start in range(0, len(batch), SLICE):
+            built, built_costs = self._documents(batch[start : start + SLICE])
+            group_records(built, built_costs, into=groups)
+            # Encoded here, a slice at a time, as insert_many would encode them all at
+            # once; it sends encoded documents as they are.
+            encoded += [RawBSONDocument(bson.encode(d, codec_options=options)) for d in built]
+            documents += built
+            costs += built_costs
+            # The requests waiting on the loop run between two slices, and before the
+            # insert encodes the batch; the batch is taken already, so what they record
+            # waits for the next one.
+            await asyncio.sleep(0)
         if not documents:
             return 0
         try:
             async with database.guard():
                 # Unordered: one refused record does not stop the rest of the batch.
-                await UsageRecord.get_pymongo_collection().insert_many(documents, ordered=False)
+                await collection.insert_many(encoded, ordered=False)
         except BulkWriteError as exc:
             errors: list[dict[str, Any]] = exc.details.get("writeErrors", [])
             refused = [e for e in errors if e.get("code") != _DUPLICATE_KEY]
             if refused:
                 self._reject(len(refused), refused[0].get("errmsg"))
                 out = {e.get("index") for e in refused}
-                documents = [d for i, d in enumerate(documents) if i not in out]
+                kept = [i for i in range(len(documents)) if i not in out]
+                documents = [documents[i] for i in kept]
+                groups = group_records(documents, [costs[i] for i in kept])
         # Duplicates included: a lost attempt stored them, and no attempt counted them.
-        entries = dict(batch)
-        costs = [stored_cost(entries[d["_id"]].cost) for d in documents]
-        self._totals.append((ObjectId(), group_records(documents, costs)))
+        # No await between the confirmed insert and queueing its totals.
+        self._totals.append((ObjectId(), groups))
         return len(documents)
 
-    def _documents(self, batch: list[_Buffered]) -> list[dict[str, Any]]:
+    def _documents(self, batch: list[_Buffered]) -> tuple[list[dict[str, Any]], list[Decimal]]:
+        """The entries' documents, and their costs as stored."""
         # An invalid entry is a bug in its caller; retrying it would block every
         # record behind it, so it is refused on its own.
         documents = []
+        costs = []
         for id, entry in batch:
             try:
                 documents.append(_document(id, entry))
             except (TypeError, ValueError, ArithmeticError) as exc:
                 self._reject(1, exc)
-        return documents
+            else:
+                costs.append(stored_cost(entry.cost))
+        return documents, costs
 
     def _reject(self, count: int, why: object) -> None:
         self._rejected += count
