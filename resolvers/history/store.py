@@ -210,6 +210,20 @@ class _Walk(Generic[D]):
             upper = lower
             lower = lower - span if lower - self.floor > span else self.floor
 
+    async def read_before(self, position: Position, span: timedelta) -> list[D]:
+        """The newest `want` documents just before `position`: first those at its very
+        time with an older id (equality on the indexed fields, a range on `_id`), then
+        windows below that time."""
+        at = position.at
+        ties = self.query | equal(**{self.field: at}) | {"_id": {"$lt": position.id}}
+        found = await _newest(self.document, ties, self.field, self.want)
+        if len(found) < self.want:
+            rest = _Walk(
+                self.document, self.query, self.field, want=self.want - len(found), floor=self.floor
+            )
+            found += await rest.read(upper=at, first_lower=_minus(at, span), span=span)
+        return found
+
 
 def _next_span(span: timedelta, got: int, need: int) -> timedelta:
     """The span of the next window after one of `span` held `got`, `need` still wanted:
@@ -377,14 +391,7 @@ class HistoryStore:
                 )
                 found = await walk.read(upper=None, first_lower=first, span=span)
             else:
-                # Same time, older id: equality on three indexed fields, range on `_id`.
-                ties = owned | equal(timestamp=before.at) | {"_id": {"$lt": before.id}}
-                found = await _newest(ChatMessage, ties, "timestamp", want)
-                if len(found) < want:
-                    walk.want = want - len(found)
-                    found += await walk.read(
-                        upper=before.at, first_lower=_minus(before.at, span), span=span
-                    )
+                found = await walk.read_before(before, span)
         learned = _page_span([m.timestamp for m in found], want) or span
         if before is None and len(found) >= want:
             hints.put(key, _Hint(found[want - 1].timestamp, session.messageCount, learned))
@@ -428,13 +435,7 @@ class HistoryStore:
                     first_lower = _minus(datetime.now(UTC), span)
                 found = await walk.read(upper=None, first_lower=first_lower, span=span)
             else:
-                ties = mine | equal(updatedAt=after.at) | {"_id": {"$lt": after.id}}
-                found = await _newest(ChatSession, ties, "updatedAt", want)
-                if len(found) < want:
-                    walk.want = want - len(found)
-                    found += await walk.read(
-                        upper=after.at, first_lower=_minus(after.at, span), span=span
-                    )
+                found = await walk.read_before(after, span)
         learned = _page_span([s.updatedAt for s in found], want) or span
         # Sessions only move up (a save raises updatedAt) or go: the newest page's
         # oldest time stays a bound below which no newer page lies, until deletes.
