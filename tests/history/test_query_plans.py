@@ -105,6 +105,24 @@ async def docs_read(database: Database, finds: list[dict[str, Any]], *indexes: s
     return total
 
 
+async def older_page_from_the_index(
+    client: HistoryClient, database: Database, commands: CommandLog, newest: dict[str, Any]
+) -> dict[str, Any]:
+    """The page before `newest` (the session's newest page): read from the index in two
+    pages' worth at most, and the right messages."""
+    commands.clear()
+    older: dict[str, Any] = await client.history(
+        "long", last=PAGE, before=newest["pageInfo"]["startCursor"]
+    )
+    read = await docs_read(database, commands.finds("chat_messages"), "user_session_timestamp")
+    assert read <= 2 * (PAGE + 1)
+    expected = [SESSION_MESSAGES - 2 * PAGE + i for i in range(PAGE)]
+    assert [n["timestamp"] for n in older["nodes"]] == [
+        (T0 + timedelta(seconds=s)).isoformat() for s in expected
+    ]
+    return older
+
+
 async def test_a_history_page_reads_about_a_page_from_the_index(
     watched: tuple[Database, CommandLog], history_settings: Settings
 ) -> None:
@@ -119,15 +137,8 @@ async def test_a_history_page_reads_about_a_page_from_the_index(
     # Two pages' worth at most, of a session of 200 in a collection of 430.
     assert read <= 2 * (PAGE + 1)
 
-    commands.clear()
-    older = await client.history("long", last=PAGE, before=newest["pageInfo"]["startCursor"])
+    older = await older_page_from_the_index(client, database, commands, newest)
     assert older["pageInfo"]["hasNextPage"] and older["pageInfo"]["hasPreviousPage"]
-    read = await docs_read(database, commands.finds("chat_messages"), "user_session_timestamp")
-    assert read <= 2 * (PAGE + 1)
-    expected = [SESSION_MESSAGES - 2 * PAGE + i for i in range(PAGE)]
-    assert [n["timestamp"] for n in older["nodes"]] == [
-        (T0 + timedelta(seconds=s)).isoformat() for s in expected
-    ]
 
 
 async def test_a_sessions_page_is_served_by_the_index(
@@ -169,14 +180,7 @@ async def test_a_history_page_reads_about_a_page_even_when_the_summary_ends_late
     read = await docs_read(database, commands.finds("chat_messages"), "user_session_timestamp")
     assert read <= 2 * (PAGE + 1)
 
-    commands.clear()
-    older = await client.history("long", last=PAGE, before=newest["pageInfo"]["startCursor"])
-    read = await docs_read(database, commands.finds("chat_messages"), "user_session_timestamp")
-    assert read <= 2 * (PAGE + 1)
-    expected = [SESSION_MESSAGES - 2 * PAGE + i for i in range(PAGE)]
-    assert [n["timestamp"] for n in older["nodes"]] == [
-        (T0 + timedelta(seconds=s)).isoformat() for s in expected
-    ]
+    await older_page_from_the_index(client, database, commands, newest)
 
 
 async def test_a_sessions_page_reads_about_a_page_of_many_sessions(
