@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,7 @@ from strawberry.http.parse_content_type import parse_content_type
 from strawberry.types import ExecutionResult
 
 from aipasta.edge.headers import first_headers
+from aipasta.edge.middleware import read_body, replay
 from aipasta.edge.request_ids import REQUEST_ID_HEADER, request_id
 from resolvers.catalog.service import Catalog
 from resolvers.context import Context, Services
@@ -208,18 +210,14 @@ class CachingGraphQL(GraphQL[Context, None]):
     async def early_reply(self, scope: Scope, receive: Receive) -> tuple[Response | None, Receive]:
         """The kept answer for this HTTP request, read as Strawberry would read it, or
         None; and the `receive` to go on with (what was read of the body first)."""
-        read: list[Message] = []
+        read: deque[Message] = deque()
         reply = await self._early_reply(scope, receive, read)
         if reply is not None or not read:
             return reply, receive
-
-        async def replayed() -> Message:
-            return read.pop(0) if read else await receive()
-
-        return None, replayed
+        return None, replay(read, receive)
 
     async def _early_reply(
-        self, scope: Scope, receive: Receive, read: list[Message]
+        self, scope: Scope, receive: Receive, read: deque[Message]
     ) -> Response | None:
         services = scope.get("state", {}).get("services")
         if self.answers.max_bytes <= 0 or not isinstance(services, Services):
@@ -239,9 +237,11 @@ class CachingGraphQL(GraphQL[Context, None]):
                 content_type = headers.get(b"content-type", "")
                 if "application/json" not in parse_content_type(content_type)[0]:
                     return None
-                body = await _read_body(receive, read)
-                if body is None:
-                    return None
+                # The edge has capped the body already.
+                read.extend(await read_body(receive, sys.maxsize) or ())
+                if read[-1]["type"] != "http.request":
+                    return None  # the client went away
+                body = b"".join(m.get("body", b"") for m in read)
                 data = self.parse_json(body)
             else:
                 return None
@@ -322,17 +322,6 @@ class CachingGraphQL(GraphQL[Context, None]):
         response = reply.response()
         response.headers.raw.extend(sub_response.headers.raw)
         return response
-
-
-async def _read_body(receive: Receive, read: list[Message]) -> bytes | None:
-    """The whole request body (kept in `read` too), or None when the client went away."""
-    while True:
-        message = await receive()
-        read.append(message)
-        if message["type"] != "http.request":
-            return None
-        if not message.get("more_body", False):
-            return b"".join(m.get("body", b"") for m in read)
 
 
 def _request_data(data: object) -> GraphQLRequestData | None:
