@@ -87,7 +87,7 @@ class EdgeGuard:
         app: ASGIApp,
         settings: Settings,
         *,
-        proxies: TrustedProxies | None = None,
+        proxies: TrustedProxies,
         drain_factor: int = DRAIN_FACTOR,
         drain_seconds: float = DRAIN_SECONDS,
         drain_idle_seconds: float = DRAIN_IDLE_SECONDS,
@@ -97,7 +97,7 @@ class EdgeGuard:
         self.drain_bytes = drain_factor * settings.max_body_bytes
         self.drain_seconds = drain_seconds
         self.drain_idle_seconds = drain_idle_seconds
-        self.proxies = proxies or TrustedProxies(settings.trusted_proxy_networks)
+        self.proxies = proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != GRAPHQL_PATH:
@@ -196,15 +196,13 @@ class EdgeHeaders:
 _EDGE_HEADERS = frozenset({b"content-length", b"authorization", b"accept", b"expect"})
 
 
-def is_graphiql_page(scope: Scope, accept: str | None = None) -> bool:
+def is_graphiql_page(scope: Scope, accept: str) -> bool:
     """The request Strawberry answers with GraphiQL's HTML (its own test, mirrored);
-    `accept` is the request's `Accept` header when the caller has read it."""
+    `accept` is the request's `Accept` header ("" without one)."""
     if scope["method"] != "GET":
         return False
     if "query" in parse_qs(scope.get("query_string", b"").decode("latin-1"), True):
         return False
-    if accept is None:
-        accept = Headers(scope=scope).get("accept", "")
     return "text/html" in accept or "*/*" in accept
 
 

@@ -8,11 +8,9 @@ so a client cannot plant text in the logs or pose as another request.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aipasta.edge.client_ip import Network, TrustedProxies
+from aipasta.edge.client_ip import TrustedProxies
 from aipasta.edge.headers import first_headers
 from aipasta.edge.request_ids import REQUEST_ID_HEADER, adopt_request_id, request_id
 from resolvers.context import Services
@@ -21,13 +19,9 @@ _ID_NAME = REQUEST_ID_HEADER.lower().encode()
 
 
 class Observe:
-    def __init__(self, app: ASGIApp, trusted_proxies: TrustedProxies | Sequence[Network]) -> None:
+    def __init__(self, app: ASGIApp, trusted_proxies: TrustedProxies) -> None:
         self.app = app
-        self.proxies = (
-            trusted_proxies
-            if isinstance(trusted_proxies, TrustedProxies)
-            else TrustedProxies(trusted_proxies)
-        )
+        self.proxies = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
